@@ -1,0 +1,46 @@
+package v1alpha1
+
+// Condition types of an McpServer. All have positive polarity: True is good.
+const (
+	// ConditionReady is True when the gateway serves the MCP endpoint at
+	// status.url: its Secret is in place, it is available and, with an
+	// Ingress, the Ingress has an address.
+	ConditionReady = "Ready"
+
+	// ConditionGatewayAvailable mirrors the Available condition of the
+	// gateway Deployment.
+	ConditionGatewayAvailable = "GatewayAvailable"
+
+	// ConditionIngressReady is True when the Ingress has a load balancer
+	// address. It is present only when spec.ingress is set.
+	ConditionIngressReady = "IngressReady"
+)
+
+// Condition reasons of an McpServer.
+const (
+	// ReasonReady: every part is in place (Ready=True).
+	ReasonReady = "Ready"
+	// ReasonInvalidSpec: the spec passed validation but cannot be acted on,
+	// such as a publishable key that does not decode (Ready=False).
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSecretNotFound: the Clerk Secret, or its key, does not exist (Ready=False).
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonUpstreamPortNotFound: the named upstream port cannot be resolved
+	// from the upstream Service (Ready=False).
+	ReasonUpstreamPortNotFound = "UpstreamPortNotFound"
+	// ReasonDeploymentAvailable: the gateway Deployment is Available (GatewayAvailable=True).
+	ReasonDeploymentAvailable = "DeploymentAvailable"
+	// ReasonDeploymentUnavailable: the Deployment is not yet, or no longer, Available.
+	ReasonDeploymentUnavailable = "DeploymentUnavailable"
+	// ReasonScaledToZero: spec.gateway.replicas is 0 (GatewayAvailable=False).
+	ReasonScaledToZero = "ScaledToZero"
+	// ReasonAddressAssigned: the Ingress has a load balancer address (IngressReady=True).
+	ReasonAddressAssigned = "AddressAssigned"
+	// ReasonAddressPending: the ingress controller has not yet given the Ingress an address.
+	ReasonAddressPending = "AddressPending"
+	// ReasonHostPathConflict: another McpServer already serves the same host
+	// and path; this one gets no Ingress until the conflict is resolved.
+	ReasonHostPathConflict = "HostPathConflict"
+	// ReasonProgressing: some part is not ready yet (Ready=False or Unknown).
+	ReasonProgressing = "Progressing"
+)

@@ -1,0 +1,281 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// McpServerSpec declares one MCP server to publish behind an authenticating gateway.
+type McpServerSpec struct {
+	// upstream is the MCP server the gateway forwards authorized traffic to.
+	// +required
+	Upstream Upstream `json:"upstream"`
+
+	// path is the public path of the MCP endpoint on the gateway.
+	// +kubebuilder:default="/mcp"
+	// +optional
+	Path URLPath `json:"path,omitempty"`
+
+	// scopes must all be present in every access token. They are advertised
+	// in the protected resource metadata as scopes_supported.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Scopes []Scope `json:"scopes,omitempty"`
+
+	// toolScopes asks for extra scopes before particular tools may be called
+	// (step-up authorization): a tools/call for one of these tools needs both
+	// spec.scopes and the tool's scopes.
+	// +listType=map
+	// +listMapKey=tool
+	// +kubebuilder:validation:MaxItems=256
+	// +optional
+	ToolScopes []ToolScope `json:"toolScopes,omitempty"`
+
+	// clerk names the Clerk instance that issues the access tokens.
+	// +required
+	Clerk ClerkSpec `json:"clerk"`
+
+	// ingress publishes the gateway through an Ingress. Without it, the gateway
+	// is reachable only through its in-cluster Service.
+	// +optional
+	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// gateway tunes the gateway Deployment.
+	// +kubebuilder:default={}
+	// +optional
+	Gateway GatewaySpec `json:"gateway,omitempty"`
+}
+
+// Upstream is where the gateway sends traffic: a Service in the McpServer's
+// namespace, or an external URL. Exactly one of service and url is set.
+// +kubebuilder:validation:XValidation:rule="has(self.service) != has(self.url)",message="exactly one of upstream.service or upstream.url must be set"
+type Upstream struct {
+	// service is a Service in the McpServer's namespace.
+	// +optional
+	Service *UpstreamService `json:"service,omitempty"`
+
+	// url is the base of an upstream outside the cluster: scheme, host and
+	// optional port, such as https://mcp.example.com. The endpoint path goes
+	// in upstream.path.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an absolute http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || (url(self).getEscapedPath() in ['', '/'] && size(url(self).getQuery()) == 0 && !self.contains('#') && !self.contains('@'))",message="must hold only scheme, host and port (no path, query, fragment or user info); put the endpoint path in upstream.path"
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// path is the upstream's MCP endpoint path.
+	// +kubebuilder:default="/mcp"
+	// +optional
+	Path URLPath `json:"path,omitempty"`
+}
+
+// UpstreamService points at a port of a Service in the McpServer's namespace.
+type UpstreamService struct {
+	// name of the Service.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="must be a Service name: lowercase letters, digits and '-', starting with a letter"
+	// +required
+	Name string `json:"name"`
+
+	// port is the Service port, by number or by name.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : (size(self) <= 15 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",message="must be a port number from 1 to 65535 or a port name"
+	// +required
+	Port intstr.IntOrString `json:"port"`
+}
+
+// URLPath is an absolute URL path such as /mcp.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=256
+// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="must start with '/'"
+// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="must not contain a query or fragment ('?' or '#')"
+// +kubebuilder:validation:XValidation:rule="!self.contains('..')",message="must not contain '..'"
+// +kubebuilder:validation:XValidation:rule="self == '/' || self.matches('^(/[A-Za-z0-9._~!$&()*+,;=:@%-]+)+$')",message="must be '/' or '/'-separated segments of URL path characters, without empty segments or a trailing '/'"
+type URLPath string
+
+// Scope is an OAuth scope token (RFC 6749 section 3.3): printable ASCII
+// without spaces, quotes or backslashes.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=128
+// +kubebuilder:validation:XValidation:rule=`self.matches('^[!#-\\[\\]-~]+$')`,message="must be a non-empty scope without spaces, quotes or backslashes"
+type Scope string
+
+// ToolScope is the set of scopes a tools/call for one tool needs, on top of spec.scopes.
+type ToolScope struct {
+	// tool is the MCP tool name, as in tools/list.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[!-~]+$')",message="must be a tool name without spaces"
+	// +required
+	Tool string `json:"tool"`
+
+	// scopes the tool needs.
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +required
+	Scopes []Scope `json:"scopes"`
+}
+
+// ClerkSpec identifies the Clerk instance that is the authorization server.
+// The token issuer comes from publishableKey or is given as issuer, never both.
+// +kubebuilder:validation:XValidation:rule="has(self.publishableKey) != has(self.issuer)",message="exactly one of clerk.publishableKey or clerk.issuer must be set"
+type ClerkSpec struct {
+	// publishableKey is the instance's publishable key (pk_test_... or
+	// pk_live_...); it encodes the Frontend API host, which is the issuer.
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^pk_(test|live)_[A-Za-z0-9+/_=-]+$')",message="must be a Clerk publishable key: pk_test_... or pk_live_..."
+	// +optional
+	PublishableKey string `json:"publishableKey,omitempty"`
+
+	// issuer is the Frontend API URL, for Clerk proxy and custom-domain setups.
+	// It must equal the iss claim of the instance's tokens. https is required,
+	// except for loopback hosts (localhost, 127.0.0.1, ::1) in local development.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an absolute https URL"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() != 'http' || url(self).getHostname() == 'localhost' || (isIP(url(self).getHostname()) && ip(url(self).getHostname()).isLoopback())",message="must use https; plain http is allowed only for loopback hosts such as localhost and 127.0.0.1"
+	// +kubebuilder:validation:XValidation:rule="!self.endsWith('/') && !self.contains('?') && !self.contains('#')",message="must not end with '/' or hold a query or fragment: it must equal the tokens' iss claim exactly"
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// secretKeyRef selects the key of a Secret, in the McpServer's namespace,
+	// that holds the instance's secret key (sk_...). The gateway reads it from
+	// a mounted file; it never appears in a ConfigMap, an argument or an
+	// environment value.
+	// +required
+	SecretKeyRef SecretKeyReference `json:"secretKeyRef"`
+}
+
+// SecretKeyReference selects one key of a Secret in the same namespace.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a Secret name (a lowercase DNS subdomain)"
+	// +required
+	Name string `json:"name"`
+
+	// key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="must be a Secret key: letters, digits, '-', '_' and '.'"
+	// +required
+	Key string `json:"key"`
+}
+
+// IngressSpec publishes the gateway on a host through an Ingress.
+type IngressSpec struct {
+	// host is the public DNS name clients connect to.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a lowercase DNS name such as tools.example.com"
+	// +required
+	Host string `json:"host"`
+
+	// className is the IngressClass; empty uses the cluster's default class.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClassName *string `json:"className,omitempty"`
+
+	// tls terminates TLS for host with a certificate from a Secret.
+	// +optional
+	TLS *IngressTLS `json:"tls,omitempty"`
+
+	// annotations are copied onto the Ingress (for the ingress controller,
+	// cert-manager and the like).
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// IngressTLS names the Secret holding the certificate for the Ingress host.
+type IngressTLS struct {
+	// secretName of a kubernetes.io/tls Secret in the McpServer's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
+}
+
+// GatewaySpec tunes the gateway Deployment.
+type GatewaySpec struct {
+	// replicas of the gateway. With more than one, a PodDisruptionBudget keeps
+	// one available during voluntary disruptions.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of the gateway container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// McpServerStatus is what the controller observed and built.
+type McpServerStatus struct {
+	// observedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// url is the MCP endpoint clients connect to: https://host/path behind an
+	// Ingress with TLS, http://host/path without TLS, and the in-cluster Service
+	// URL without an Ingress.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// resourceMetadataURL is where the RFC 9728 protected resource metadata is served.
+	// +optional
+	ResourceMetadataURL string `json:"resourceMetadataURL,omitempty"`
+
+	// issuer is the token issuer (the Clerk Frontend API URL) the gateway accepts.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// readyReplicas is the number of gateway pods ready to serve.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// conditions: Ready, GatewayAvailable and, with an Ingress, IngressReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// McpServer publishes an MCP server behind a gateway that requires Clerk-issued
+// OAuth access tokens, as the MCP authorization specification describes.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mcps,categories=mcpgate
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 55 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 55 lowercase letters, digits and '-', starting with a letter: it names the gateway's Service (<name>-gateway)"
+type McpServer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the MCP server to publish.
+	// +required
+	Spec McpServerSpec `json:"spec"`
+
+	// status is what the controller observed.
+	// +optional
+	Status McpServerStatus `json:"status,omitempty"`
+}
+
+// McpServerList is a list of McpServer.
+//
+// +kubebuilder:object:root=true
+type McpServerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []McpServer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&McpServer{}, &McpServerList{})
+}

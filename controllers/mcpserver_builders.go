@@ -1,0 +1,376 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/gateway/config"
+)
+
+// The gateway's fixed layout: ports, mount points and the names the
+// controller gives to what it owns.
+const (
+	trafficPortName = "http"
+	trafficPort     = 8080
+	healthPortName  = "health"
+	healthPort      = 8081
+	servicePort     = 80
+
+	configVolume   = "config"
+	configDir      = "/etc/mcpgate/config"
+	secretVolume   = "clerk-secret"
+	secretDir      = "/etc/mcpgate/clerk"
+	secretFileName = "secret-key"
+	tmpVolume      = "tmp"
+
+	gatewayContainer = "gateway"
+	gatewayUID       = 65532
+
+	// configHashAnnotation on the pod template rolls the gateway when its
+	// configuration changes.
+	configHashAnnotation = "mcpgate.dev/config-hash"
+
+	// wellKnownResourceMetadata is the RFC 9728 well-known path prefix.
+	wellKnownResourceMetadata = "/.well-known/oauth-protected-resource"
+
+	defaultPath = "/mcp"
+)
+
+// Labels on every object the controller owns. managedByValue also filters
+// the controller's cache, so that it holds only its own ConfigMaps,
+// Deployments, Ingresses and PodDisruptionBudgets.
+const (
+	labelName      = "app.kubernetes.io/name"
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	labelComponent = "app.kubernetes.io/component"
+	labelPartOf    = "app.kubernetes.io/part-of"
+	labelServer    = "mcpgate.dev/mcpserver"
+	managedByValue = "mcpgate"
+	gatewayAppName = "mcpgate-gateway"
+)
+
+// gatewayName names every object owned by mcp. The suffix keeps them apart
+// from the upstream's own objects, which often share the McpServer's name.
+func gatewayName(mcp *mcpv1.McpServer) string { return mcp.Name + "-gateway" }
+
+func selectorLabels(mcp *mcpv1.McpServer) map[string]string {
+	return map[string]string{labelName: gatewayAppName, labelServer: mcp.Name}
+}
+
+func objectLabels(mcp *mcpv1.McpServer) map[string]string {
+	l := selectorLabels(mcp)
+	l[labelManagedBy] = managedByValue
+	l[labelComponent] = "gateway"
+	l[labelPartOf] = "mcpgate"
+	return l
+}
+
+func ownerReference(mcp *mcpv1.McpServer) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(mcpv1.GroupVersion.String()).
+		WithKind("McpServer").
+		WithName(mcp.Name).
+		WithUID(mcp.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+// mcpPath is spec.path, defaulted as the API server would.
+func mcpPath(mcp *mcpv1.McpServer) string {
+	if mcp.Spec.Path == "" {
+		return defaultPath
+	}
+	return string(mcp.Spec.Path)
+}
+
+// resourceMetadataPath inserts the RFC 9728 well-known prefix before path,
+// dropping a lone terminating slash as section 3.1 requires.
+func resourceMetadataPath(path string) string {
+	if path == "/" {
+		return wellKnownResourceMetadata
+	}
+	return wellKnownResourceMetadata + path
+}
+
+// endpoints are the URLs at which clients reach an McpServer.
+type endpoints struct {
+	// url is the MCP endpoint.
+	url string
+	// resourceMetadataURL is the RFC 9728 metadata document.
+	resourceMetadataURL string
+	// public is true when url is the Ingress URL clients use, rather than the
+	// in-cluster Service URL.
+	public bool
+}
+
+// endpointsFor derives the public URLs of mcp from its spec alone.
+func endpointsFor(mcp *mcpv1.McpServer) endpoints {
+	path := mcpPath(mcp)
+	var base string
+	public := false
+	if ing := mcp.Spec.Ingress; ing != nil {
+		scheme := "http"
+		if ing.TLS != nil {
+			scheme = "https"
+		}
+		base, public = scheme+"://"+ing.Host, true
+	} else {
+		base = fmt.Sprintf("http://%s.%s.svc", gatewayName(mcp), mcp.Namespace)
+	}
+	return endpoints{url: base + path, resourceMetadataURL: base + resourceMetadataPath(path), public: public}
+}
+
+// upstreamURL is the absolute URL of the upstream MCP endpoint. A named
+// Service port is resolved from upstreamSvc, which may be nil for a numbered
+// port or a url upstream.
+func upstreamURL(mcp *mcpv1.McpServer, upstreamSvc *corev1.Service) (string, error) {
+	up := mcp.Spec.Upstream
+	path := string(up.Path)
+	if path == "" {
+		path = defaultPath
+	}
+	if up.URL != "" {
+		return strings.TrimSuffix(up.URL, "/") + path, nil
+	}
+	if up.Service == nil {
+		return "", fmt.Errorf("upstream has neither service nor url")
+	}
+	port, err := servicePortNumber(up.Service.Port, upstreamSvc)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("http://%s.%s.svc:%d%s", up.Service.Name, mcp.Namespace, port, path), nil
+}
+
+func servicePortNumber(port intstr.IntOrString, svc *corev1.Service) (int32, error) {
+	if port.Type == intstr.Int {
+		return port.IntVal, nil
+	}
+	if svc == nil {
+		return 0, fmt.Errorf("service port %q cannot be resolved: the Service does not exist", port.StrVal)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == port.StrVal {
+			return p.Port, nil
+		}
+	}
+	return 0, fmt.Errorf("service %s has no port named %q", svc.Name, port.StrVal)
+}
+
+// buildGatewayConfig is the configuration the gateway of mcp runs with.
+func buildGatewayConfig(mcp *mcpv1.McpServer, opts Options, issuer, upstream string) config.Config {
+	ep := endpointsFor(mcp)
+	cfg := config.Config{
+		Server:       config.ServerRef{Namespace: mcp.Namespace, Name: mcp.Name},
+		Listen:       config.Listen{Traffic: ":" + strconv.Itoa(trafficPort), Health: ":" + strconv.Itoa(healthPort)},
+		Path:         mcpPath(mcp),
+		ResourceName: mcp.Namespace + "/" + mcp.Name,
+		Upstream:     config.Upstream{URL: upstream},
+		Clerk: config.Clerk{
+			Issuer:        issuer,
+			APIURL:        opts.ClerkAPIURL,
+			SecretKeyFile: secretDir + "/" + secretFileName,
+		},
+	}
+	if ep.public {
+		cfg.PublicURL = ep.url
+	}
+	for _, s := range mcp.Spec.Scopes {
+		cfg.Scopes = append(cfg.Scopes, string(s))
+	}
+	for _, ts := range mcp.Spec.ToolScopes {
+		scopes := make([]string, 0, len(ts.Scopes))
+		for _, s := range ts.Scopes {
+			scopes = append(scopes, string(s))
+		}
+		cfg.ToolScopes = append(cfg.ToolScopes, config.ToolScope{Tool: ts.Tool, Scopes: scopes})
+	}
+	return cfg
+}
+
+// configHash fingerprints the gateway configuration for the pod template.
+func configHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
+}
+
+// buildConfigMap holds the encoded gateway configuration.
+func buildConfigMap(mcp *mcpv1.McpServer, data []byte) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(gatewayName(mcp), mcp.Namespace).
+		WithLabels(objectLabels(mcp)).
+		WithOwnerReferences(ownerReference(mcp)).
+		WithData(map[string]string{config.FileName: string(data)})
+}
+
+// buildDeployment runs the gateway of mcp. The Clerk secret key reaches it
+// only as a file from the Secret volume, which the kubelet refreshes when the
+// Secret is rotated.
+func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string) *appsv1ac.DeploymentApplyConfiguration {
+	replicas := int32(1)
+	if r := mcp.Spec.Gateway.Replicas; r != nil {
+		replicas = *r
+	}
+	ref := mcp.Spec.Clerk.SecretKeyRef
+
+	container := corev1ac.Container().
+		WithName(gatewayContainer).
+		WithImage(opts.GatewayImage).
+		WithCommand("mcpgate").
+		WithArgs("gateway", "--config", configDir+"/"+config.FileName).
+		WithPorts(
+			corev1ac.ContainerPort().WithName(trafficPortName).WithContainerPort(trafficPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(healthPortName).WithContainerPort(healthPort).WithProtocol(corev1.ProtocolTCP),
+		).
+		WithLivenessProbe(httpProbe("/healthz")).
+		WithReadinessProbe(httpProbe("/readyz")).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithAllowPrivilegeEscalation(false).
+			WithReadOnlyRootFilesystem(true).
+			WithRunAsNonRoot(true).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName(configVolume).WithMountPath(configDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName(secretVolume).WithMountPath(secretDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName(tmpVolume).WithMountPath("/tmp"),
+		)
+	if res := buildResources(mcp.Spec.Gateway.Resources); res != nil {
+		container.WithResources(res)
+	}
+
+	pod := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false). // the gateway never calls the Kubernetes API
+		WithEnableServiceLinks(false).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(gatewayUID).
+			WithRunAsGroup(gatewayUID).
+			// The secret file is readable by the gateway's group only.
+			WithFSGroup(gatewayUID).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithContainers(container).
+		WithVolumes(
+			corev1ac.Volume().WithName(configVolume).WithConfigMap(
+				corev1ac.ConfigMapVolumeSource().WithName(gatewayName(mcp)).WithDefaultMode(0o444)),
+			corev1ac.Volume().WithName(secretVolume).WithSecret(
+				corev1ac.SecretVolumeSource().WithSecretName(ref.Name).WithDefaultMode(0o440).
+					WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(secretFileName))),
+			corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+		)
+	return appsv1ac.Deployment(gatewayName(mcp), mcp.Namespace).
+		WithLabels(objectLabels(mcp)).
+		WithOwnerReferences(ownerReference(mcp)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(mcp))).
+			// Surge before removing a pod, so a rollout never drops capacity.
+			WithStrategy(appsv1ac.DeploymentStrategy().
+				WithType("RollingUpdate").
+				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+					WithMaxUnavailable(intstr.FromInt32(0)).
+					WithMaxSurge(intstr.FromInt32(1)))).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(objectLabels(mcp)).
+				WithAnnotations(map[string]string{configHashAnnotation: hash}).
+				WithSpec(pod)))
+}
+
+func httpProbe(path string) *corev1ac.ProbeApplyConfiguration {
+	return corev1ac.Probe().WithHTTPGet(
+		corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(healthPortName)))
+}
+
+func buildResources(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	if len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0 {
+		return nil
+	}
+	ac := corev1ac.ResourceRequirements()
+	if len(r.Limits) > 0 {
+		ac.WithLimits(r.Limits)
+	}
+	if len(r.Requests) > 0 {
+		ac.WithRequests(r.Requests)
+	}
+	for _, c := range r.Claims {
+		claim := corev1ac.ResourceClaim().WithName(c.Name)
+		if c.Request != "" {
+			claim.WithRequest(c.Request)
+		}
+		ac.WithClaims(claim)
+	}
+	return ac
+}
+
+// buildPodDisruptionBudget keeps all but one gateway pod up during voluntary
+// disruptions. It is built only when there is more than one replica.
+func buildPodDisruptionBudget(mcp *mcpv1.McpServer) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(gatewayName(mcp), mcp.Namespace).
+		WithLabels(objectLabels(mcp)).
+		WithOwnerReferences(ownerReference(mcp)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(mcp))))
+}
+
+// buildService exposes the gateway inside the cluster on port 80.
+func buildService(mcp *mcpv1.McpServer) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(gatewayName(mcp), mcp.Namespace).
+		WithLabels(objectLabels(mcp)).
+		WithOwnerReferences(ownerReference(mcp)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(selectorLabels(mcp)).
+			WithPorts(corev1ac.ServicePort().
+				WithName(trafficPortName).
+				WithProtocol(corev1.ProtocolTCP).
+				WithPort(servicePort).
+				WithTargetPort(intstr.FromString(trafficPortName))))
+}
+
+// buildIngress routes the MCP path and its protected resource metadata path
+// on spec.ingress.host to the gateway Service. Exact paths let several
+// McpServers share one host under different paths.
+func buildIngress(mcp *mcpv1.McpServer) *networkingv1ac.IngressApplyConfiguration {
+	spec := mcp.Spec.Ingress
+	path := mcpPath(mcp)
+	backend := networkingv1ac.IngressBackend().WithService(
+		networkingv1ac.IngressServiceBackend().
+			WithName(gatewayName(mcp)).
+			WithPort(networkingv1ac.ServiceBackendPort().WithName(trafficPortName)))
+	httpPath := func(p string) *networkingv1ac.HTTPIngressPathApplyConfiguration {
+		return networkingv1ac.HTTPIngressPath().WithPath(p).WithPathType(networkingv1.PathTypeExact).WithBackend(backend)
+	}
+
+	ingSpec := networkingv1ac.IngressSpec().
+		WithRules(networkingv1ac.IngressRule().
+			WithHost(spec.Host).
+			WithHTTP(networkingv1ac.HTTPIngressRuleValue().
+				WithPaths(httpPath(path), httpPath(resourceMetadataPath(path)))))
+	if spec.ClassName != nil {
+		ingSpec.WithIngressClassName(*spec.ClassName)
+	}
+	if spec.TLS != nil {
+		ingSpec.WithTLS(networkingv1ac.IngressTLS().WithHosts(spec.Host).WithSecretName(spec.TLS.SecretName))
+	}
+
+	ing := networkingv1ac.Ingress(gatewayName(mcp), mcp.Namespace).
+		WithLabels(objectLabels(mcp)).
+		WithOwnerReferences(ownerReference(mcp)).
+		WithSpec(ingSpec)
+	if len(spec.Annotations) > 0 {
+		ing.WithAnnotations(spec.Annotations)
+	}
+	return ing
+}

@@ -1,0 +1,221 @@
+// Package controllers holds the McpServer reconciler, its watches and the pure
+// builders of the objects it owns.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/gateway/config"
+)
+
+// FieldOwner is the server-side apply field manager of everything the controller writes.
+const FieldOwner = "mcpgate"
+
+// Options configure the reconciler.
+type Options struct {
+	// GatewayImage is the image of gateway pods (the operator's own image, so
+	// that control plane and data plane share a version).
+	GatewayImage string
+	// ClerkAPIURL is the Clerk Backend API base URL handed to gateways.
+	ClerkAPIURL string
+	// MaxConcurrentReconciles bounds parallel reconciles; 0 means 1.
+	MaxConcurrentReconciles int
+}
+
+// McpServerReconciler turns each McpServer into a running, reachable gateway.
+type McpServerReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Options  Options
+}
+
+// reconcileState carries what one step learns to the steps after it.
+type reconcileState struct {
+	issuer      string
+	upstreamURL string
+	configHash  string
+	// blocked, when set, is why the McpServer cannot be Ready whatever the
+	// Deployment does: a Ready=False reason and its message.
+	blocked *blocker
+	// stop ends the reconcile after the current step, with the status written.
+	stop bool
+}
+
+type blocker struct{ reason, message string }
+
+// +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// Reconcile brings the gateway of one McpServer in line with its spec, in
+// steps, and writes the status once at the end.
+func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	mcp := &mcpv1.McpServer{}
+	if err := r.Get(ctx, req.NamespacedName, mcp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !mcp.DeletionTimestamp.IsZero() {
+		// Owned objects go with the McpServer through their owner references.
+		return ctrl.Result{}, nil
+	}
+
+	before := mcp.DeepCopy()
+	st := &reconcileState{}
+	defer func() {
+		if retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil)) {
+			mcp.Status.ObservedGeneration = mcp.Generation
+		}
+		r.summarize(mcp, st)
+		r.recordReadyTransition(before, mcp)
+		if err := r.patchStatus(ctx, before, mcp); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+
+	steps := []func(context.Context, *mcpv1.McpServer, *reconcileState) error{
+		r.reconcileSecret,
+		r.reconcileConfig,
+		r.reconcileDeployment,
+		r.reconcileService,
+		r.reconcileIngress,
+	}
+	for _, step := range steps {
+		if err := step(ctx, mcp, st); err != nil {
+			return ctrl.Result{}, err
+		}
+		if st.stop {
+			break
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileSecret checks that the Clerk Secret and its key exist. A missing
+// one blocks Ready (reason SecretNotFound) but not the other steps: the
+// gateway pods wait for the Secret and start as soon as it appears.
+func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
+	ref := mcp.Spec.Clerk.SecretKeyRef
+	// The cache holds Secret keys without their values (see CacheOptions).
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: ref.Name}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		st.blocked = &blocker{mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q not found", ref.Name)}
+	case err != nil:
+		return fmt.Errorf("get secret %s: %w", ref.Name, err)
+	default:
+		if _, ok := secret.Data[ref.Key]; !ok {
+			st.blocked = &blocker{mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}
+		}
+	}
+	return nil
+}
+
+// reconcileConfig resolves the issuer and the upstream URL and applies the
+// gateway's ConfigMap. A spec it cannot act on ends the reconcile with
+// Ready=False: InvalidSpec (terminal) or UpstreamPortNotFound (waits for the
+// upstream Service to change).
+func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
+	issuer, err := resolveIssuer(mcp.Spec.Clerk)
+	if err != nil {
+		st.blocked, st.stop = &blocker{mcpv1.ReasonInvalidSpec, err.Error()}, true
+		return reconcile.TerminalError(err)
+	}
+	st.issuer = issuer
+	mcp.Status.Issuer = issuer
+
+	var upstreamSvc *corev1.Service
+	if svc := mcp.Spec.Upstream.Service; svc != nil && svc.Port.StrVal != "" {
+		upstreamSvc = &corev1.Service{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: svc.Name}, upstreamSvc)
+		if apierrors.IsNotFound(err) {
+			upstreamSvc = nil
+		} else if err != nil {
+			return fmt.Errorf("get upstream service %s: %w", svc.Name, err)
+		}
+	}
+	st.upstreamURL, err = upstreamURL(mcp, upstreamSvc)
+	if err != nil {
+		st.blocked, st.stop = &blocker{mcpv1.ReasonUpstreamPortNotFound, err.Error()}, true
+		return nil
+	}
+
+	data, err := config.Marshal(buildGatewayConfig(mcp, r.Options, st.issuer, st.upstreamURL))
+	if err != nil {
+		st.blocked, st.stop = &blocker{mcpv1.ReasonInvalidSpec, err.Error()}, true
+		return reconcile.TerminalError(err)
+	}
+	st.configHash = configHash(data)
+	if err := r.apply(ctx, buildConfigMap(mcp, data)); err != nil {
+		return fmt.Errorf("apply configmap: %w", err)
+	}
+	return nil
+}
+
+func resolveIssuer(spec mcpv1.ClerkSpec) (string, error) {
+	if spec.Issuer != "" {
+		return spec.Issuer, nil
+	}
+	issuer, err := clerk.IssuerFromPublishableKey(spec.PublishableKey)
+	if err != nil {
+		return "", fmt.Errorf("spec.clerk.publishableKey: %w", err)
+	}
+	return issuer, nil
+}
+
+// apply writes obj with server-side apply, taking ownership of its fields.
+func (r *McpServerReconciler) apply(ctx context.Context, obj runtime.ApplyConfiguration) error {
+	return r.Apply(ctx, obj, client.FieldOwner(FieldOwner), client.ForceOwnership)
+}
+
+// deleteIfOwned removes obj, found through the cache, if mcp controls it.
+// Objects someone else created under the same name are left alone.
+func (r *McpServerReconciler) deleteIfOwned(ctx context.Context, mcp *mcpv1.McpServer, obj client.Object) error {
+	key := types.NamespacedName{Namespace: mcp.Namespace, Name: gatewayName(mcp)}
+	if err := r.Get(ctx, key, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, mcp) {
+		return nil
+	}
+	if err := r.Delete(ctx, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	return nil
+}
+
+// patchStatus writes the status, if it changed, in one merge patch.
+func (r *McpServerReconciler) patchStatus(ctx context.Context, before, mcp *mcpv1.McpServer) error {
+	if equality.Semantic.DeepEqual(before.Status, mcp.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, mcp, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package controllers
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+)
+
+// setCondition sets one condition, stamped with the generation it describes.
+// LastTransitionTime moves only when the status changes.
+func (r *McpServerReconciler) setCondition(mcp *mcpv1.McpServer, typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&mcp.Status.Conditions, metav1.Condition{
+		Type:               typ,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: mcp.Generation,
+		LastTransitionTime: metav1.NewTime(r.Clock.Now()),
+	})
+}
+
+// summarize fills the URLs and the Ready condition from what the steps found.
+func (r *McpServerReconciler) summarize(mcp *mcpv1.McpServer, st *reconcileState) {
+	ep := endpointsFor(mcp)
+	mcp.Status.URL = ep.url
+	mcp.Status.ResourceMetadataURL = ep.resourceMetadataURL
+	status, reason, message := readiness(mcp, st.blocked)
+	r.setCondition(mcp, mcpv1.ConditionReady, status, reason, message)
+}
+
+// readiness is the Ready condition: a blocker first, then each part in the
+// order a request meets them.
+func readiness(mcp *mcpv1.McpServer, blocked *blocker) (metav1.ConditionStatus, string, string) {
+	if blocked != nil {
+		return metav1.ConditionFalse, blocked.reason, blocked.message
+	}
+	parts := []string{mcpv1.ConditionGatewayAvailable}
+	if mcp.Spec.Ingress != nil {
+		parts = append(parts, mcpv1.ConditionIngressReady)
+	}
+	for _, typ := range parts {
+		c := meta.FindStatusCondition(mcp.Status.Conditions, typ)
+		switch {
+		case c == nil || c.ObservedGeneration != mcp.Generation:
+			return metav1.ConditionFalse, mcpv1.ReasonProgressing, "Reconciling " + typ
+		case c.Status != metav1.ConditionTrue:
+			return metav1.ConditionFalse, c.Reason, c.Message
+		}
+	}
+	return metav1.ConditionTrue, mcpv1.ReasonReady, "Serving at " + mcp.Status.URL
+}
+
+// recordReadyTransition emits an Event when Ready changes status or reason:
+// Normal when the McpServer became Ready, Warning with the cause otherwise.
+func (r *McpServerReconciler) recordReadyTransition(before, after *mcpv1.McpServer) {
+	was := meta.FindStatusCondition(before.Status.Conditions, mcpv1.ConditionReady)
+	now := meta.FindStatusCondition(after.Status.Conditions, mcpv1.ConditionReady)
+	if now == nil || (was != nil && was.Status == now.Status && was.Reason == now.Reason) {
+		return
+	}
+	eventType := "Warning"
+	if now.Status == metav1.ConditionTrue {
+		eventType = "Normal"
+	}
+	if now.Reason == mcpv1.ReasonProgressing {
+		return // not news: every new object passes through it
+	}
+	r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s", now.Message)
+}

@@ -1,0 +1,185 @@
+// Package config is the contract between the controller, which writes a
+// gateway's configuration into a ConfigMap, and the gateway, which reads it.
+//
+// The format is versioned: a gateway refuses a configuration whose apiVersion
+// or kind it does not know, and unknown fields, rather than guess at them.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+const (
+	// APIVersion is the version of the format this package reads and writes.
+	APIVersion = "gateway.mcpgate.dev/v1alpha1"
+	// Kind names the document type.
+	Kind = "GatewayConfig"
+	// FileName is the key of the configuration in the gateway's ConfigMap and
+	// the file name it is mounted under.
+	FileName = "config.json"
+)
+
+// Config is the complete configuration of one gateway, the data plane of one McpServer.
+type Config struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+
+	// Server names the McpServer this gateway serves, for logs and metrics.
+	Server ServerRef `json:"server"`
+
+	// Listen holds the addresses the gateway binds.
+	Listen Listen `json:"listen"`
+
+	// Path is the public path of the MCP endpoint, such as /mcp.
+	Path string `json:"path"`
+
+	// PublicURL is the exact URL clients use for the MCP endpoint, when the
+	// controller knows it (an Ingress host). Empty: derive it from requests.
+	PublicURL string `json:"publicURL,omitempty"`
+
+	// ResourceName is a human-readable name for the protected resource metadata.
+	ResourceName string `json:"resourceName"`
+
+	// Upstream is where authorized requests go.
+	Upstream Upstream `json:"upstream"`
+
+	// Scopes must all be present in every access token.
+	Scopes []string `json:"scopes,omitempty"`
+
+	// ToolScopes are the extra scopes that a tools/call for a tool needs.
+	ToolScopes []ToolScope `json:"toolScopes,omitempty"`
+
+	// Clerk is the authorization server.
+	Clerk Clerk `json:"clerk"`
+}
+
+// ServerRef identifies an McpServer.
+type ServerRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Listen holds the gateway's listen addresses.
+type Listen struct {
+	// Traffic serves MCP clients.
+	Traffic string `json:"traffic"`
+	// Health serves probes and metrics.
+	Health string `json:"health"`
+}
+
+// Upstream is the MCP server behind the gateway.
+type Upstream struct {
+	// URL is the absolute URL of the upstream MCP endpoint, path included.
+	URL string `json:"url"`
+}
+
+// ToolScope lists the scopes one tool needs.
+type ToolScope struct {
+	Tool   string   `json:"tool"`
+	Scopes []string `json:"scopes"`
+}
+
+// Clerk describes the Clerk instance that issues access tokens.
+type Clerk struct {
+	// Issuer is the Frontend API URL; tokens' iss must equal it exactly.
+	Issuer string `json:"issuer"`
+	// APIURL is the Backend API base URL, such as https://api.clerk.com/v1.
+	APIURL string `json:"apiURL"`
+	// SecretKeyFile is the path of the mounted file holding the secret key.
+	// The key itself is never part of the configuration.
+	SecretKeyFile string `json:"secretKeyFile"`
+}
+
+// Marshal encodes c as indented JSON, stamping apiVersion and kind. The output
+// is deterministic, so a hash of it changes only when the configuration does.
+func Marshal(c Config) ([]byte, error) {
+	c.APIVersion, c.Kind = APIVersion, Kind
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode gateway config: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Parse decodes and validates a configuration. It refuses other versions and
+// unknown fields, so that a gateway never runs on a configuration it only
+// partly understands.
+func Parse(data []byte) (Config, error) {
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return Config{}, fmt.Errorf("decode gateway config: %w", err)
+	}
+	if head.APIVersion != APIVersion || head.Kind != Kind {
+		return Config{}, fmt.Errorf("unsupported gateway config %q, kind %q: this gateway reads apiVersion %q, kind %q",
+			head.APIVersion, head.Kind, APIVersion, Kind)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("decode gateway config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Listen.Traffic == "" || c.Listen.Health == "" {
+		errs = append(errs, errors.New("listen.traffic and listen.health are required"))
+	}
+	if !strings.HasPrefix(c.Path, "/") {
+		errs = append(errs, fmt.Errorf("path %q must start with '/'", c.Path))
+	}
+	if c.PublicURL != "" {
+		if err := absoluteHTTPURL(c.PublicURL); err != nil {
+			errs = append(errs, fmt.Errorf("publicURL: %w", err))
+		}
+	}
+	if err := absoluteHTTPURL(c.Upstream.URL); err != nil {
+		errs = append(errs, fmt.Errorf("upstream.url: %w", err))
+	}
+	if err := absoluteHTTPURL(c.Clerk.Issuer); err != nil {
+		errs = append(errs, fmt.Errorf("clerk.issuer: %w", err))
+	}
+	if err := absoluteHTTPURL(c.Clerk.APIURL); err != nil {
+		errs = append(errs, fmt.Errorf("clerk.apiURL: %w", err))
+	}
+	if c.Clerk.SecretKeyFile == "" {
+		errs = append(errs, errors.New("clerk.secretKeyFile is required"))
+	}
+	for i, ts := range c.ToolScopes {
+		if ts.Tool == "" || len(ts.Scopes) == 0 {
+			errs = append(errs, fmt.Errorf("toolScopes[%d]: tool and scopes are required", i))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid gateway config: %w", err)
+	}
+	return nil
+}
+
+func absoluteHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("parse %q: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	return nil
+}
