@@ -62,7 +62,7 @@ type reconcileState struct {
 type blocker struct{ reason, message string }
 
 // +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers,verbs=get;list;watch
-// +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch

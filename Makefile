@@ -1,0 +1,88 @@
+# mcpgate Makefile. `make help` lists the targets.
+
+# Version stamped into the binary and used as the default image tag.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+IMG     ?= ghcr.io/mcpgate/mcpgate:$(VERSION)
+
+# Kubernetes version of the local control plane used by the tests.
+ENVTEST_K8S_VERSION ?= 1.36.3
+
+GO              ?= go
+CONTROLLER_GEN  ?= $(GO) tool -modfile=hack/tools/go.mod controller-gen
+LDFLAGS         := -s -w \
+	-X github.com/mcpgate/mcpgate/internal/version.Version=$(VERSION) \
+	-X github.com/mcpgate/mcpgate/internal/version.Commit=$(COMMIT) \
+	-X github.com/mcpgate/mcpgate/internal/version.Date=$(DATE)
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Generate the CRD and RBAC manifests from the API and controller markers.
+	$(CONTROLLER_GEN) rbac:roleName=mcpgate-manager crd paths="./api/..." paths="./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: ## Generate the DeepCopy methods of the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: verify
+verify: ## Fail when gofmt would change a file or the generated files are stale.
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	hack/verify-generated.sh
+
+.PHONY: envtest
+envtest: ## Build or fetch etcd, kube-apiserver and kubectl for the tests (cached outside the repo).
+	@hack/setup-envtest.sh >/dev/null
+
+.PHONY: test
+test: vet verify envtest ## Run every check and test: vet, generated files, unit and envtest integration tests.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test ./... -count=1 -timeout 20m $(TESTFLAGS)
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/mcpgate.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mcpgate ./cmd/mcpgate
+
+.PHONY: run
+run: manifests generate ## Run the manager against the cluster of the current kubeconfig.
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/mcpgate manager $(ARGS)
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRD into the cluster of the current kubeconfig.
+	kubectl apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Remove the CRD (and with it every McpServer) from the cluster.
+	kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator (image IMG) into the cluster of the current kubeconfig.
+	kubectl kustomize config/default | sed 's|ghcr.io/mcpgate/mcpgate:latest|$(IMG)|g' | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the operator from the cluster.
+	kubectl delete --ignore-not-found -k config/default
