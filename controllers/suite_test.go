@@ -1,0 +1,178 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+)
+
+// testOptions are the reconciler options of the envtest manager.
+var testOptions = Options{GatewayImage: "example.test/mcpgate:test", ClerkAPIURL: "https://api.clerk.test/v1"}
+
+// testCluster is a real kube-apiserver and etcd with the CRDs installed and
+// the reconciler running in a manager. It is started by the first test that
+// needs it, so unit tests of the builders run without one.
+type testCluster struct {
+	env        *envtest.Environment
+	cfg        *rest.Config
+	client     client.Client // uncached: what tests read is what the API server holds
+	mgrClient  client.Client // the manager's cached client, as the reconciler sees it
+	reconciler *McpServerReconciler
+	cancel     context.CancelFunc
+	done       chan error
+}
+
+var (
+	clusterOnce sync.Once
+	cluster     *testCluster
+	clusterErr  error
+	nsCounter   atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	level := zapcore.ErrorLevel // TEST_LOG=1 shows the controller's logs
+	if os.Getenv("TEST_LOG") != "" {
+		level = zapcore.DebugLevel
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
+	code := m.Run()
+	if cluster != nil {
+		cluster.cancel()
+		if err := <-cluster.done; err != nil {
+			fmt.Fprintf(os.Stderr, "manager: %v\n", err)
+		}
+		if err := cluster.env.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// envCluster returns the shared test cluster, starting it on first use.
+func envCluster(t *testing.T) *testCluster {
+	t.Helper()
+	clusterOnce.Do(func() { cluster, clusterErr = startCluster() })
+	if clusterErr != nil {
+		t.Fatalf("start envtest: %v", clusterErr)
+	}
+	return cluster
+}
+
+func startCluster() (*testCluster, error) {
+	assets, err := envtestAssets()
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(mcpv1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  CacheOptions(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &McpServerReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("mcpgate"),
+		Clock:    clock.RealClock{},
+		Options:  testOptions,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		cancel()
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	tc := &testCluster{env: env, cfg: cfg, client: c, mgrClient: mgr.GetClient(), reconciler: r, cancel: cancel, done: make(chan error, 1)}
+	go func() { tc.done <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		cancel()
+		return nil, fmt.Errorf("manager cache did not sync")
+	}
+	return tc, nil
+}
+
+// envtestAssets finds etcd, kube-apiserver and kubectl: KUBEBUILDER_ASSETS when
+// `make test` set it, otherwise hack/setup-envtest.sh (cached after one run),
+// so that a plain `go test ./...` works too.
+func envtestAssets() (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	out, err := exec.Command(filepath.Join("..", "hack", "setup-envtest.sh")).Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/setup-envtest.sh: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// newNamespace creates a namespace of its own for one test.
+func (tc *testCluster) newNamespace(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := tc.client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return name
+}
+
+// eventually retries check until it returns nil or the time is up. Waiting
+// is for the controller to act, never a measure of speed: the limit is generous.
+func eventually(t *testing.T, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within 30s: %v", err)
+}
