@@ -61,6 +61,14 @@ type reconcileState struct {
 
 type blocker struct{ reason, message string }
 
+// block records why the McpServer cannot be Ready. The first cause found is
+// kept: steps run in the order a user should fix things.
+func (st *reconcileState) block(reason, message string) {
+	if st.blocked == nil {
+		st.blocked = &blocker{reason, message}
+	}
+}
+
 // +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/finalizers,verbs=update
@@ -125,12 +133,12 @@ func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.Mc
 	err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: ref.Name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		st.blocked = &blocker{mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q not found", ref.Name)}
+		st.block(mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q not found", ref.Name))
 	case err != nil:
 		return fmt.Errorf("get secret %s: %w", ref.Name, err)
 	default:
 		if _, ok := secret.Data[ref.Key]; !ok {
-			st.blocked = &blocker{mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}
+			st.block(mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key))
 		}
 	}
 	return nil
@@ -143,7 +151,8 @@ func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.Mc
 func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
 	issuer, err := resolveIssuer(mcp.Spec.Clerk)
 	if err != nil {
-		st.blocked, st.stop = &blocker{mcpv1.ReasonInvalidSpec, err.Error()}, true
+		st.block(mcpv1.ReasonInvalidSpec, err.Error())
+		st.stop = true
 		return reconcile.TerminalError(err)
 	}
 	st.issuer = issuer
@@ -161,13 +170,15 @@ func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.Mc
 	}
 	st.upstreamURL, err = upstreamURL(mcp, upstreamSvc)
 	if err != nil {
-		st.blocked, st.stop = &blocker{mcpv1.ReasonUpstreamPortNotFound, err.Error()}, true
+		st.block(mcpv1.ReasonUpstreamPortNotFound, err.Error())
+		st.stop = true
 		return nil
 	}
 
 	data, err := config.Marshal(buildGatewayConfig(mcp, r.Options, st.issuer, st.upstreamURL))
 	if err != nil {
-		st.blocked, st.stop = &blocker{mcpv1.ReasonInvalidSpec, err.Error()}, true
+		st.block(mcpv1.ReasonInvalidSpec, err.Error())
+		st.stop = true
 		return reconcile.TerminalError(err)
 	}
 	st.configHash = configHash(data)

@@ -83,7 +83,7 @@ func (r *McpServerReconciler) reconcileService(ctx context.Context, mcp *mcpv1.M
 // otherwise. It owns the IngressReady condition, present only with an
 // Ingress. When another McpServer already claims the same host and path, this
 // one gets no Ingress and IngressReady=False with reason HostPathConflict.
-func (r *McpServerReconciler) reconcileIngress(ctx context.Context, mcp *mcpv1.McpServer, _ *reconcileState) error {
+func (r *McpServerReconciler) reconcileIngress(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
 	if mcp.Spec.Ingress == nil {
 		meta.RemoveStatusCondition(&mcp.Status.Conditions, mcpv1.ConditionIngressReady)
 		if err := r.deleteIfOwned(ctx, mcp, &networkingv1.Ingress{}); err != nil {
@@ -100,8 +100,9 @@ func (r *McpServerReconciler) reconcileIngress(ctx context.Context, mcp *mcpv1.M
 		if err := r.deleteIfOwned(ctx, mcp, &networkingv1.Ingress{}); err != nil {
 			return fmt.Errorf("delete ingress: %w", err)
 		}
-		r.setCondition(mcp, mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonHostPathConflict,
-			fmt.Sprintf("Host %s path %s is already served by McpServer %s/%s", mcp.Spec.Ingress.Host, mcpPath(mcp), holder.Namespace, holder.Name))
+		msg := fmt.Sprintf("Host %s path %s is already served by McpServer %s/%s", mcp.Spec.Ingress.Host, mcpPath(mcp), holder.Namespace, holder.Name)
+		r.setCondition(mcp, mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonHostPathConflict, msg)
+		st.block(mcpv1.ReasonHostPathConflict, msg)
 		return nil
 	}
 

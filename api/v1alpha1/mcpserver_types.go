@@ -29,7 +29,7 @@ type McpServerSpec struct {
 	// spec.scopes and the tool's scopes.
 	// +listType=map
 	// +listMapKey=tool
-	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	ToolScopes []ToolScope `json:"toolScopes,omitempty"`
 
@@ -81,6 +81,7 @@ type UpstreamService struct {
 
 	// port is the Service port, by number or by name.
 	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : (size(self) <= 15 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",message="must be a port number from 1 to 65535 or a port name"
 	// +required
 	Port intstr.IntOrString `json:"port"`
@@ -114,7 +115,7 @@ type ToolScope struct {
 	// scopes the tool needs.
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:MaxItems=16
 	// +required
 	Scopes []Scope `json:"scopes"`
 }
@@ -133,9 +134,9 @@ type ClerkSpec struct {
 	// issuer is the Frontend API URL, for Clerk proxy and custom-domain setups.
 	// It must equal the iss claim of the instance's tokens. https is required,
 	// except for loopback hosts (localhost, 127.0.0.1, ::1) in local development.
-	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an absolute https URL"
-	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() != 'http' || url(self).getHostname() == 'localhost' || (isIP(url(self).getHostname()) && ip(url(self).getHostname()).isLoopback())",message="must use https; plain http is allowed only for loopback hosts such as localhost and 127.0.0.1"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || url(self).getHostname() in ['localhost', '127.0.0.1', '::1']",message="must use https; plain http is allowed only for the loopback hosts localhost, 127.0.0.1 and ::1"
 	// +kubebuilder:validation:XValidation:rule="!self.endsWith('/') && !self.contains('?') && !self.contains('#')",message="must not end with '/' or hold a query or fragment: it must equal the tokens' iss claim exactly"
 	// +optional
 	Issuer string `json:"issuer,omitempty"`
@@ -253,7 +254,7 @@ type McpServerStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 55 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 55 lowercase letters, digits and '-', starting with a letter: it names the gateway's Service (<name>-gateway)"
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 55 && !self.metadata.name.contains('.') && self.metadata.name.charAt(0) >= 'a' && self.metadata.name.charAt(0) <= 'z'",message="metadata.name must be at most 55 characters, start with a letter and contain no '.': it names the gateway's Service (<name>-gateway)"
 type McpServer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
