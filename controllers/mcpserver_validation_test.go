@@ -1,0 +1,260 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+)
+
+// validManifest is a complete, valid McpServer; each case edits a copy.
+const validManifest = `
+apiVersion: mcpgate.dev/v1alpha1
+kind: McpServer
+metadata:
+  name: valid
+spec:
+  upstream:
+    service: {name: upstream, port: 8080}
+  scopes: [profile, email]
+  toolScopes:
+    - {tool: delete_repo, scopes: ["repo:admin"]}
+  clerk:
+    publishableKey: pk_test_aGFwcHktb3R0ZXItMTIuY2xlcmsuYWNjb3VudHMuZGV2JA
+    secretKeyRef: {name: clerk, key: secret-key}
+  ingress:
+    host: tools.example.com
+  gateway:
+    replicas: 2
+`
+
+func manifest(t *testing.T, ns string, edit func(obj map[string]any)) *unstructured.Unstructured {
+	t.Helper()
+	obj := map[string]any{}
+	if err := yaml.Unmarshal([]byte(validManifest), &obj); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(obj)
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(ns)
+	return u
+}
+
+// set writes value at a dotted path of maps, creating maps on the way;
+// a nil value deletes the field.
+func set(path string, value any) func(map[string]any) {
+	return func(obj map[string]any) {
+		keys := strings.Split(path, ".")
+		m := obj
+		for _, k := range keys[:len(keys)-1] {
+			next, ok := m[k].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[k] = next
+			}
+			m = next
+		}
+		if value == nil {
+			delete(m, keys[len(keys)-1])
+			return
+		}
+		m[keys[len(keys)-1]] = value
+	}
+}
+
+func TestMcpServerValidation_refused(t *testing.T) {
+	t.Parallel()
+	tc := envCluster(t)
+	ns := tc.newNamespace(t)
+	tests := map[string]struct {
+		edit      func(map[string]any)
+		wantField string // the field the API server must name
+		wantText  string // part of the message
+	}{
+		"both service and url":    {set("spec.upstream.url", "https://mcp.example.com"), "spec.upstream", "exactly one of upstream.service or upstream.url"},
+		"neither service nor url": {set("spec.upstream.service", nil), "spec.upstream", "exactly one of upstream.service or upstream.url"},
+		"url not http": {func(o map[string]any) {
+			set("spec.upstream.service", nil)(o)
+			set("spec.upstream.url", "ftp://mcp.example.com")(o)
+		}, "spec.upstream.url", "absolute http or https URL"},
+		"url with a path": {func(o map[string]any) {
+			set("spec.upstream.service", nil)(o)
+			set("spec.upstream.url", "https://mcp.example.com/mcp")(o)
+		}, "spec.upstream.url", "put the endpoint path in upstream.path"},
+		"port zero":                 {set("spec.upstream.service.port", 0), "spec.upstream.service.port", "port number from 1 to 65535"},
+		"port too high":             {set("spec.upstream.service.port", 70000), "spec.upstream.service.port", "port number from 1 to 65535"},
+		"port name with spaces":     {set("spec.upstream.service.port", "my port"), "spec.upstream.service.port", "port name"},
+		"service name invalid":      {set("spec.upstream.service.name", "Upstream_1"), "spec.upstream.service.name", "must be a Service name"},
+		"path without slash":        {set("spec.path", "mcp"), "spec.path", "must start with '/'"},
+		"path with dot-dot":         {set("spec.path", "/a/../b"), "spec.path", "must not contain '..'"},
+		"path with a query":         {set("spec.path", "/mcp?x=1"), "spec.path", "query or fragment"},
+		"upstream path trailing /":  {set("spec.upstream.path", "/mcp/"), "spec.upstream.path", "trailing '/'"},
+		"scope with a space":        {set("spec.scopes", []any{"read write"}), "spec.scopes[0]", "without spaces"},
+		"empty scope":               {set("spec.scopes", []any{""}), "spec.scopes[0]", ""},
+		"duplicate scope":           {set("spec.scopes", []any{"email", "email"}), "spec.scopes[1]", "Duplicate value"},
+		"duplicate tool":            {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{"x"}}, map[string]any{"tool": "a", "scopes": []any{"y"}}}), "spec.toolScopes[1]", "Duplicate value"},
+		"tool scope with a space":   {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{"x y"}}}), "spec.toolScopes[0].scopes[0]", "without spaces"},
+		"tool without scopes":       {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{}}}), "spec.toolScopes[0].scopes", ""},
+		"empty tool name":           {set("spec.toolScopes", []any{map[string]any{"tool": "", "scopes": []any{"x"}}}), "spec.toolScopes[0].tool", ""},
+		"key and issuer":            {set("spec.clerk.issuer", "https://clerk.example.com"), "spec.clerk", "exactly one of clerk.publishableKey or clerk.issuer"},
+		"neither key nor issuer":    {set("spec.clerk.publishableKey", nil), "spec.clerk", "exactly one of clerk.publishableKey or clerk.issuer"},
+		"secret key as publishable": {set("spec.clerk.publishableKey", "sk_test_abc"), "spec.clerk.publishableKey", "pk_test_... or pk_live_..."},
+		"http issuer, public host": {func(o map[string]any) {
+			set("spec.clerk.publishableKey", nil)(o)
+			set("spec.clerk.issuer", "http://clerk.example.com")(o)
+		}, "spec.clerk.issuer", "must use https"},
+		"issuer with trailing slash": {func(o map[string]any) {
+			set("spec.clerk.publishableKey", nil)(o)
+			set("spec.clerk.issuer", "https://clerk.example.com/")(o)
+		}, "spec.clerk.issuer", "must not end with '/'"},
+		"issuer not a URL": {func(o map[string]any) {
+			set("spec.clerk.publishableKey", nil)(o)
+			set("spec.clerk.issuer", "clerk.example.com")(o)
+		}, "spec.clerk.issuer", "absolute https URL"},
+		"no secretKeyRef":             {set("spec.clerk.secretKeyRef", nil), "spec.clerk.secretKeyRef", "Required value"},
+		"secretKeyRef without key":    {set("spec.clerk.secretKeyRef.key", nil), "spec.clerk.secretKeyRef.key", "Required value"},
+		"ingress host not DNS":        {set("spec.ingress.host", "Tools_Example.com"), "spec.ingress.host", "lowercase DNS name"},
+		"ingress host with a port":    {set("spec.ingress.host", "tools.example.com:443"), "spec.ingress.host", "lowercase DNS name"},
+		"too many replicas":           {set("spec.gateway.replicas", 101), "spec.gateway.replicas", "less than or equal to 100"},
+		"negative replicas":           {set("spec.gateway.replicas", -1), "spec.gateway.replicas", "greater than or equal to 0"},
+		"name too long for a Service": {set("metadata.name", strings.Repeat("a", 56)), "metadata.name", "at most 55 characters"},
+		"name with a dot":             {set("metadata.name", "tools.v1"), "metadata.name", "contain no '.'"},
+		"name starting with a digit":  {set("metadata.name", "1tools"), "metadata.name", "start with a letter"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.client.Create(context.Background(), manifest(t, ns, tt.edit))
+			if err == nil {
+				t.Fatalf("the API server accepted the object; want it refused naming %s", tt.wantField)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.wantField+":") && !strings.Contains(msg, tt.wantField+" ") {
+				t.Errorf("error does not name %s: %s", tt.wantField, msg)
+			}
+			if !strings.Contains(msg, tt.wantText) {
+				t.Errorf("error does not say %q: %s", tt.wantText, msg)
+			}
+		})
+	}
+}
+
+func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
+	t.Parallel()
+	tc := envCluster(t)
+	ns := tc.newNamespace(t)
+	tests := map[string]func(map[string]any){
+		"as given": nil,
+		"http issuer on loopback": func(o map[string]any) {
+			set("spec.clerk.publishableKey", nil)(o)
+			set("spec.clerk.issuer", "http://127.0.0.1:4455")(o)
+		},
+		"http issuer, localhost": func(o map[string]any) {
+			set("spec.clerk.publishableKey", nil)(o)
+			set("spec.clerk.issuer", "http://localhost:4455")(o)
+		},
+		"issuer behind a proxy": func(o map[string]any) {
+			set("spec.clerk.publishableKey", nil)(o)
+			set("spec.clerk.issuer", "https://example.com/__clerk")(o)
+		},
+		"named port": set("spec.upstream.service.port", "mcp"),
+		"external url": func(o map[string]any) {
+			set("spec.upstream.service", nil)(o)
+			set("spec.upstream.url", "https://mcp.example.com:8443")(o)
+		},
+		"root path":              set("spec.path", "/"),
+		"no ingress, no gateway": func(o map[string]any) { set("spec.ingress", nil)(o); set("spec.gateway", nil)(o) },
+		"live key":               set("spec.clerk.publishableKey", "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
+	}
+	i := 0
+	for name, edit := range tests {
+		i++
+		objName := "ok" + strings.Repeat("a", i)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			u := manifest(t, ns, edit)
+			u.SetName(objName)
+			if err := tc.client.Create(context.Background(), u); err != nil {
+				t.Fatalf("refused a valid object: %v", err)
+			}
+			got := &mcpv1.McpServer{}
+			if err := tc.client.Get(context.Background(), client.ObjectKeyFromObject(u), got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Spec.Path == "" || got.Spec.Upstream.Path != "/mcp" || got.Spec.Gateway.Replicas == nil {
+				t.Errorf("defaults not applied: path %q, upstream.path %q, replicas %v", got.Spec.Path, got.Spec.Upstream.Path, got.Spec.Gateway.Replicas)
+			}
+			if name == "no ingress, no gateway" && (got.Spec.Path != "/mcp" || *got.Spec.Gateway.Replicas != 1) {
+				t.Errorf("defaults = path %q, replicas %d; want /mcp and 1", got.Spec.Path, *got.Spec.Gateway.Replicas)
+			}
+		})
+	}
+}
+
+// TestKubectl drives the real kubectl against the API server: a refused apply
+// names the field, and `kubectl get mcps` prints the URL and READY columns.
+func TestKubectl(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	kubectl := filepath.Join(f.tc.env.BinaryAssetsDirectory, "kubectl")
+	user, err := f.tc.env.AddUser(envtest.User{Name: "kubectl-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatalf("add user: %v", err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(stdin []byte, args ...string) (string, error) {
+		cmd := exec.Command(kubectl, append([]string{"--kubeconfig", kcPath, "-n", f.ns}, args...)...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	bad, err := yaml.Marshal(manifest(t, f.ns, set("spec.clerk.issuer", "http://clerk.example.com")).Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(bad, "apply", "-f", "-")
+	if err == nil || !strings.Contains(out, "spec.clerk") || !strings.Contains(out, "exactly one of clerk.publishableKey or clerk.issuer") {
+		t.Errorf("kubectl apply of an invalid object: err %v, output:\n%s", err, out)
+	}
+
+	f.createSecret("clerk", map[string]string{"secret-key": "sk_test_x"})
+	good, err := yaml.Marshal(manifest(t, f.ns, set("spec.ingress.host", f.ns+".example.com")).Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(good, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	f.waitMcp("valid", observed)
+	out, err = run(nil, "get", "mcps")
+	if err != nil {
+		t.Fatalf("kubectl get mcps: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME URL READY AGE" {
+		t.Fatalf("kubectl get mcps printed:\n%s", out)
+	}
+	if fields := strings.Fields(lines[1]); fields[0] != "valid" || fields[1] != "http://"+f.ns+".example.com/mcp" || fields[2] != "False" {
+		t.Errorf("kubectl get mcps row = %q", lines[1])
+	}
+}
