@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	tests := map[string]struct {
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		"no command":      {args: nil, wantCode: 2, wantStderr: "Usage:"},
+		"unknown command": {args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
+		"version":         {args: []string{"version"}, wantCode: 0, wantStdout: "mcpgate dev"},
+		"help":            {args: []string{"help"}, wantCode: 0, wantStdout: "manager"},
+		"manager help":    {args: []string{"manager", "-h"}, wantCode: 0, wantStderr: "-gateway-image"},
+		"manager bad url": {args: []string{"manager", "--clerk-api-url", "api.clerk.com"}, wantCode: 2, wantStderr: "not an absolute http(s) URL"},
+		"manager extra":   {args: []string{"manager", "extra"}, wantCode: 2, wantStderr: "unexpected arguments"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tc.args, &stdout, &stderr); code != tc.wantCode {
+				t.Errorf("exit code = %d, want %d (stderr %s)", code, tc.wantCode, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tc.wantStdout) || !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("stdout %q, stderr %q; want %q and %q", stdout.String(), stderr.String(), tc.wantStdout, tc.wantStderr)
+			}
+		})
+	}
+}
+
+func TestParseManagerFlags(t *testing.T) {
+	t.Setenv("MCPGATE_GATEWAY_IMAGE", "registry.example/mcpgate:v1")
+	t.Setenv("MCPGATE_CLERK_API_URL", "")
+	f, err := parseManagerFlags([]string{"--leader-elect", "--metrics-bind-address=0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.gatewayImage != "registry.example/mcpgate:v1" || f.clerkAPIURL != defaultClerkAPIURL || !f.leaderElect || f.metricsAddr != "0" || f.probeAddr != ":8081" {
+		t.Errorf("flags = %+v", f)
+	}
+	f, err = parseManagerFlags([]string{"--gateway-image=other:v2", "--clerk-api-url=http://127.0.0.1:9000/v1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.gatewayImage != "other:v2" || f.clerkAPIURL != "http://127.0.0.1:9000/v1" {
+		t.Errorf("flags do not override the environment: %+v", f)
+	}
+}
