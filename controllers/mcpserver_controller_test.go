@@ -294,6 +294,22 @@ func TestMcpServerReconciler_becomesReady(t *testing.T) {
 		t.Error(err)
 	}
 	f.waitEvent("tools", corev1.EventTypeNormal, mcpv1.ReasonReady)
+
+	// Losing the pods is news.
+	eventually(t, func() error {
+		d := &appsv1.Deployment{}
+		if err := f.get("tools-gateway", d); err != nil {
+			return err
+		}
+		d.Status.ReadyReplicas, d.Status.AvailableReplicas = 0, 0
+		d.Status.Conditions[0].Status, d.Status.Conditions[0].Message = corev1.ConditionFalse, "Deployment does not have minimum availability."
+		return f.tc.client.Status().Update(context.Background(), d)
+	})
+	f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonDeploymentUnavailable))
+	ev := f.waitEvent("tools", corev1.EventTypeWarning, mcpv1.ReasonDeploymentUnavailable)
+	if !strings.Contains(ev.Note, "minimum availability") {
+		t.Errorf("event note = %q, want the Deployment's message", ev.Note)
+	}
 }
 
 func TestMcpServerReconciler_specUpdate(t *testing.T) {
@@ -326,6 +342,10 @@ func TestMcpServerReconciler_specUpdate(t *testing.T) {
 		}
 		return nil
 	})
+	f.waitEvent("tools", corev1.EventTypeNormal, eventReasonConfigChanged)
+	if evs := f.events("tools"); len(evs) != 1 {
+		t.Errorf("events = %+v, want only the rollout (a new object waiting for pods is not news)", evs)
+	}
 	mcp := f.waitMcp("tools", observed)
 	pdb := waitFor(f, "tools-gateway", &policyv1.PodDisruptionBudget{}, nil)
 	if err := hasOwner(pdb, mcp); err != nil {

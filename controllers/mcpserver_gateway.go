@@ -12,6 +12,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,9 +24,17 @@ import (
 // replica, its PodDisruptionBudget. It owns the GatewayAvailable condition
 // and status.readyReplicas, read from the Deployment the API server returns.
 func (r *McpServerReconciler) reconcileDeployment(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
+	previousHash, err := r.deployedConfigHash(ctx, mcp)
+	if err != nil {
+		return err
+	}
 	deploy := buildDeployment(mcp, r.Options, st.configHash)
 	if err := r.apply(ctx, deploy); err != nil {
 		return fmt.Errorf("apply deployment: %w", err)
+	}
+	if previousHash != "" && previousHash != st.configHash {
+		r.Recorder.Eventf(mcp, nil, corev1.EventTypeNormal, eventReasonConfigChanged, "Reconcile",
+			"Rolling out gateway configuration %s (was %s)", st.configHash, previousHash)
 	}
 	if *deploy.Spec.Replicas > 1 {
 		if err := r.apply(ctx, buildPodDisruptionBudget(mcp)); err != nil {
@@ -42,6 +51,20 @@ func (r *McpServerReconciler) reconcileDeployment(ctx context.Context, mcp *mcpv
 	}
 	r.setCondition(mcp, mcpv1.ConditionGatewayAvailable, status, reason, message)
 	return nil
+}
+
+// eventReasonConfigChanged is the reason of the Event for a gateway rollout.
+const eventReasonConfigChanged = "ConfigChanged"
+
+// deployedConfigHash is the configuration hash of the running Deployment,
+// from the cache; "" when there is none yet.
+func (r *McpServerReconciler) deployedConfigHash(ctx context.Context, mcp *mcpv1.McpServer) (string, error) {
+	current := &appsv1.Deployment{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: gatewayName(mcp)}, current)
+	if err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	return current.Spec.Template.Annotations[configHashAnnotation], nil
 }
 
 // gatewayAvailability reads GatewayAvailable off an applied Deployment.

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -51,20 +52,30 @@ func readiness(mcp *mcpv1.McpServer, blocked *blocker) (metav1.ConditionStatus, 
 	return metav1.ConditionTrue, mcpv1.ReasonReady, "Serving at " + mcp.Status.URL
 }
 
-// recordReadyTransition emits an Event when Ready changes status or reason:
-// Normal when the McpServer became Ready, Warning with the cause otherwise.
+// recordReadyTransition emits an Event when Ready changes: Normal when the
+// McpServer became Ready, Warning when it stopped being Ready or is blocked
+// by something a user must fix. A new object waiting for its pods is not
+// news, so it gets no Warning.
 func (r *McpServerReconciler) recordReadyTransition(before, after *mcpv1.McpServer) {
 	was := meta.FindStatusCondition(before.Status.Conditions, mcpv1.ConditionReady)
 	now := meta.FindStatusCondition(after.Status.Conditions, mcpv1.ConditionReady)
 	if now == nil || (was != nil && was.Status == now.Status && was.Reason == now.Reason) {
 		return
 	}
-	eventType := "Warning"
-	if now.Status == metav1.ConditionTrue {
-		eventType = "Normal"
+	switch {
+	case now.Status == metav1.ConditionTrue:
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, now.Reason, "Reconcile", "%s", now.Message)
+	case (was != nil && was.Status == metav1.ConditionTrue) || needsUserAction(now.Reason):
+		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
 	}
-	if now.Reason == mcpv1.ReasonProgressing {
-		return // not news: every new object passes through it
+}
+
+// needsUserAction tells the Ready=False reasons that only a change to the
+// McpServer or the objects it names can clear.
+func needsUserAction(reason string) bool {
+	switch reason {
+	case mcpv1.ReasonSecretNotFound, mcpv1.ReasonUpstreamPortNotFound, mcpv1.ReasonInvalidSpec, mcpv1.ReasonHostPathConflict:
+		return true
 	}
-	r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s", now.Message)
+	return false
 }

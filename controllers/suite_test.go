@@ -94,8 +94,21 @@ func startCluster() (*testCluster, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// A failed start (a CRD the API server refuses, say) can leave etcd
+		// and kube-apiserver running; stop whatever did start.
+		_ = env.Stop()
 		return nil, err
 	}
+	tc, err := startManager(env, cfg)
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// startManager runs the reconciler in a manager against cfg.
+func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(mcpv1.AddToScheme(scheme))

@@ -41,6 +41,6 @@ const (
 	// ReasonHostPathConflict: another McpServer already serves the same host
 	// and path; this one gets no Ingress until the conflict is resolved.
 	ReasonHostPathConflict = "HostPathConflict"
-	// ReasonProgressing: some part is not ready yet (Ready=False or Unknown).
+	// ReasonProgressing: the reconciler has not yet observed every part (Ready=False).
 	ReasonProgressing = "Progressing"
 )

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -69,13 +70,17 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 
 // defaultGatewayImage is the image of this very build, so that gateways run
 // the same version as the operator that deploys them.
+// Development builds, whose version is no released tag, default to :latest.
 func defaultGatewayImage() string {
-	tag := version.Version
-	if tag == "dev" {
-		tag = "latest"
+	tag := "latest"
+	if releaseVersion.MatchString(version.Version) {
+		tag = version.Version
 	}
 	return "ghcr.io/mcpgate/mcpgate:" + tag
 }
+
+// releaseVersion matches the versions of tagged releases, such as v0.3.1.
+var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
 
 func envOr(key, fallback string) string {
 	if v, ok := os.LookupEnv(key); ok && v != "" {

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+)
+
+// TestManagerBinary builds mcpgate, runs `mcpgate manager` against a real API
+// server through a kubeconfig, as a user would, and checks that it reconciles
+// an McpServer with the flags given and shuts down cleanly on SIGTERM.
+func TestManagerBinary(t *testing.T) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		out, err := exec.Command(filepath.Join("..", "..", "hack", "setup-envtest.sh")).Output()
+		if err != nil {
+			t.Fatalf("hack/setup-envtest.sh: %v", err)
+		}
+		assets = strings.TrimSpace(string(out))
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	t.Cleanup(func() { _ = env.Stop() }) // also after a failed start, which can leave processes behind
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+
+	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "mcpgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "manager", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--gateway-image=registry.example/mcpgate:test", "--clerk-api-url=http://127.0.0.1:9/v1")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "kubeconfig"))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = mcpv1.AddToScheme(scheme)
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mcp := &mcpv1.McpServer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tools"},
+		Spec: mcpv1.McpServerSpec{
+			Upstream: mcpv1.Upstream{Service: &mcpv1.UpstreamService{Name: "upstream", Port: intstr.FromInt32(8080)}},
+			Clerk: mcpv1.ClerkSpec{
+				Issuer:       "http://127.0.0.1:4455",
+				SecretKeyRef: mcpv1.SecretKeyReference{Name: "clerk", Key: "secret-key"},
+			},
+		},
+	}
+	if err := c.Create(ctx, mcp); err != nil {
+		t.Fatal(err)
+	}
+
+	deploy := &appsv1.Deployment{}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "tools-gateway"}, deploy)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the manager made no gateway Deployment: %v\nmanager output:\n%s", err, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if img := deploy.Spec.Template.Spec.Containers[0].Image; img != "registry.example/mcpgate:test" {
+		t.Errorf("gateway image = %q, want the --gateway-image flag", img)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "tools-gateway"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cm.Data["config.json"], `"apiURL": "http://127.0.0.1:9/v1"`) {
+		t.Errorf("gateway config does not carry --clerk-api-url:\n%s", cm.Data["config.json"])
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("manager exited with %v after SIGTERM\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("manager did not stop within 30s of SIGTERM\n%s", logs.String())
+	}
+}
