@@ -106,7 +106,8 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(upstreamServiceIndex))).
 		// When a host and path change hands (an McpServer deleted or moved),
 		// the others claiming them must look again.
-		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.hostPathPeers)).
+		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.hostPathPeers),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Options.MaxConcurrentReconciles, 1)}).
 		Complete(r)
 }

@@ -203,30 +203,39 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 	}
 }
 
+// kubectlFunc runs the real kubectl in the test's namespace, with stdin.
+type kubectlFunc func(stdin []byte, args ...string) (string, error)
+
+// kubectl returns a runner of envtest's kubectl, authenticated as a cluster admin.
+func (f *fixture) kubectl() kubectlFunc {
+	f.t.Helper()
+	bin := filepath.Join(f.tc.env.BinaryAssetsDirectory, "kubectl")
+	user, err := f.tc.env.AddUser(envtest.User{Name: "kubectl-" + f.ns, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		f.t.Fatalf("add user: %v", err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	kcPath := filepath.Join(f.t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	return func(stdin []byte, args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"--kubeconfig", kcPath, "-n", f.ns}, args...)...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+}
+
 // TestKubectl drives the real kubectl against the API server: a refused apply
 // names the field, and `kubectl get mcps` prints the URL and READY columns.
 func TestKubectl(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	kubectl := filepath.Join(f.tc.env.BinaryAssetsDirectory, "kubectl")
-	user, err := f.tc.env.AddUser(envtest.User{Name: "kubectl-test", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatalf("add user: %v", err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run := func(stdin []byte, args ...string) (string, error) {
-		cmd := exec.Command(kubectl, append([]string{"--kubeconfig", kcPath, "-n", f.ns}, args...)...)
-		cmd.Stdin = bytes.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	run := f.kubectl()
 
 	bad, err := yaml.Marshal(manifest(t, f.ns, set("spec.clerk.issuer", "http://clerk.example.com")).Object)
 	if err != nil {
@@ -256,5 +265,35 @@ func TestKubectl(t *testing.T) {
 	}
 	if fields := strings.Fields(lines[1]); fields[0] != "valid" || fields[1] != "http://"+f.ns+".example.com/mcp" || fields[2] != "False" {
 		t.Errorf("kubectl get mcps row = %q", lines[1])
+	}
+}
+
+// TestKustomizeInstall applies config/default, the complete install, with the
+// real kubectl, so every object in it is valid for this Kubernetes version,
+// and checks that the sample is a valid McpServer.
+func TestKustomizeInstall(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	run := f.kubectl()
+	rendered, err := run(nil, "kustomize", filepath.Join("..", "config", "default"))
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/default: %v\n%s", err, rendered)
+	}
+	// The CRD is already installed by envtest under another field manager.
+	out, err := run([]byte(rendered), "-n", "mcpgate-system", "apply", "--server-side", "--force-conflicts", "--field-manager=install-test", "-f", "-")
+	if err != nil {
+		t.Fatalf("kubectl apply of config/default: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"namespace/mcpgate-system", "customresourcedefinition.apiextensions.k8s.io/mcpservers.mcpgate.dev",
+		"clusterrole.rbac.authorization.k8s.io/mcpgate-manager", "deployment.apps/mcpgate-manager",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply output lacks %s:\n%s", want, out)
+		}
+	}
+	out, err = run(nil, "apply", "--dry-run=server", "-k", filepath.Join("..", "config", "samples"))
+	if err != nil || !strings.Contains(out, "mcpserver.mcpgate.dev/github-tools created (server dry run)") {
+		t.Errorf("the sample is not a valid McpServer: %v\n%s", err, out)
 	}
 }
