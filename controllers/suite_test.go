@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -140,9 +143,15 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 	}
 	tc := &testCluster{env: env, cfg: cfg, client: c, mgrClient: mgr.GetClient(), reconciler: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { tc.done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		cancel()
-		return nil, fmt.Errorf("manager cache did not sync")
+	// Sync every informer the controller watches before any test runs, so
+	// tests start from a warm cache and a short run does not stop the manager
+	// while its watches are still starting.
+	for _, obj := range []client.Object{&mcpv1.McpServer{}, &corev1.ConfigMap{}, &appsv1.Deployment{}, &corev1.Service{},
+		&networkingv1.Ingress{}, &policyv1.PodDisruptionBudget{}, &corev1.Secret{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			cancel()
+			return nil, fmt.Errorf("sync informer for %T: %w", obj, err)
+		}
 	}
 	return tc, nil
 }
