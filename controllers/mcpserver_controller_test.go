@@ -545,7 +545,7 @@ func TestMcpServerReconciler_steadyState(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.createSecret("clerk", map[string]string{"secret-key": "sk_test_x"})
-	f.create(newMcpServer(f.ns, "tools", withIngress("steady.example.com", "tls"), withReplicas(2)))
+	f.create(newMcpServer(f.ns, "tools", withIngress(f.ns+".example.com", "tls"), withReplicas(2)))
 	waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil)
 	f.setDeploymentAvailable("tools-gateway", 2)
 	f.waitMcp("tools", condition(mcpv1.ConditionGatewayAvailable, metav1.ConditionTrue, mcpv1.ReasonDeploymentAvailable))
