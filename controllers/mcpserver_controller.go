@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -55,7 +56,8 @@ type reconcileState struct {
 	// blocked, when set, is why the McpServer cannot be Ready whatever the
 	// Deployment does: a Ready=False reason and its message.
 	blocked *blocker
-	// stop ends the reconcile after the current step, with the status written.
+	// stop ends the reconcile after the current step, with the status
+	// written, when a later step has nothing to work with.
 	stop bool
 }
 
@@ -114,6 +116,10 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	for _, step := range steps {
 		if err := step(ctx, mcp, st); err != nil {
+			if !errors.Is(err, reconcile.TerminalError(nil)) {
+				// Retried with backoff; until then, Ready says what failed.
+				st.block(mcpv1.ReasonReconcileError, err.Error())
+			}
 			return ctrl.Result{}, err
 		}
 		if st.stop {
@@ -152,14 +158,13 @@ func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.Mc
 	issuer, err := resolveIssuer(mcp.Spec.Clerk)
 	if err != nil {
 		st.block(mcpv1.ReasonInvalidSpec, err.Error())
-		st.stop = true
 		return reconcile.TerminalError(err)
 	}
 	st.issuer = issuer
 	mcp.Status.Issuer = issuer
 
 	var upstreamSvc *corev1.Service
-	if svc := mcp.Spec.Upstream.Service; svc != nil && svc.Port.StrVal != "" {
+	if svc := mcp.Spec.Upstream.Service; svc != nil && svc.Port.Type == intstr.String {
 		upstreamSvc = &corev1.Service{}
 		err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: svc.Name}, upstreamSvc)
 		if apierrors.IsNotFound(err) {
@@ -178,7 +183,6 @@ func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.Mc
 	data, err := config.Marshal(buildGatewayConfig(mcp, r.Options, st.issuer, st.upstreamURL))
 	if err != nil {
 		st.block(mcpv1.ReasonInvalidSpec, err.Error())
-		st.stop = true
 		return reconcile.TerminalError(err)
 	}
 	st.configHash = configHash(data)

@@ -629,3 +629,29 @@ func TestMcpServerReconciler_undecodablePublishableKey(t *testing.T) {
 		t.Errorf("a gateway was deployed for an unusable spec (err %v)", err)
 	}
 }
+
+// TestMcpServerReconciler_foreignObject checks that an object of the same name
+// that another controller owns is neither taken over nor silently ignored.
+func TestMcpServerReconciler_foreignObject(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.createSecret("clerk", map[string]string{"secret-key": "sk_test_x"})
+	f.create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: "tools-gateway",
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "example.com/v1", Kind: "Other", Name: "other", UID: "0b3a7c1e-0000-4000-8000-000000000001", Controller: ptr.To(true),
+		}},
+	}, Data: map[string]string{"mine": "yes"}})
+	f.create(newMcpServer(f.ns, "tools"))
+	mcp := f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonReconcileError))
+	if msg := meta.FindStatusCondition(mcp.Status.Conditions, mcpv1.ConditionReady).Message; !strings.Contains(msg, "apply configmap") {
+		t.Errorf("message does not say what failed: %q", msg)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := f.get("tools-gateway", cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["mine"] != "yes" || cm.Data[config.FileName] != "" || len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].Kind != "Other" {
+		t.Errorf("the foreign ConfigMap was changed: %+v", cm)
+	}
+}

@@ -41,6 +41,9 @@ const (
 	// ReasonHostPathConflict: another McpServer already serves the same host
 	// and path; this one gets no Ingress until the conflict is resolved.
 	ReasonHostPathConflict = "HostPathConflict"
+	// ReasonReconcileError: a step failed, such as an API call; it is retried
+	// with backoff and the message holds the error (Ready=False).
+	ReasonReconcileError = "ReconcileError"
 	// ReasonProgressing: the reconciler has not yet observed every part (Ready=False).
 	ReasonProgressing = "Progressing"
 )
