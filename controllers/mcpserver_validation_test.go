@@ -210,7 +210,9 @@ type kubectlFunc func(stdin []byte, args ...string) (string, error)
 func (f *fixture) kubectl() kubectlFunc {
 	f.t.Helper()
 	bin := filepath.Join(f.tc.env.BinaryAssetsDirectory, "kubectl")
+	f.tc.addUserMu.Lock()
 	user, err := f.tc.env.AddUser(envtest.User{Name: "kubectl-" + f.ns, Groups: []string{"system:masters"}}, nil)
+	f.tc.addUserMu.Unlock()
 	if err != nil {
 		f.t.Fatalf("add user: %v", err)
 	}

@@ -47,6 +47,8 @@ type testCluster struct {
 	reconciler *McpServerReconciler
 	cancel     context.CancelFunc
 	done       chan error
+	// addUserMu serializes envtest's AddUser, which is not safe for concurrent use.
+	addUserMu sync.Mutex
 }
 
 var (
