@@ -57,7 +57,7 @@ envtest: ## Build or fetch etcd, kube-apiserver and kubectl for the tests (cache
 
 .PHONY: test
 test: vet verify envtest ## Run every check and test: vet, generated files, unit and envtest integration tests.
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test ./... -count=1 -timeout 20m $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
 
 ##@ Build
 
