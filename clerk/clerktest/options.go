@@ -1,0 +1,145 @@
+package clerktest
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+const (
+	// DefaultUserID is the ID of the user who signs in unless WithUser says
+	// otherwise. It has the shape of a real Clerk user ID ("user_" and 27
+	// word characters), which the Backend API spec requires of a token's
+	// subject, so responses that carry it still validate against the spec.
+	DefaultUserID = "user_2mcpgateTestUser00000000000"
+	// DefaultUserEmail is the email address of the default user.
+	DefaultUserEmail = "test@example.com"
+	// DefaultAccessTokenTTL is how long access tokens live unless
+	// WithAccessTokenTTL says otherwise. Real Clerk issues them for a day; an
+	// hour keeps expiry reachable in tests that move a clock.
+	DefaultAccessTokenTTL = time.Hour
+)
+
+// User is the person who signs in at the authorization endpoint. The
+// emulator has exactly one, as a test has one browser.
+type User struct {
+	ID    string
+	Email string
+}
+
+// Exchange is one Backend API request and the response the emulator gave,
+// handed to the WithObserver callback (for example to validate both against
+// Clerk's OpenAPI spec). Request's body has already been read; RequestBody
+// holds it, and Request.Body reads it again.
+type Exchange struct {
+	Request      *http.Request
+	RequestBody  []byte
+	Status       int
+	Header       http.Header
+	ResponseBody []byte
+}
+
+// Option configures a Server.
+type Option func(*options)
+
+// options is what the Option functions fill in; NewServer and Start read it once.
+type options struct {
+	settings     OAuthApplicationSettings
+	user         User
+	autoConsent  bool
+	accessTTL    time.Duration
+	now          func() time.Time
+	observer     func(Exchange)
+	customScopes []string
+	logger       *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		settings: OAuthApplicationSettings{
+			DynamicOAuthClientRegistration: true,
+			OAuthJWTAccessTokens:           true,
+		},
+		user:        User{ID: DefaultUserID, Email: DefaultUserEmail},
+		autoConsent: true,
+		accessTTL:   DefaultAccessTokenTTL,
+		now:         time.Now,
+		logger:      slog.New(slog.DiscardHandler),
+	}
+}
+
+// WithJWTAccessTokens sets the initial oauth_jwt_access_tokens setting:
+// true issues JWT access tokens (the default), false opaque "oat_" tokens.
+func WithJWTAccessTokens(on bool) Option {
+	return func(o *options) { o.settings.OAuthJWTAccessTokens = on }
+}
+
+// WithDynamicClientRegistration sets the initial
+// dynamic_oauth_client_registration setting (default true).
+func WithDynamicClientRegistration(on bool) Option {
+	return func(o *options) { o.settings.DynamicOAuthClientRegistration = on }
+}
+
+// WithUser sets the user who signs in. Empty fields keep their defaults.
+func WithUser(u User) Option {
+	return func(o *options) {
+		if u.ID != "" {
+			o.user.ID = u.ID
+		}
+		if u.Email != "" {
+			o.user.Email = u.Email
+		}
+	}
+}
+
+// WithAutoConsent decides what the user does on the consent screen: true
+// (the default) grants at once; false denies, so the authorization endpoint
+// redirects back with error=access_denied.
+func WithAutoConsent(on bool) Option {
+	return func(o *options) { o.autoConsent = on }
+}
+
+// WithAccessTokenTTL sets the lifetime of issued access tokens (default 1h).
+func WithAccessTokenTTL(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.accessTTL = d
+		}
+	}
+}
+
+// WithClock replaces time.Now, so tests can expire codes and tokens without
+// sleeping. The function must be safe for concurrent use.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// WithObserver registers a function called after every Backend API exchange
+// that produced a response (faulted and refused ones included; an Outage
+// produces none). It runs on the request's goroutine before the response is
+// complete, so a client that has read a whole response knows the observer
+// has seen it; it must be safe for concurrent use and quick.
+func WithObserver(fn func(Exchange)) Option {
+	return func(o *options) { o.observer = fn }
+}
+
+// WithScopes adds custom scopes to the instance, as a Clerk Dashboard admin
+// would. Clients may then request them next to the built-in scopes; any other
+// scope is refused with invalid_scope.
+func WithScopes(scopes ...string) Option {
+	return func(o *options) { o.customScopes = append(o.customScopes, scopes...) }
+}
+
+// WithLogger logs one line per request (method, path, status, duration; never
+// a token or secret). By default nothing is logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}

@@ -1,0 +1,110 @@
+// Command clerk-emulator runs the Clerk emulator (package clerk/clerktest)
+// on its own, for the demo and local development:
+//
+//	go run ./hack/clerk-emulator --listen 127.0.0.1:8787
+//
+// It prints one JSON line to stdout with the URLs and keys a gateway or
+// controller needs (frontendAPIURL, backendAPIURL, publishableKey,
+// secretKey, issuer), then serves until SIGINT or SIGTERM and exits 0.
+// Request logs go to stderr and never contain a token or secret.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// endpoints is the one line printed on start.
+type endpoints struct {
+	FrontendAPIURL string `json:"frontendAPIURL"`
+	BackendAPIURL  string `json:"backendAPIURL"`
+	PublishableKey string `json:"publishableKey"`
+	SecretKey      string `json:"secretKey"`
+	Issuer         string `json:"issuer"`
+}
+
+// run starts the emulator and serves until ctx ends; it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("clerk-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address of the Frontend API (the issuer)")
+	backendListen := fs.String("backend-listen", "127.0.0.1:0", "address of the Backend API")
+	jwtTokens := fs.Bool("jwt-access-tokens", true, "issue JWT access tokens (false: opaque oat_ tokens)")
+	dcr := fs.Bool("dynamic-client-registration", true, "allow dynamic client registration (RFC 7591)")
+	userID := fs.String("user-id", clerktest.DefaultUserID, "ID of the user who signs in")
+	userEmail := fs.String("user-email", clerktest.DefaultUserEmail, "email address of the user who signs in")
+	scopes := fs.String("scopes", "", "comma-separated custom scopes the instance supports, besides the built-in ones")
+	ttl := fs.Duration("access-token-ttl", clerktest.DefaultAccessTokenTTL, "lifetime of access tokens")
+	autoConsent := fs.Bool("auto-consent", true, "the user consents to every client (false: every authorization is denied)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "clerk-emulator: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
+
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	opts := []clerktest.Option{
+		clerktest.WithJWTAccessTokens(*jwtTokens),
+		clerktest.WithDynamicClientRegistration(*dcr),
+		clerktest.WithUser(clerktest.User{ID: *userID, Email: *userEmail}),
+		clerktest.WithAccessTokenTTL(*ttl),
+		clerktest.WithAutoConsent(*autoConsent),
+		clerktest.WithLogger(logger),
+	}
+	if *scopes != "" {
+		opts = append(opts, clerktest.WithScopes(strings.Split(*scopes, ",")...))
+	}
+	s, err := clerktest.Start(*listen, *backendListen, opts...)
+	if err != nil {
+		logger.Error("Failed to start the Clerk emulator", "error", err)
+		return 1
+	}
+
+	line, err := json.Marshal(endpoints{
+		FrontendAPIURL: s.FrontendAPIURL(),
+		BackendAPIURL:  s.BackendAPIURL(),
+		PublishableKey: s.PublishableKey(),
+		SecretKey:      s.SecretKey(),
+		Issuer:         s.FrontendAPIURL(),
+	})
+	if err != nil {
+		logger.Error("Failed to encode the endpoints", "error", err)
+		s.Close()
+		return 1
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		logger.Error("Failed to write the endpoints", "error", err)
+		s.Close()
+		return 1
+	}
+
+	<-ctx.Done()
+	logger.Info("Received signal, shutting down")
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		logger.Warn("Gave up waiting for requests to finish")
+	}
+	return 0
+}

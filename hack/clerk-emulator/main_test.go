@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// readEndpoints reads the one JSON line the command prints on start.
+func readEndpoints(t *testing.T, r io.Reader) endpoints {
+	t.Helper()
+	line, err := bufio.NewReader(r).ReadBytes('\n')
+	if err != nil {
+		t.Fatalf("read the endpoints line: %v (got %q)", err, line)
+	}
+	var e endpoints
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("endpoints line %q: %v", line, err)
+	}
+	if e.FrontendAPIURL == "" || e.Issuer != e.FrontendAPIURL || !strings.HasSuffix(e.BackendAPIURL, "/v1") ||
+		!strings.HasPrefix(e.PublishableKey, "pk_test_") || !strings.HasPrefix(e.SecretKey, "sk_test_") {
+		t.Fatalf("endpoints = %+v", e)
+	}
+	return e
+}
+
+// getJSON fetches url, with a bearer token when key is set, and decodes the object.
+func getJSON(t *testing.T, url, key string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d", url, resp.StatusCode)
+	}
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// lockedBuffer collects stderr from another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRun runs the command in-process with flags and stops it by cancelling
+// its context, as a signal would.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdoutR, stdoutW := io.Pipe()
+	var stderr lockedBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"--jwt-access-tokens=false", "--dynamic-client-registration=false", "--user-id", "user_cli", "--scopes", "tools:read,tools:write"}, stdoutW, &stderr)
+		stdoutW.Close()
+	}()
+	e := readEndpoints(t, stdoutR)
+
+	meta := getJSON(t, e.Issuer+"/.well-known/oauth-authorization-server", "")
+	if meta["issuer"] != e.Issuer {
+		t.Errorf("issuer = %v, want %s", meta["issuer"], e.Issuer)
+	}
+	if _, ok := meta["registration_endpoint"]; ok {
+		t.Error("registration_endpoint advertised with --dynamic-client-registration=false")
+	}
+	if !strings.Contains(jsonText(meta["scopes_supported"]), `"tools:write"`) {
+		t.Errorf("scopes_supported = %v, want the custom scopes", meta["scopes_supported"])
+	}
+	settings := getJSON(t, e.BackendAPIURL+"/instance/oauth_application_settings", e.SecretKey)
+	if settings["oauth_jwt_access_tokens"] != false || settings["dynamic_oauth_client_registration"] != false {
+		t.Errorf("settings = %v", settings)
+	}
+
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit code %d, want 0; stderr:\n%s", c, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+	if strings.Contains(stderr.String(), e.SecretKey) {
+		t.Error("the secret key was logged")
+	}
+	if !strings.Contains(stderr.String(), "path=/.well-known/oauth-authorization-server") {
+		t.Errorf("stderr lacks the request log:\n%s", stderr.String())
+	}
+}
+
+// TestRun_badArguments checks the usage errors.
+func TestRun_badArguments(t *testing.T) {
+	t.Parallel()
+	tests := map[string][]string{
+		"unknown flag":        {"--nope"},
+		"positional arg":      {"extra"},
+		"bad duration":        {"--access-token-ttl", "soon"},
+		"unlistenable addr":   {"--listen", "256.0.0.1:0"},
+		"bad backend address": {"--backend-listen", "not-an-address"},
+	}
+	for name, args := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			if c := run(context.Background(), args, &stdout, &stderr); c == 0 {
+				t.Fatalf("exit code 0 for %v", args)
+			}
+			if stdout.Len() != 0 {
+				t.Fatalf("stdout = %q, want nothing on failure", stdout.String())
+			}
+		})
+	}
+}
+
+// TestBinary builds the command, starts it, reads its line, checks the
+// metadata endpoint, and stops it with SIGTERM: it must exit 0.
+func TestBinary(t *testing.T) {
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go tool is not on PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "clerk-emulator")
+	build := exec.Command(goTool, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--user-email", "someone@example.com")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	e := readEndpoints(t, stdout)
+	if meta := getJSON(t, e.FrontendAPIURL+"/.well-known/oauth-authorization-server", ""); meta["issuer"] != e.Issuer {
+		t.Fatalf("issuer = %v, want %s", meta["issuer"], e.Issuer)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the command did not exit after SIGTERM")
+	}
+	if strings.Contains(stderr.String(), e.SecretKey) {
+		t.Error("the secret key was logged")
+	}
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
