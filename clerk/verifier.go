@@ -1,0 +1,281 @@
+package clerk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// TokenFormat tells which of Clerk's two access token formats a token had.
+type TokenFormat string
+
+const (
+	// FormatJWT is a signed JWT access token, verified locally.
+	FormatJWT TokenFormat = "jwt"
+	// FormatOpaque is an "oat_" token, verified by the Backend API.
+	FormatOpaque TokenFormat = "opaque"
+)
+
+// Identity is who a verified access token speaks for.
+type Identity struct {
+	// UserID is the token's subject (a Clerk user id, "user_...").
+	UserID string
+	// ClientID is the OAuth client the token was issued to.
+	ClientID string
+	// Scopes are the granted scopes.
+	Scopes []string
+	// ExpiresAt is when the token expires; zero if Clerk reported none.
+	ExpiresAt time.Time
+	// TokenID is the token's id (the JWT's jti, or the opaque token's id);
+	// safe to log, unlike the token.
+	TokenID string
+	// Format is the token's format.
+	Format TokenFormat
+}
+
+// Defaults for VerifierOptions.
+const (
+	// DefaultLeeway absorbs clock skew between Clerk and the gateway. Clerk's
+	// own SDKs default to 5 s; twice that tolerates a node whose NTP is a
+	// little behind without keeping an expired day-long token alive long.
+	DefaultLeeway = 10 * time.Second
+	// DefaultJWKSRefreshInterval is the least time between two JWKS
+	// fetches caused by tokens with an unknown kid, so forged kids cannot
+	// turn into a request flood against Clerk.
+	DefaultJWKSRefreshInterval = time.Minute
+	// DefaultJWKSMaxAge is how long a fetched key set is used before it is
+	// refreshed in the background, so a key Clerk withdrew stops working.
+	DefaultJWKSMaxAge = time.Hour
+	// DefaultOpaqueCacheTTL bounds how long a revoked opaque token can keep
+	// working: the verdict is reused at most this long.
+	DefaultOpaqueCacheTTL = time.Minute
+	// DefaultNegativeCacheTTL keeps a client retrying a bad token from
+	// costing one Backend API call per request.
+	DefaultNegativeCacheTTL = 10 * time.Second
+	// DefaultMaxCacheEntries bounds the opaque verdict cache.
+	DefaultMaxCacheEntries = 10000
+	// MaxTokenLength is the longest token looked at; Clerk's are well under
+	// 2 KiB, and anything longer is refused before any parsing.
+	MaxTokenLength = 8 << 10
+)
+
+// VerifierOptions configures a Verifier. Zero values take the defaults above;
+// a negative OpaqueCacheTTL or NegativeCacheTTL turns that cache off.
+type VerifierOptions struct {
+	// Issuer is the exact iss a JWT access token must carry: the instance's
+	// Frontend API URL (see IssuerFromPublishableKey).
+	Issuer string
+	// BackendAPIURL is the Backend API base, e.g. https://api.clerk.com/v1.
+	BackendAPIURL string
+	// SecretKey returns the secret key; it is called before each Backend API
+	// call, so a rotated key is picked up (see SecretKeyFromFile).
+	SecretKey func(ctx context.Context) (string, error)
+	// Audiences are the accepted aud values (this resource's URL). A token
+	// without aud is accepted; a token with aud must name one of these.
+	Audiences []string
+	// HTTPClient makes Backend API calls; nil uses one with timeouts.
+	HTTPClient *http.Client
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+	// JWKSRefreshInterval is the least time between JWKS fetches caused by
+	// an unknown kid.
+	JWKSRefreshInterval time.Duration
+	// JWKSMaxAge is how long a key set is trusted before a background refresh.
+	JWKSMaxAge time.Duration
+	// OpaqueCacheTTL is the longest a positive opaque verdict is reused; it
+	// is never reused past the token's expiration.
+	OpaqueCacheTTL time.Duration
+	// NegativeCacheTTL is how long an "invalid" opaque verdict is reused.
+	NegativeCacheTTL time.Duration
+	// MaxCacheEntries bounds the opaque verdict cache.
+	MaxCacheEntries int
+}
+
+// Verifier checks Clerk OAuth access tokens: JWTs locally against the
+// instance's JWKS, opaque tokens through the Backend API. It is safe for
+// concurrent use; create one per gateway and keep it.
+type Verifier struct {
+	opts    VerifierOptions
+	backend backend
+	keys    *keySet
+	opaque  *verdictCache
+	// flights collapses concurrent Backend API calls: key "jwks" for the
+	// key set, the raw SHA-256 of a token for an opaque lookup.
+	flights singleflight.Group
+
+	// mu guards backoffUntil and backoffErr: after a 429, opaque lookups
+	// that miss the cache fail fast until Retry-After has passed, because
+	// the rate limit is shared by every gateway and the controller.
+	mu           sync.Mutex
+	backoffUntil time.Time
+	backoffErr   error
+}
+
+// NewVerifier checks opts, fills in defaults and returns a Verifier. It makes
+// no network call: the JWKS is fetched on first use.
+func NewVerifier(opts VerifierOptions) (*Verifier, error) {
+	if err := checkAbsoluteURL(opts.Issuer); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	if err := checkAbsoluteURL(opts.BackendAPIURL); err != nil {
+		return nil, fmt.Errorf("backend api url: %w", err)
+	}
+	if opts.SecretKey == nil {
+		return nil, errors.New("secret key source is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	setDefault(&opts.Leeway, DefaultLeeway)
+	setDefault(&opts.JWKSRefreshInterval, DefaultJWKSRefreshInterval)
+	setDefault(&opts.JWKSMaxAge, DefaultJWKSMaxAge)
+	setDefault(&opts.OpaqueCacheTTL, DefaultOpaqueCacheTTL)
+	setDefault(&opts.NegativeCacheTTL, DefaultNegativeCacheTTL)
+	if opts.MaxCacheEntries <= 0 {
+		opts.MaxCacheEntries = DefaultMaxCacheEntries
+	}
+	opts.Audiences = append([]string(nil), opts.Audiences...)
+	return &Verifier{
+		opts:    opts,
+		backend: newBackend(opts.BackendAPIURL, opts.HTTPClient),
+		keys:    &keySet{},
+		opaque:  newVerdictCache(opts.MaxCacheEntries),
+	}, nil
+}
+
+// Verify checks token and returns its identity. Errors are
+// *InvalidTokenError (answer 401) or *UnavailableError (answer 503 with
+// Retry-After); on any error the token must be treated as not valid. A
+// cancelled ctx gives an *UnavailableError wrapping ctx.Err().
+func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
+	switch {
+	case token == "":
+		return Identity{}, invalid("empty token")
+	case len(token) > MaxTokenLength:
+		return Identity{}, invalid("token too long")
+	case strings.HasPrefix(token, opaquePrefix):
+		return v.verifyOpaque(ctx, token)
+	case strings.Count(token, ".") == 2:
+		return v.verifyJWT(ctx, token)
+	default:
+		return Identity{}, invalid("unrecognized token format")
+	}
+}
+
+// secretKey asks the configured source for the key of the moment. A failure
+// is ours, not the client's: it becomes unavailability.
+func (v *Verifier) secretKey(ctx context.Context) (string, error) {
+	key, err := v.opts.SecretKey(ctx)
+	if err == nil && key == "" {
+		err = errors.New("secret key is empty")
+	}
+	if err != nil {
+		return "", &UnavailableError{RetryAfter: retryMisconfigured, Err: fmt.Errorf("get secret key: %w", err)}
+	}
+	return key, nil
+}
+
+// Retry-After values suggested when Clerk sent none.
+const (
+	// retryTransient follows an outage, a timeout or a 5xx.
+	retryTransient = time.Second
+	// retryRateLimited follows a 429 without Retry-After: Clerk's rate
+	// limits count over 10 s windows.
+	retryRateLimited = 10 * time.Second
+	// retryMisconfigured follows a rejected or missing secret key, which
+	// takes a Secret update to fix.
+	retryMisconfigured = 30 * time.Second
+)
+
+// unavailable wraps a failed Backend API call. Rate limiting also starts the
+// back-off that keeps other lookups from calling Clerk until it has passed.
+func (v *Verifier) unavailable(err error) error {
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
+	ue = &UnavailableError{RetryAfter: retryTransient, Err: err}
+	var be *BackendError
+	if errors.As(err, &be) {
+		switch {
+		case be.StatusCode == http.StatusTooManyRequests:
+			ue.RetryAfter = retryRateLimited
+			if be.RetryAfter > 0 {
+				ue.RetryAfter = be.RetryAfter
+			}
+			v.mu.Lock()
+			v.backoffUntil, v.backoffErr = v.opts.Now().Add(ue.RetryAfter), err
+			v.mu.Unlock()
+		case be.unauthorized():
+			ue.RetryAfter = retryMisconfigured
+		case be.RetryAfter > 0:
+			ue.RetryAfter = be.RetryAfter
+		}
+	}
+	return ue
+}
+
+// backingOff returns an *UnavailableError while a 429's Retry-After runs.
+func (v *Verifier) backingOff() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	left := v.backoffUntil.Sub(v.opts.Now())
+	if left <= 0 {
+		return nil
+	}
+	return &UnavailableError{RetryAfter: left, Err: fmt.Errorf("backing off after rate limit: %w", v.backoffErr)}
+}
+
+// waitFlight waits for a collapsed call, or for ctx to end. The call itself
+// runs on a context detached from any one caller, so a client hanging up
+// does not fail the lookup for everyone sharing it.
+func waitFlight[T any](ctx context.Context, ch <-chan singleflight.Result) (T, error) {
+	var zero T
+	select {
+	case <-ctx.Done():
+		return zero, &UnavailableError{RetryAfter: retryTransient, Err: ctx.Err()}
+	case r := <-ch:
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		return r.Val.(T), nil
+	}
+}
+
+// flightTimeout bounds a collapsed call, which no caller's context bounds.
+const flightTimeout = 15 * time.Second
+
+// detached returns a context for a collapsed call: ctx's values, none of its
+// cancellation, and flightTimeout.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), flightTimeout)
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func checkAbsoluteURL(s string) error {
+	if s == "" {
+		return errors.New("is required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
