@@ -398,6 +398,7 @@ func TestReadiness(t *testing.T) {
 		return metav1.Condition{Type: typ, Status: status, Reason: reason, Message: reason + " message", ObservedGeneration: 1}
 	}
 	gatewayUp := cond(mcpv1.ConditionGatewayAvailable, metav1.ConditionTrue, mcpv1.ReasonDeploymentAvailable)
+	clerkOK := cond(mcpv1.ConditionClerkConfigured, metav1.ConditionTrue, mcpv1.ReasonSettingsSynced)
 	tests := map[string]struct {
 		ingress    bool               // whether spec.ingress is set
 		conditions []metav1.Condition // conditions the steps set
@@ -407,12 +408,13 @@ func TestReadiness(t *testing.T) {
 	}{
 		"blocked wins":         {conditions: []metav1.Condition{gatewayUp}, blocked: &blocker{mcpv1.ReasonSecretNotFound, "x"}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonSecretNotFound},
 		"nothing yet":          {want: metav1.ConditionFalse, wantReason: mcpv1.ReasonProgressing},
-		"gateway down":         {conditions: []metav1.Condition{cond(mcpv1.ConditionGatewayAvailable, metav1.ConditionFalse, mcpv1.ReasonDeploymentUnavailable)}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonDeploymentUnavailable},
-		"stale gateway":        {conditions: []metav1.Condition{{Type: mcpv1.ConditionGatewayAvailable, Status: metav1.ConditionTrue, Reason: "x", ObservedGeneration: 0}}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonProgressing},
-		"gateway up":           {conditions: []metav1.Condition{gatewayUp}, want: metav1.ConditionTrue, wantReason: mcpv1.ReasonReady},
-		"ingress pending":      {ingress: true, conditions: []metav1.Condition{gatewayUp, cond(mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonAddressPending)}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonAddressPending},
-		"ingress conflict":     {ingress: true, conditions: []metav1.Condition{gatewayUp, cond(mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonHostPathConflict)}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonHostPathConflict},
-		"ingress with address": {ingress: true, conditions: []metav1.Condition{gatewayUp, cond(mcpv1.ConditionIngressReady, metav1.ConditionTrue, mcpv1.ReasonAddressAssigned)}, want: metav1.ConditionTrue, wantReason: mcpv1.ReasonReady},
+		"gateway down":         {conditions: []metav1.Condition{clerkOK, cond(mcpv1.ConditionGatewayAvailable, metav1.ConditionFalse, mcpv1.ReasonDeploymentUnavailable)}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonDeploymentUnavailable},
+		"clerk conflict":       {conditions: []metav1.Condition{cond(mcpv1.ConditionClerkConfigured, metav1.ConditionFalse, mcpv1.ReasonConflict), gatewayUp}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonConflict},
+		"stale gateway":        {conditions: []metav1.Condition{clerkOK, {Type: mcpv1.ConditionGatewayAvailable, Status: metav1.ConditionTrue, Reason: "x", ObservedGeneration: 0}}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonProgressing},
+		"gateway up":           {conditions: []metav1.Condition{clerkOK, gatewayUp}, want: metav1.ConditionTrue, wantReason: mcpv1.ReasonReady},
+		"ingress pending":      {ingress: true, conditions: []metav1.Condition{clerkOK, gatewayUp, cond(mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonAddressPending)}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonAddressPending},
+		"ingress conflict":     {ingress: true, conditions: []metav1.Condition{clerkOK, gatewayUp, cond(mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonHostPathConflict)}, want: metav1.ConditionFalse, wantReason: mcpv1.ReasonHostPathConflict},
+		"ingress with address": {ingress: true, conditions: []metav1.Condition{clerkOK, gatewayUp, cond(mcpv1.ConditionIngressReady, metav1.ConditionTrue, mcpv1.ReasonAddressAssigned)}, want: metav1.ConditionTrue, wantReason: mcpv1.ReasonReady},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -38,14 +40,47 @@ type Options struct {
 	ClerkAPIURL string
 	// MaxConcurrentReconciles bounds parallel reconciles; 0 means 1.
 	MaxConcurrentReconciles int
+	// ClerkResyncInterval is how long a Clerk instance's settings, once read,
+	// are trusted before they are read again (default 5m).
+	ClerkResyncInterval time.Duration
+	// ClerkRetryBase and ClerkRetryMax bound the exponential backoff after a
+	// failed Backend API call (defaults 5s and 5m); a 429's Retry-After wins.
+	ClerkRetryBase, ClerkRetryMax time.Duration
+	// ClerkHTTPClient calls the Backend API; nil uses one with a 10s timeout.
+	ClerkHTTPClient *http.Client
+}
+
+// withDefaults fills in the unset options.
+func (o Options) withDefaults() Options {
+	if o.MaxConcurrentReconciles < 1 {
+		o.MaxConcurrentReconciles = 1
+	}
+	if o.ClerkResyncInterval <= 0 {
+		o.ClerkResyncInterval = 5 * time.Minute
+	}
+	if o.ClerkRetryBase <= 0 {
+		o.ClerkRetryBase = 5 * time.Second
+	}
+	if o.ClerkRetryMax <= 0 {
+		o.ClerkRetryMax = 5 * time.Minute
+	}
+	if o.ClerkHTTPClient == nil {
+		o.ClerkHTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	return o
 }
 
 // McpServerReconciler turns each McpServer into a running, reachable gateway.
 type McpServerReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
-	Options  Options
+	// APIReader reads what the cache must not hold: Secret values.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	Options   Options
+
+	// clerk is the shared state of the Clerk instances, set up by SetupWithManager.
+	clerk *clerkInstances
 }
 
 // reconcileState carries what one step learns to the steps after it.
@@ -56,9 +91,20 @@ type reconcileState struct {
 	// blocked, when set, is why the McpServer cannot be Ready whatever the
 	// Deployment does: a Ready=False reason and its message.
 	blocked *blocker
+	// secretMissing says why the Clerk secret key cannot be read, if so.
+	secretMissing string
 	// stop ends the reconcile after the current step, with the status
 	// written, when a later step has nothing to work with.
 	stop bool
+	// requeue is when to look again without an event, 0 for never.
+	requeue time.Duration
+}
+
+// requeueAfter asks for another reconcile within d; the soonest request wins.
+func (st *reconcileState) requeueAfter(d time.Duration) {
+	if d > 0 && (st.requeue == 0 || d < st.requeue) {
+		st.requeue = d
+	}
 }
 
 type blocker struct{ reason, message string }
@@ -113,6 +159,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.reconcileDeployment,
 		r.reconcileService,
 		r.reconcileIngress,
+		r.reconcileClerk,
 	}
 	for _, step := range steps {
 		if err := step(ctx, mcp, st); err != nil {
@@ -126,7 +173,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			break
 		}
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: st.requeue}, nil
 }
 
 // reconcileSecret checks that the Clerk Secret and its key exist. A missing
@@ -139,13 +186,16 @@ func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.Mc
 	err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: ref.Name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		st.block(mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q not found", ref.Name))
+		st.secretMissing = fmt.Sprintf("Secret %q not found", ref.Name)
 	case err != nil:
 		return fmt.Errorf("get secret %s: %w", ref.Name, err)
 	default:
 		if _, ok := secret.Data[ref.Key]; !ok {
-			st.block(mcpv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key))
+			st.secretMissing = fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)
 		}
+	}
+	if st.secretMissing != "" {
+		st.block(mcpv1.ReasonSecretNotFound, st.secretMissing)
 	}
 	return nil
 }

@@ -34,7 +34,13 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	tc := envCluster(t)
-	return &fixture{t: t, tc: tc, ns: tc.newNamespace(t)}
+	f := &fixture{t: t, tc: tc, ns: tc.newNamespace(t)}
+	// Stop the controller's work on this test's objects once it is over
+	// (failing Clerk syncs would otherwise retry for the rest of the run).
+	t.Cleanup(func() {
+		_ = tc.client.DeleteAllOf(context.Background(), &mcpv1.McpServer{}, client.InNamespace(f.ns))
+	})
+	return f
 }
 
 func (f *fixture) create(obj client.Object) {

@@ -27,6 +27,7 @@ const (
 	secretIndex          = ".spec.clerk.secretKeyRef.name"
 	upstreamServiceIndex = ".spec.upstream.service.name"
 	hostPathIndex        = ".spec.ingress.hostPath"
+	issuerIndex          = ".spec.clerk.issuer"
 )
 
 // CacheOptions is how the manager's cache must be set up for the reconciler:
@@ -87,7 +88,15 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 			}
 			return nil
 		},
+		issuerIndex: func(o client.Object) []string {
+			if issuer := issuerKey(o.(*mcpv1.McpServer)); issuer != "" {
+				return []string{issuer}
+			}
+			return nil
+		},
 	}
+	r.Options = r.Options.withDefaults()
+	r.clerk = newClerkInstances(r.Clock.Now, r.Options.ClerkResyncInterval, r.Options.ClerkRetryBase, r.Options.ClerkRetryMax)
 	for field, fn := range indexes {
 		if err := mgr.GetFieldIndexer().IndexField(ctx, &mcpv1.McpServer{}, field, fn); err != nil {
 			return err
@@ -106,9 +115,13 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(upstreamServiceIndex))).
 		// When a host and path change hands (an McpServer deleted or moved),
 		// the others claiming them must look again.
-		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.hostPathPeers),
+		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.peers(hostPathIndex, hostPathKey)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Options.MaxConcurrentReconciles, 1)}).
+		// When one McpServer changes what it declares for its Clerk instance,
+		// the others using that instance must re-check for conflicts.
+		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.peers(issuerIndex, issuerKey)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
 		Complete(r)
 }
 
@@ -125,18 +138,29 @@ func (r *McpServerReconciler) requestsFor(field string) handler.MapFunc {
 	}
 }
 
-// hostPathPeers maps an McpServer to the other McpServers claiming its Ingress host and path.
-func (r *McpServerReconciler) hostPathPeers(ctx context.Context, obj client.Object) []reconcile.Request {
-	key := hostPathKey(obj.(*mcpv1.McpServer))
-	if key == "" {
-		return nil
+// peers maps an McpServer to the other McpServers sharing its key in a field index.
+func (r *McpServerReconciler) peers(field string, key func(*mcpv1.McpServer) string) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		k := key(obj.(*mcpv1.McpServer))
+		if k == "" {
+			return nil
+		}
+		var list mcpv1.McpServerList
+		if err := r.List(ctx, &list, client.MatchingFields{field: k}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to list McpServers", "index", field)
+			return nil
+		}
+		return requests(list.Items, obj.GetUID())
 	}
-	var list mcpv1.McpServerList
-	if err := r.List(ctx, &list, client.MatchingFields{hostPathIndex: key}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Failed to list McpServers", "index", hostPathIndex)
-		return nil
+}
+
+// issuerKey is the issuer of mcp's Clerk instance, "" when it has none.
+func issuerKey(mcp *mcpv1.McpServer) string {
+	issuer, err := resolveIssuer(mcp.Spec.Clerk)
+	if err != nil {
+		return ""
 	}
-	return requests(list.Items, obj.GetUID())
+	return issuer
 }
 
 func requests(items []mcpv1.McpServer, skip types.UID) []reconcile.Request {

@@ -36,7 +36,7 @@ func readiness(mcp *mcpv1.McpServer, blocked *blocker) (metav1.ConditionStatus, 
 	if blocked != nil {
 		return metav1.ConditionFalse, blocked.reason, blocked.message
 	}
-	parts := []string{mcpv1.ConditionGatewayAvailable}
+	parts := []string{mcpv1.ConditionClerkConfigured, mcpv1.ConditionGatewayAvailable}
 	if mcp.Spec.Ingress != nil {
 		parts = append(parts, mcpv1.ConditionIngressReady)
 	}
@@ -74,8 +74,13 @@ func (r *McpServerReconciler) recordReadyTransition(before, after *mcpv1.McpServ
 // McpServer or the objects it names can clear.
 func needsUserAction(reason string) bool {
 	switch reason {
-	case mcpv1.ReasonSecretNotFound, mcpv1.ReasonUpstreamPortNotFound, mcpv1.ReasonInvalidSpec, mcpv1.ReasonHostPathConflict:
+	case mcpv1.ReasonSecretNotFound, mcpv1.ReasonUpstreamPortNotFound, mcpv1.ReasonInvalidSpec, mcpv1.ReasonHostPathConflict,
+		mcpv1.ReasonConflict, mcpv1.ReasonClerkUnauthorized, mcpv1.ReasonClerkRejected:
 		return true
 	}
 	return false
+}
+
+func findCondition(mcp *mcpv1.McpServer, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(mcp.Status.Conditions, typ)
 }

@@ -31,10 +31,18 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
 )
 
 // testOptions are the reconciler options of the envtest manager.
-var testOptions = Options{GatewayImage: "example.test/mcpgate:test", ClerkAPIURL: "https://api.clerk.test/v1"}
+// The manager's Clerk Backend API is a Clerk emulator started with the
+// cluster; McpServers that declare no instance settings never call it.
+var testOptions = Options{
+	GatewayImage:   "example.test/mcpgate:test",
+	ClerkAPIURL:    "https://api.clerk.test/v1",
+	ClerkRetryBase: 200 * time.Millisecond,
+	ClerkRetryMax:  2 * time.Second,
+}
 
 // testCluster is a real kube-apiserver and etcd with the CRDs installed and
 // the reconciler running in a manager. It is started by the first test that
@@ -42,8 +50,9 @@ var testOptions = Options{GatewayImage: "example.test/mcpgate:test", ClerkAPIURL
 type testCluster struct {
 	env        *envtest.Environment
 	cfg        *rest.Config
-	client     client.Client // uncached: what tests read is what the API server holds
-	mgrClient  client.Client // the manager's cached client, as the reconciler sees it
+	clerk      *clerktest.Server // the Clerk instance behind the manager's --clerk-api-url
+	client     client.Client     // uncached: what tests read is what the API server holds
+	mgrClient  client.Client     // the manager's cached client, as the reconciler sees it
 	reconciler *McpServerReconciler
 	cancel     context.CancelFunc
 	done       chan error
@@ -70,6 +79,7 @@ func TestMain(m *testing.M) {
 		if err := <-cluster.done; err != nil {
 			fmt.Fprintf(os.Stderr, "manager: %v\n", err)
 		}
+		cluster.clerk.Close()
 		if err := cluster.env.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
 		}
@@ -127,11 +137,15 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 	if err != nil {
 		return nil, err
 	}
+	emulator := clerktest.NewServer()
+	opts := testOptions
+	opts.ClerkAPIURL = emulator.BackendAPIURL()
 	r := &McpServerReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("mcpgate"),
-		Clock:    clock.RealClock{},
-		Options:  testOptions,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("mcpgate"),
+		Clock:     clock.RealClock{},
+		Options:   opts,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
@@ -143,7 +157,7 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 		cancel()
 		return nil, err
 	}
-	tc := &testCluster{env: env, cfg: cfg, client: c, mgrClient: mgr.GetClient(), reconciler: r, cancel: cancel, done: make(chan error, 1)}
+	tc := &testCluster{env: env, cfg: cfg, clerk: emulator, client: c, mgrClient: mgr.GetClient(), reconciler: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { tc.done <- mgr.Start(ctx) }()
 	// Sync every informer the controller watches before any test runs, so
 	// tests start from a warm cache and a short run does not stop the manager

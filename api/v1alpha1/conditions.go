@@ -11,6 +11,11 @@ const (
 	// gateway Deployment.
 	ConditionGatewayAvailable = "GatewayAvailable"
 
+	// ConditionClerkConfigured is True when the Clerk instance's OAuth
+	// application settings match what the McpServers using it declare, or
+	// when this McpServer declares none.
+	ConditionClerkConfigured = "ClerkConfigured"
+
 	// ConditionIngressReady is True when the Ingress has a load balancer
 	// address. It is present only when spec.ingress is set.
 	ConditionIngressReady = "IngressReady"
@@ -44,6 +49,22 @@ const (
 	// ReasonReconcileError: a step failed, such as an API call; it is retried
 	// with backoff and the message holds the error (Ready=False).
 	ReasonReconcileError = "ReconcileError"
+	// ReasonSettingsSynced: the instance settings match the declared ones (ClerkConfigured=True).
+	ReasonSettingsSynced = "Synced"
+	// ReasonNothingToConfigure: the McpServer declares no instance settings (ClerkConfigured=True).
+	ReasonNothingToConfigure = "NothingToConfigure"
+	// ReasonConflict: another McpServer using the same Clerk instance declares a
+	// different value for a setting; neither value is applied (ClerkConfigured=False).
+	ReasonConflict = "Conflict"
+	// ReasonClerkUnauthorized: the Backend API refused the secret key (ClerkConfigured=False).
+	ReasonClerkUnauthorized = "ClerkUnauthorized"
+	// ReasonClerkRateLimited: the Backend API answered 429; retried after Retry-After (ClerkConfigured=False).
+	ReasonClerkRateLimited = "ClerkRateLimited"
+	// ReasonClerkUnavailable: the Backend API failed or could not be reached;
+	// retried with backoff (ClerkConfigured=False).
+	ReasonClerkUnavailable = "ClerkUnavailable"
+	// ReasonClerkRejected: the Backend API refused the request, such as a 422 (ClerkConfigured=False).
+	ReasonClerkRejected = "ClerkRejected"
 	// ReasonProgressing: the reconciler has not yet observed every part (Ready=False).
 	ReasonProgressing = "Progressing"
 )

@@ -147,6 +147,23 @@ type ClerkSpec struct {
 	// environment value.
 	// +required
 	SecretKeyRef SecretKeyReference `json:"secretKeyRef"`
+
+	// dynamicClientRegistration turns the instance's RFC 7591 dynamic client
+	// registration on or off, which MCP clients such as Claude and Cursor use
+	// to register themselves. Unset leaves the instance setting alone.
+	// +optional
+	DynamicClientRegistration *bool `json:"dynamicClientRegistration,omitempty"`
+
+	// clientIdMetadataDocuments makes the instance advertise support for
+	// OAuth Client ID Metadata Documents. Unset leaves the setting alone.
+	// +optional
+	ClientIDMetadataDocuments *bool `json:"clientIdMetadataDocuments,omitempty"`
+
+	// jwtAccessTokens makes the instance issue JWT access tokens (verified by
+	// the gateway locally) rather than opaque ones (verified with a Backend
+	// API call, then cached). Unset leaves the setting alone.
+	// +optional
+	JWTAccessTokens *bool `json:"jwtAccessTokens,omitempty"`
 }
 
 // SecretKeyReference selects one key of a Secret in the same namespace.
@@ -237,7 +254,8 @@ type McpServerStatus struct {
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 
-	// conditions: Ready, GatewayAvailable and, with an Ingress, IngressReady.
+	// conditions: Ready, ClerkConfigured, GatewayAvailable and, with an
+	// Ingress, IngressReady.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

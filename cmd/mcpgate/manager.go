@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -34,6 +35,7 @@ type managerFlags struct {
 	gatewayImage            string
 	clerkAPIURL             string
 	concurrency             int
+	clerkResync             time.Duration
 	zap                     zap.Options
 }
 
@@ -48,6 +50,7 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	fs.StringVar(&f.gatewayImage, "gateway-image", envOr("MCPGATE_GATEWAY_IMAGE", defaultGatewayImage()), "Image of the gateway pods (env MCPGATE_GATEWAY_IMAGE).")
 	fs.StringVar(&f.clerkAPIURL, "clerk-api-url", envOr("MCPGATE_CLERK_API_URL", defaultClerkAPIURL), "Clerk Backend API base URL handed to gateways (env MCPGATE_CLERK_API_URL).")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "Number of McpServers reconciled in parallel.")
+	fs.DurationVar(&f.clerkResync, "clerk-resync-interval", 5*time.Minute, "How often each Clerk instance's OAuth settings are read again to catch changes made elsewhere.")
 	f.zap = zap.Options{}
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +67,9 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	}
 	if f.concurrency < 1 {
 		return f, errors.New("--concurrency must be at least 1")
+	}
+	if f.clerkResync < 10*time.Second {
+		return f, errors.New("--clerk-resync-interval must be at least 10s")
 	}
 	return f, nil
 }
@@ -134,13 +140,15 @@ func startManager(f managerFlags) error {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	r := &controllers.McpServerReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("mcpgate"),
-		Clock:    clock.RealClock{},
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("mcpgate"),
+		Clock:     clock.RealClock{},
 		Options: controllers.Options{
 			GatewayImage:            f.gatewayImage,
 			ClerkAPIURL:             f.clerkAPIURL,
 			MaxConcurrentReconciles: f.concurrency,
+			ClerkResyncInterval:     f.clerkResync,
 		},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
