@@ -1,0 +1,149 @@
+package clerk
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/clerk/clerktest/openapicheck"
+)
+
+// rawHeader marks requests a test sends by hand, invalid on purpose, so that
+// only the emulator's answer to them is checked against the spec.
+const rawHeader = "X-Fidelity-Raw"
+
+// undocumentedStatuses are answers Clerk really gives that its Backend API
+// spec documents for no operation (401 for a bad secret key, 429 for rate
+// limits); their bodies are Clerk's standard error body, checked elsewhere.
+var undocumentedStatuses = map[int]bool{http.StatusUnauthorized: true, http.StatusTooManyRequests: true}
+
+// TestFidelityToClerkSpec checks every Backend API exchange between our
+// client and the emulator against Clerk's published OpenAPI spec: each
+// request our verifier and settings client send, and each response the
+// emulator gives, including its error responses.
+func TestFidelityToClerkSpec(t *testing.T) {
+	t.Parallel()
+	checker := openapicheck.Load(t)
+
+	var mu sync.Mutex
+	var exchanges []clerktest.Exchange
+	emu := clerktest.NewServer(clerktest.WithJWTAccessTokens(false), clerktest.WithObserver(func(e clerktest.Exchange) {
+		mu.Lock()
+		defer mu.Unlock()
+		exchanges = append(exchanges, e)
+	}))
+	defer emu.Close()
+	ctx := context.Background()
+
+	// The verifier: JWKS, and each kind of opaque verdict.
+	v, err := NewVerifier(VerifierOptions{
+		Issuer:        emu.FrontendAPIURL(),
+		BackendAPIURL: emu.BackendAPIURL(),
+		SecretKey:     func(context.Context) (string, error) { return emu.SecretKey(), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwt, err := emu.MintAccessToken(clerktest.TokenRequest{Subject: clerktest.DefaultUserID, ClientID: "client_a", Format: clerktest.FormatJWT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, jwt); err != nil {
+		t.Fatalf("verify jwt: %v", err)
+	}
+	for name, req := range map[string]clerktest.TokenRequest{
+		"valid":   {Subject: clerktest.DefaultUserID, ClientID: "client_a", Scopes: []string{"email"}},
+		"expired": {Subject: clerktest.DefaultUserID, ClientID: "client_a", TTL: -time.Minute},
+		"revoked": {Subject: clerktest.DefaultUserID, ClientID: "client_a"},
+	} {
+		token, err := emu.MintAccessToken(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "revoked" {
+			if err := emu.RevokeAccessToken(token); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = v.Verify(ctx, token)
+		var invalid *InvalidTokenError
+		if (name == "valid") != (err == nil) || (err != nil && !errors.As(err, &invalid)) {
+			t.Errorf("%s opaque token: %v", name, err)
+		}
+	}
+	if _, err := v.Verify(ctx, "oat_"+strings.Repeat("0", 32)); err == nil {
+		t.Error("an unknown opaque token was accepted")
+	}
+
+	// The settings client.
+	settings := NewSettingsClient(emu.BackendAPIURL(), emu.SecretKey(), nil)
+	if _, err := settings.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	on, off, scopes := true, false, []string{"profile", "email", "openid"}
+	for _, p := range []OAuthApplicationSettingsPatch{
+		{DynamicOAuthClientRegistration: &on, OAuthJWTAccessTokens: &off},
+		{ClientIDMetadataDocumentsAdvertised: &on, ClientIDMetadataDocumentsOnlyAllowPreRegisteredClients: &off, ClientIDMetadataDocumentsBlockImplicitlyAllowedClients: &on},
+		{DefaultScopes: &scopes},
+	} {
+		if _, err := settings.Patch(ctx, p); err != nil {
+			t.Fatalf("patch %+v: %v", p, err)
+		}
+	}
+
+	// The emulator's error answers to requests our client never sends.
+	raw := func(method, path, body string) {
+		req, err := http.NewRequestWithContext(ctx, method, emu.BackendAPIURL()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+emu.SecretKey())
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(rawHeader, "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	raw(http.MethodPatch, "/instance/oauth_application_settings", `{"unknown_field": true}`)
+	raw(http.MethodPost, "/oauth_applications/access_tokens/verify", `{"access_token": 42}`)
+	raw(http.MethodPost, "/oauth_applications/access_tokens/verify", `{}`)
+
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]int{}
+	for _, e := range exchanges {
+		endpoint := e.Request.Method + " " + e.Request.URL.Path
+		seen[endpoint+" "+http.StatusText(e.Status)]++
+		if e.Request.Header.Get(rawHeader) == "" {
+			if err := checker.ValidateRequest(e.Request, e.RequestBody); err != nil {
+				t.Errorf("our client's request does not conform: %v", err)
+			}
+		}
+		if undocumentedStatuses[e.Status] {
+			continue
+		}
+		if err := checker.ValidateResponse(e.Request, e.Status, e.Header, e.ResponseBody); err != nil {
+			t.Errorf("the emulator's response does not conform: %v", err)
+		}
+	}
+	for _, want := range []string{
+		"GET /v1/jwks OK",
+		"POST /v1/oauth_applications/access_tokens/verify OK",
+		"POST /v1/oauth_applications/access_tokens/verify Not Found",
+		"POST /v1/oauth_applications/access_tokens/verify Bad Request",
+		"GET /v1/instance/oauth_application_settings OK",
+		"PATCH /v1/instance/oauth_application_settings OK",
+		"PATCH /v1/instance/oauth_application_settings Unprocessable Entity",
+	} {
+		if seen[want] == 0 {
+			t.Errorf("no exchange %q was checked; saw %v", want, seen)
+		}
+	}
+}
