@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -53,7 +54,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	scopes := fs.String("scopes", "", "comma-separated custom scopes the instance supports, besides the built-in ones")
 	ttl := fs.Duration("access-token-ttl", clerktest.DefaultAccessTokenTTL, "lifetime of access tokens")
 	autoConsent := fs.Bool("auto-consent", true, "the user consents to every client (false: every authorization is denied)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
