@@ -188,6 +188,9 @@ func buildGatewayConfig(mcp *mcpv1.McpServer, opts Options, issuer, upstream str
 	if ep.public {
 		cfg.PublicURL = ep.url
 	}
+	for _, o := range mcp.Spec.Gateway.AllowedOrigins {
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, string(o))
+	}
 	for _, s := range mcp.Spec.Scopes {
 		cfg.Scopes = append(cfg.Scopes, string(s))
 	}

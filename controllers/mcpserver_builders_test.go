@@ -347,15 +347,18 @@ func TestUpstreamURL(t *testing.T) {
 func TestBuildGatewayConfig(t *testing.T) {
 	t.Parallel()
 	tests := map[string]struct {
-		mcp           *mcpv1.McpServer
-		wantPublicURL string
+		mcp                *mcpv1.McpServer
+		wantPublicURL      string
+		wantAllowedOrigins []string
 	}{
 		"in-cluster: public URL left to the gateway": {
 			mcp: newMcpServer("team-a", "tools", withScopes("profile", "email"), withToolScopes("delete_repo", "repo:admin")),
 		},
 		"ingress: public URL known": {
-			mcp:           newMcpServer("team-a", "tools", withScopes("profile", "email"), withToolScopes("delete_repo", "repo:admin"), withIngress("tools.example.com", "tls")),
-			wantPublicURL: "https://tools.example.com/mcp",
+			mcp: newMcpServer("team-a", "tools", withScopes("profile", "email"), withToolScopes("delete_repo", "repo:admin"), withIngress("tools.example.com", "tls"),
+				func(m *mcpv1.McpServer) { m.Spec.Gateway.AllowedOrigins = []mcpv1.Origin{"https://app.example.com"} }),
+			wantPublicURL:      "https://tools.example.com/mcp",
+			wantAllowedOrigins: []string{"https://app.example.com"},
 		},
 	}
 	for name, tc := range tests {
@@ -373,17 +376,18 @@ func TestBuildGatewayConfig(t *testing.T) {
 				t.Fatalf("the gateway would refuse the config: %v", err)
 			}
 			want := config.Config{
-				APIVersion:   config.APIVersion,
-				Kind:         config.Kind,
-				Server:       config.ServerRef{Namespace: "team-a", Name: "tools"},
-				Listen:       config.Listen{Traffic: ":8080", Health: ":8081"},
-				Path:         "/mcp",
-				PublicURL:    tc.wantPublicURL,
-				ResourceName: "team-a/tools",
-				Upstream:     config.Upstream{URL: "http://upstream.team-a.svc:8080/mcp"},
-				Scopes:       []string{"profile", "email"},
-				ToolScopes:   []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
-				Clerk:        config.Clerk{Issuer: testIssuer, APIURL: testOptions.ClerkAPIURL, SecretKeyFile: "/etc/mcpgate/clerk/secret-key"},
+				APIVersion:     config.APIVersion,
+				Kind:           config.Kind,
+				Server:         config.ServerRef{Namespace: "team-a", Name: "tools"},
+				Listen:         config.Listen{Traffic: ":8080", Health: ":8081"},
+				Path:           "/mcp",
+				PublicURL:      tc.wantPublicURL,
+				ResourceName:   "team-a/tools",
+				Upstream:       config.Upstream{URL: "http://upstream.team-a.svc:8080/mcp"},
+				Scopes:         []string{"profile", "email"},
+				ToolScopes:     []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
+				Clerk:          config.Clerk{Issuer: testIssuer, APIURL: testOptions.ClerkAPIURL, SecretKeyFile: "/etc/mcpgate/clerk/secret-key"},
+				AllowedOrigins: tc.wantAllowedOrigins,
 			}
 			if !reflect.DeepEqual(cfg, want) {
 				t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)

@@ -127,6 +127,7 @@ func TestMcpServerValidation_refused(t *testing.T) {
 		"secretKeyRef without key":    {set("spec.clerk.secretKeyRef.key", nil), "spec.clerk.secretKeyRef.key", "Required value"},
 		"ingress host not DNS":        {set("spec.ingress.host", "Tools_Example.com"), "spec.ingress.host", "lowercase DNS name"},
 		"ingress host with a port":    {set("spec.ingress.host", "tools.example.com:443"), "spec.ingress.host", "lowercase DNS name"},
+		"origin with a path":          {set("spec.gateway.allowedOrigins", []any{"https://app.example.com/x"}), "spec.gateway.allowedOrigins[0]", "must be an origin"},
 		"too many replicas":           {set("spec.gateway.replicas", 101), "spec.gateway.replicas", "less than or equal to 100"},
 		"negative replicas":           {set("spec.gateway.replicas", -1), "spec.gateway.replicas", "greater than or equal to 0"},
 		"name too long for a Service": {set("metadata.name", strings.Repeat("a", 56)), "metadata.name", "at most 55 characters"},

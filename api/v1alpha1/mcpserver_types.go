@@ -228,7 +228,22 @@ type GatewaySpec struct {
 	// resources of the gateway container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// allowedOrigins are browser origins, such as https://inspector.example.com,
+	// allowed to call the MCP endpoint besides the endpoint's own. A request
+	// with any other Origin header is refused (403), which defeats DNS
+	// rebinding; requests without an Origin header, as from most MCP clients,
+	// are not affected.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	AllowedOrigins []Origin `json:"allowedOrigins,omitempty"`
 }
+
+// Origin is a web origin: scheme, host and optional port.
+// +kubebuilder:validation:MaxLength=512
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != '' && url(self).getEscapedPath() == '' && size(url(self).getQuery()) == 0 && !self.contains('#')",message="must be an origin such as https://app.example.com: scheme, host and optional port, nothing else"
+type Origin string
 
 // McpServerStatus is what the controller observed and built.
 type McpServerStatus struct {

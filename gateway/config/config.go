@@ -56,6 +56,16 @@ type Config struct {
 
 	// Clerk is the authorization server.
 	Clerk Clerk `json:"clerk"`
+
+	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed
+	// to call the gateway, besides the origin of PublicURL. A request with
+	// any other Origin header is refused; requests without one are allowed.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+
+	// TrustForwardedHeaders derives the public URL from X-Forwarded-Proto and
+	// X-Forwarded-Host when PublicURL is empty. Only safe behind a proxy that
+	// sets them.
+	TrustForwardedHeaders bool `json:"trustForwardedHeaders,omitempty"`
 }
 
 // ServerRef identifies an McpServer.
@@ -161,6 +171,11 @@ func (c Config) Validate() error {
 	}
 	if c.Clerk.SecretKeyFile == "" {
 		errs = append(errs, errors.New("clerk.secretKeyFile is required"))
+	}
+	for i, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("allowedOrigins[%d] %q is not an origin such as https://app.example.com", i, o))
+		}
 	}
 	for i, ts := range c.ToolScopes {
 		if ts.Tool == "" || len(ts.Scopes) == 0 {
