@@ -242,7 +242,7 @@ type GatewaySpec struct {
 
 // Origin is a web origin: scheme, host and optional port.
 // +kubebuilder:validation:MaxLength=512
-// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != '' && url(self).getEscapedPath() == '' && size(url(self).getQuery()) == 0 && !self.contains('#')",message="must be an origin such as https://app.example.com: scheme, host and optional port, nothing else"
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ” && url(self).getEscapedPath() == ” && size(url(self).getQuery()) == 0 && !self.contains('#')",message="must be an origin such as https://app.example.com: scheme, host and optional port, nothing else"
 type Origin string
 
 // McpServerStatus is what the controller observed and built.

@@ -16,6 +16,7 @@ Usage:
 
 Commands:
   manager   run the operator (controller manager)
+  gateway   run the gateway of one McpServer (the data plane)
   version   print version information
 
 Run 'mcpgate <command> -h' for the flags of a command.
@@ -33,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "manager":
 		return runManager(args[1:], stderr)
+	case "gateway":
+		return runGateway(args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.Get())
 		return 0

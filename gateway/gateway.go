@@ -1,0 +1,309 @@
+// Package gateway is the data plane of one McpServer: it serves OAuth
+// discovery metadata, verifies Clerk access tokens, enforces scopes and
+// proxies MCP traffic (streamable HTTP, SSE included) to the upstream.
+//
+// A Gateway has two handlers: Handler for MCP clients and HealthHandler for
+// probes and metrics. Run serves both on the configured addresses and drains
+// on cancellation.
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/gateway/config"
+)
+
+// Defaults for Options.
+const (
+	// DefaultShutdownGrace fits inside Kubernetes' default 30 s termination
+	// grace period, leaving time to close what is left.
+	DefaultShutdownGrace = 25 * time.Second
+	// DefaultMaxBodyBytes bounds the request bodies the gateway reads to
+	// apply its scope policy; JSON-RPC requests are far smaller.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultDialTimeout bounds connecting to the upstream, so a dead
+	// upstream gives a quick 502 rather than a hang.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for the upstream's
+	// response headers. A stream is not bounded once its headers are in;
+	// a tool that takes longer to answer with plain JSON needs more.
+	DefaultResponseHeaderTimeout = 30 * time.Second
+	// DefaultMetadataCacheTTL is how long Clerk's authorization server
+	// metadata is served from memory before it is fetched again.
+	DefaultMetadataCacheTTL = 10 * time.Minute
+)
+
+// Options tune a Gateway. Zero values take the defaults above.
+type Options struct {
+	// Logger receives one line per request and the gateway's own events;
+	// nil logs nothing.
+	Logger *slog.Logger
+	// Now is the clock of token verification and metadata caching; nil
+	// uses time.Now.
+	Now func() time.Time
+	// ShutdownGrace is how long Run lets in-flight requests finish after
+	// its context is cancelled before it closes the connections left.
+	ShutdownGrace time.Duration
+	// MaxBodyBytes is the largest request body accepted (413 beyond).
+	MaxBodyBytes int64
+	// DialTimeout bounds connecting to the upstream.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers (504 beyond).
+	ResponseHeaderTimeout time.Duration
+	// Resolve maps an upstream host:port to the address to dial instead,
+	// like curl's --resolve. For development only; empty does nothing.
+	Resolve map[string]string
+	// ClerkHTTPClient makes the calls to Clerk (Backend API, metadata);
+	// nil uses one with short timeouts that follows no redirects.
+	ClerkHTTPClient *http.Client
+	// MetadataCacheTTL is how long fetched authorization server metadata
+	// is served before it is fetched again.
+	MetadataCacheTTL time.Duration
+}
+
+// withDefaults fills in the zero fields of o.
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	setDefault(&o.ShutdownGrace, DefaultShutdownGrace)
+	setDefault(&o.DialTimeout, DefaultDialTimeout)
+	setDefault(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	setDefault(&o.MetadataCacheTTL, DefaultMetadataCacheTTL)
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.ClerkHTTPClient == nil {
+		o.ClerkHTTPClient = defaultClerkHTTPClient()
+	}
+	return o
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Route names, the route label of metrics and logs.
+const (
+	routeResourceMetadata = "protected_resource_metadata"
+	routeASMetadata       = "authorization_server_metadata"
+	routeOpenIDConfig     = "openid_configuration"
+	routeMCP              = "mcp"
+	routeNotFound         = "not_found"
+)
+
+// Gateway serves one McpServer. Create it with New; it is safe for
+// concurrent use.
+type Gateway struct {
+	cfg      config.Config
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	verifier *clerk.Verifier
+	// audiences verifies JWTs bound to a derived public URL; nil when the
+	// public URL is configured.
+	audiences *audienceVerifiers
+
+	upstream  *url.URL
+	publicURL *url.URL // nil: the public URL is derived from each request
+	// scopes are what every token needs; scopesSupported adds the tool
+	// scopes, for the metadata; toolScopes is the step-up policy.
+	scopes          []string
+	scopesSupported []string
+	toolScopes      map[string][]string
+	allowedOrigins  map[string]bool
+	// metadataPaths are the paths serving protected resource metadata.
+	metadataPaths map[string]bool
+
+	asMetadata *metadataCache
+	mcp        http.Handler
+	traffic    http.Handler
+	health     http.Handler
+
+	// ready latches once the verifier has fetched the signing keys;
+	// draining is set when Run starts shutting down.
+	ready      atomic.Bool
+	draining   atomic.Bool
+	probeMu    sync.Mutex
+	probeToken string
+}
+
+// New checks cfg and builds a Gateway. It makes no network call: Clerk's
+// keys and metadata are fetched on first use, or by Run in the background.
+func New(cfg config.Config, opts Options) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	g := &Gateway{
+		cfg:            cfg,
+		opts:           opts,
+		log:            opts.Logger,
+		metrics:        newMetrics(),
+		scopes:         unique(cfg.Scopes),
+		toolScopes:     map[string][]string{},
+		allowedOrigins: map[string]bool{},
+		metadataPaths:  map[string]bool{wellKnownResource: true, resourceMetadataPath(cfg.Path): true},
+	}
+	var err error
+	if g.upstream, err = url.Parse(cfg.Upstream.URL); err != nil {
+		return nil, fmt.Errorf("upstream url: %w", err)
+	}
+	if cfg.PublicURL != "" {
+		if g.publicURL, err = url.Parse(cfg.PublicURL); err != nil {
+			return nil, fmt.Errorf("public url: %w", err)
+		}
+		g.allowedOrigins[origin(g.publicURL.Scheme, g.publicURL.Host)] = true
+		// Clients derive the metadata path from the URL they use, which
+		// is the public one when a proxy in front rewrites the path.
+		g.metadataPaths[resourceMetadataPath(g.publicURL.Path)] = true
+	}
+	for _, o := range cfg.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil {
+			return nil, fmt.Errorf("allowed origin %q: %w", o, err)
+		}
+		g.allowedOrigins[origin(u.Scheme, u.Host)] = true
+	}
+	// offline_access is for the client and the authorization server to
+	// agree on, not a permission at the resource: it is neither required
+	// of tokens nor named in challenges or metadata, where it would invite
+	// clients to ask for refresh tokens they may not be allowed.
+	if slices.Contains(g.scopes, offlineAccess) {
+		g.log.Warn("Ignoring scope offline_access: it is no permission a resource can require")
+		g.scopes = slices.DeleteFunc(g.scopes, isOfflineAccess)
+	}
+	supported := slices.Clone(g.scopes)
+	for _, ts := range cfg.ToolScopes {
+		g.toolScopes[ts.Tool] = slices.DeleteFunc(unique(append(g.toolScopes[ts.Tool], ts.Scopes...)), isOfflineAccess)
+		supported = append(supported, ts.Scopes...)
+	}
+	g.scopesSupported = slices.DeleteFunc(unique(supported), isOfflineAccess)
+
+	hc := *opts.ClerkHTTPClient
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = &jwksMemo{base: clerkCallCounter{base: base, calls: g.metrics.clerkCalls}, now: time.Now}
+	verifierOpts := clerk.VerifierOptions{
+		Issuer:        cfg.Clerk.Issuer,
+		BackendAPIURL: cfg.Clerk.APIURL,
+		SecretKey:     clerk.SecretKeyFromFile(cfg.Clerk.SecretKeyFile),
+		HTTPClient:    &hc,
+		Now:           opts.Now,
+	}
+	if cfg.PublicURL != "" {
+		verifierOpts.Audiences = []string{cfg.PublicURL}
+	} else {
+		g.audiences = newAudienceVerifiers(verifierOpts)
+	}
+	if g.verifier, err = clerk.NewVerifier(verifierOpts); err != nil {
+		return nil, fmt.Errorf("create token verifier: %w", err)
+	}
+	g.asMetadata = newMetadataCache(cfg.Clerk.Issuer, &hc, opts.Now, opts.MetadataCacheTTL, g.log)
+
+	g.probeToken = readinessProbeToken()
+	g.mcp = g.mcpPipeline(g.newProxy())
+	g.traffic = g.withRequestInfo(http.HandlerFunc(g.route))
+	g.health = g.newHealthHandler()
+	return g, nil
+}
+
+// mcpPipeline is the order every request to the MCP endpoint goes through,
+// outermost first. Nothing reaches the upstream that has not passed them all.
+func (g *Gateway) mcpPipeline(proxy http.Handler) http.Handler {
+	return chain(proxy,
+		g.checkOrigin,      // 403 for a foreign Origin; CORS headers and preflight
+		allowMethods,       // POST, GET, DELETE; 405 otherwise
+		stripInbound,       // client-sent identity headers, cookies
+		g.extractToken,     // the bearer token of the one Authorization header, never the query
+		g.verifyToken,      // Clerk: 401 invalid, 503 unavailable
+		g.applyScopePolicy, // 403 insufficient_scope; 400/413 for bodies it cannot judge
+		injectIdentity,     // who is calling, for the upstream
+	)
+}
+
+// chain wraps h in mws so that mws[0] sees the request first.
+func chain(h http.Handler, mws ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// Handler serves MCP clients: the metadata documents and the MCP endpoint.
+func (g *Gateway) Handler() http.Handler { return g.traffic }
+
+// HealthHandler serves /healthz, /readyz and /metrics.
+func (g *Gateway) HealthHandler() http.Handler { return g.health }
+
+// route dispatches on the exact path. A ServeMux is not used: it would
+// clean paths and redirect, and read a configured path as a pattern.
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
+	ri := infoFrom(r.Context())
+	switch p := r.URL.Path; {
+	case p == g.cfg.Path:
+		ri.route = routeMCP
+		g.mcp.ServeHTTP(w, r)
+	case g.metadataPaths[p]:
+		ri.route = routeResourceMetadata
+		g.serveResourceMetadata(w, r)
+	case p == wellKnownAS:
+		ri.route = routeASMetadata
+		g.serveASMetadata(w, r, wellKnownAS)
+	case p == wellKnownOpenID:
+		ri.route = routeOpenIDConfig
+		g.serveASMetadata(w, r, wellKnownOpenID)
+	default:
+		writePlain(w, http.StatusNotFound, "404 not found")
+	}
+}
+
+// defaultClerkHTTPClient bounds every phase of a call to Clerk: a client's
+// request is waiting on it. Redirects are not followed, so the secret key
+// cannot be carried elsewhere.
+func defaultClerkHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ResponseHeaderTimeout = 5 * time.Second
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{
+		Transport: t,
+		Timeout:   10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+const offlineAccess = "offline_access"
+
+func isOfflineAccess(s string) bool { return s == offlineAccess }
+
+// unique returns ss without empty strings and repeats, in first-seen order.
+func unique(ss []string) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Auth outcomes and reasons, the label values of mcpgate_gateway_auth_total.
+// The sets are fixed, so the metric's cardinality is too.
+const (
+	outcomeAllowed = "allowed"
+	outcomeDenied  = "denied"
+	outcomeError   = "error"
+
+	reasonOK                = "ok"
+	reasonMissingToken      = "missing_token"
+	reasonInvalidRequest    = "invalid_request"
+	reasonInvalidToken      = "invalid_token"
+	reasonInsufficientScope = "insufficient_scope"
+	reasonMalformedRequest  = "malformed_request"
+	reasonClerkUnavailable  = "clerk_unavailable"
+)
+
+// authOutcome maps each reason to its outcome.
+var authOutcome = map[string]string{
+	reasonOK:                outcomeAllowed,
+	reasonMissingToken:      outcomeDenied,
+	reasonInvalidRequest:    outcomeDenied,
+	reasonInvalidToken:      outcomeDenied,
+	reasonInsufficientScope: outcomeDenied,
+	reasonMalformedRequest:  outcomeDenied,
+	reasonClerkUnavailable:  outcomeError,
+}
+
+// metrics are the gateway's Prometheus metrics, in a registry of its own:
+// no package-level state, so several gateways (tests) can live in one process.
+type metrics struct {
+	registry     *prometheus.Registry
+	requests     *prometheus.CounterVec
+	auth         *prometheus.CounterVec
+	verification *prometheus.HistogramVec
+	upstream     prometheus.Histogram
+	openStreams  prometheus.Gauge
+	clerkCalls   *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_gateway_requests_total",
+			Help: "Requests served, by route and HTTP status code.",
+		}, []string{"route", "code"}),
+		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_gateway_auth_total",
+			Help: "Authorization decisions on MCP requests, by outcome (allowed, denied, error) and reason.",
+		}, []string{"outcome", "reason"}),
+		verification: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcpgate_gateway_token_verification_seconds",
+			Help:    "Time to verify an access token, by token format (jwt, opaque, other); cached verdicts included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9), // 100µs to 6.5s
+		}, []string{"format"}),
+		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mcpgate_gateway_upstream_seconds",
+			Help:    "Time from sending a request upstream to receiving its response headers (not the length of a stream).",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}),
+		openStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcpgate_gateway_open_streams",
+			Help: "Server-sent event streams being relayed from the upstream right now.",
+		}),
+		clerkCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_gateway_clerk_calls_total",
+			Help: "HTTP calls to Clerk (Backend API and Frontend API metadata), by outcome.",
+		}, []string{"outcome"}),
+	}
+	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every series of the fixed label sets exists from the start, so a
+	// dashboard or an alert sees zeros rather than no data.
+	for reason, outcome := range authOutcome {
+		m.auth.WithLabelValues(outcome, reason)
+	}
+	for _, f := range []string{formatJWT, formatOpaque, formatOther} {
+		m.verification.WithLabelValues(f)
+	}
+	for _, o := range []string{clerkOK, clerkRejected, clerkUnauthorized, clerkRateLimited, clerkServerError, clerkNetworkError} {
+		m.clerkCalls.WithLabelValues(o)
+	}
+	return m
+}
+
+// countAuth records one authorization decision.
+func (m *metrics) countAuth(reason string) {
+	m.auth.WithLabelValues(authOutcome[reason], reason).Inc()
+}
+
+// Outcomes of calls to Clerk, the label values of mcpgate_gateway_clerk_calls_total.
+const (
+	clerkOK           = "ok"
+	clerkRejected     = "rejected"
+	clerkUnauthorized = "unauthorized"
+	clerkRateLimited  = "rate_limited"
+	clerkServerError  = "server_error"
+	clerkNetworkError = "network_error"
+)
+
+// clerkCallCounter counts the calls made through the HTTP client handed to
+// the verifier and the metadata cache: the verifier does not report its
+// calls, but every one of them goes through this transport.
+type clerkCallCounter struct {
+	base  http.RoundTripper
+	calls *prometheus.CounterVec
+}
+
+func (t clerkCallCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	outcome := clerkNetworkError
+	if err == nil {
+		switch s := resp.StatusCode; {
+		case s == http.StatusUnauthorized || s == http.StatusForbidden:
+			outcome = clerkUnauthorized
+		case s == http.StatusTooManyRequests:
+			outcome = clerkRateLimited
+		case s >= 500:
+			outcome = clerkServerError
+		case s >= 400:
+			outcome = clerkRejected
+		default:
+			outcome = clerkOK
+		}
+	}
+	t.calls.WithLabelValues(outcome).Inc()
+	return resp, err
+}
