@@ -93,6 +93,10 @@ func TestMcpServerValidation_refused(t *testing.T) {
 			set("spec.upstream.service", nil)(o)
 			set("spec.upstream.url", "https://mcp.example.com/mcp")(o)
 		}, "spec.upstream.url", "put the endpoint path in upstream.path"},
+		"url with a query": {func(o map[string]any) {
+			set("spec.upstream.service", nil)(o)
+			set("spec.upstream.url", "https://mcp.example.com/?x=1")(o)
+		}, "spec.upstream.url", "no path, query"},
 		"port zero":                 {set("spec.upstream.service.port", 0), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port too high":             {set("spec.upstream.service.port", 70000), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port name with spaces":     {set("spec.upstream.service.port", "my port"), "spec.upstream.service.port", "port name"},

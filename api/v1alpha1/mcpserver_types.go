@@ -60,8 +60,8 @@ type Upstream struct {
 	// optional port, such as https://mcp.example.com. The endpoint path goes
 	// in upstream.path.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an absolute http or https URL"
-	// +kubebuilder:validation:XValidation:rule="!isURL(self) || (url(self).getEscapedPath() in ['', '/'] && size(url(self).getQuery()) == 0 && !self.contains('#') && !self.contains('@'))",message="must hold only scheme, host and port (no path, query, fragment or user info); put the endpoint path in upstream.path"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0",message="must be an absolute http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || ((url(self).getEscapedPath() == '/' || size(url(self).getEscapedPath()) == 0) && size(url(self).getQuery()) == 0 && !self.contains('#') && !self.contains('@'))",message="must hold only scheme, host and port (no path, query, fragment or user info); put the endpoint path in upstream.path"
 	// +optional
 	URL string `json:"url,omitempty"`
 
@@ -135,7 +135,7 @@ type ClerkSpec struct {
 	// It must equal the iss claim of the instance's tokens. https is required,
 	// except for loopback hosts (localhost, 127.0.0.1, ::1) in local development.
 	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an absolute https URL"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0",message="must be an absolute https URL"
 	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || url(self).getHostname() in ['localhost', '127.0.0.1', '::1']",message="must use https; plain http is allowed only for the loopback hosts localhost, 127.0.0.1 and ::1"
 	// +kubebuilder:validation:XValidation:rule="!self.endsWith('/') && !self.contains('?') && !self.contains('#')",message="must not end with '/' or hold a query or fragment: it must equal the tokens' iss claim exactly"
 	// +optional
@@ -242,7 +242,7 @@ type GatewaySpec struct {
 
 // Origin is a web origin: scheme, host and optional port.
 // +kubebuilder:validation:MaxLength=512
-// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ” && url(self).getEscapedPath() == ” && size(url(self).getQuery()) == 0 && !self.contains('#')",message="must be an origin such as https://app.example.com: scheme, host and optional port, nothing else"
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0 && size(url(self).getEscapedPath()) == 0 && size(url(self).getQuery()) == 0 && !self.contains('#')",message="must be an origin such as https://app.example.com: scheme, host and optional port, nothing else"
 type Origin string
 
 // McpServerStatus is what the controller observed and built.
