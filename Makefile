@@ -55,6 +55,10 @@ verify: ## Fail when gofmt would change a file or the generated files are stale.
 envtest: ## Build or fetch etcd, kube-apiserver and kubectl for the tests (cached outside the repo).
 	@hack/setup-envtest.sh >/dev/null
 
+.PHONY: demo
+demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample server, gateway (DEMO_ONESHOT=1: one scripted client session, then exit).
+	$(GO) run ./hack/demo $(ARGS)
+
 .PHONY: test
 test: vet verify envtest ## Run every check and test: vet, generated files, unit and envtest integration tests.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)

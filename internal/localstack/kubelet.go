@@ -1,0 +1,735 @@
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/mcpgate/mcpgate/gateway/config"
+)
+
+// Timing of the kubelet emulation.
+const (
+	// readyTimeout bounds how long a new gateway process may take to answer
+	// /readyz before it is stopped and started again.
+	readyTimeout = 60 * time.Second
+	// defaultGracePeriod is a pod's terminationGracePeriodSeconds when the
+	// template does not say.
+	defaultGracePeriod = 30 * time.Second
+	// crashBackoffMax caps the wait before restarting a process that
+	// exited, which doubles from a second with each crash in a row.
+	crashBackoffMax = 30 * time.Second
+)
+
+// secretIndex indexes gateway Deployments by the Secrets their pods mount,
+// so a changed Secret finds the pods whose files must follow it.
+const secretIndex = "localstack.spec.template.secrets"
+
+// Gateway is a gateway process the kubelet emulation runs for an McpServer.
+type Gateway struct {
+	// Namespace and McpServer name the McpServer; Deployment its Deployment.
+	Namespace, McpServer, Deployment string
+	// URL is the MCP endpoint on a stable loopback port, such as
+	// http://127.0.0.1:40123/mcp. It stays the same across restarts.
+	URL string
+	// MetadataURL is the RFC 9728 protected resource metadata of URL.
+	MetadataURL string
+	// HealthURL is the current process's health port (/healthz, /readyz,
+	// /metrics); it changes with each process.
+	HealthURL string
+	// ConfigHash is the mcpgate.dev/config-hash of the pod template the
+	// process was started from.
+	ConfigHash string
+	// Ready reports whether the process answers /readyz and gets traffic.
+	Ready bool
+	// PID is the process id; Starts counts the processes started for the
+	// Deployment so far, restarts included.
+	PID, Starts int
+	// LogPath is where the processes of this Deployment log.
+	LogPath string
+}
+
+// kubelet plays the parts of a cluster that envtest lacks, for gateway
+// Deployments (label app.kubernetes.io/managed-by=mcpgate) only: the
+// Deployment controller and the kubelet. For each Deployment it runs the
+// pod template's container as a local process, restarts it when the template
+// changes or the process dies, stops it when the Deployment goes, and
+// writes the Deployment status a real cluster would (readyReplicas, the
+// Available condition), so the McpServer's Ready condition works as it would.
+type kubelet struct {
+	client  client.Client // the manager's: Deployments from the cache
+	reader  client.Reader // uncached: ConfigMaps, Secrets and Services, read when needed
+	mcpgate string        // the local binary standing in for the image's mcpgate
+	podDir  string
+	logDir  string
+	log     logr.Logger
+	exits   chan event.GenericEvent // a process exited: look at its Deployment again
+	stopped chan struct{}           // closed when the kubelet shuts down
+
+	mu      sync.Mutex
+	slots   map[types.NamespacedName]*slot
+	changed chan struct{} // closed and replaced whenever a gateway changes
+	// draining counts replaced processes still finishing their requests.
+	draining sync.WaitGroup
+}
+
+// slot is the state kept per Deployment.
+type slot struct {
+	deployment types.NamespacedName
+	mcpServer  string
+	fwd        *forwarder
+	mcpPath    string
+	cur        *pod // the newest process; nil before the first start
+	starts     int
+	crashes    int // exits in a row without a replacement becoming ready
+	logPath    string
+}
+
+// pod is one local gateway process.
+type pod struct {
+	name         string
+	templateHash string
+	configHash   string
+	dir          string
+	proc         *process
+	trafficAddr  string
+	healthAddr   string
+	grace        time.Duration
+	secrets      []mount // Secret volumes, rewritten when the Secret changes
+
+	// Guarded by kubelet.mu.
+	ready    bool
+	exited   bool
+	exitedAt time.Time
+	stopping bool
+}
+
+// kubeletSpec is what startKubelet needs.
+type kubeletSpec struct {
+	restConfig *rest.Config
+	mcpgate    string
+	workDir    string
+	logDir     string
+	logger     logr.Logger
+}
+
+// startKubelet starts the emulation in a controller-runtime manager of its
+// own and returns once its caches are in sync. stop shuts it down and stops
+// every process it started.
+func startKubelet(ctx context.Context, s kubeletSpec) (k *kubelet, stop func() error, err error) {
+	managed := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "mcpgate"})
+	mgr, err := ctrl.NewManager(s.restConfig, ctrl.Options{
+		Scheme:                 newScheme(),
+		Logger:                 s.logger,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&appsv1.Deployment{}: {Label: managed}}},
+		// Several stacks may run in one test binary, each with a controller
+		// of this name.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create the kubelet's manager: %w", err)
+	}
+	k = &kubelet{
+		client:  mgr.GetClient(),
+		reader:  mgr.GetAPIReader(),
+		mcpgate: s.mcpgate,
+		podDir:  filepath.Join(s.workDir, "pods"),
+		logDir:  s.logDir,
+		log:     s.logger.WithName("kubelet"),
+		exits:   make(chan event.GenericEvent, 64),
+		stopped: make(chan struct{}),
+		slots:   map[types.NamespacedName]*slot{},
+		changed: make(chan struct{}),
+	}
+	if err := k.setup(ctx, mgr); err != nil {
+		return nil, nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(runCtx) }()
+	stop = func() error {
+		cancel()
+		err := <-done
+		close(k.stopped)
+		return errors.Join(err, k.stopAll())
+	}
+	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSync()
+	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+		return nil, nil, errors.Join(errors.New("the kubelet's caches did not sync"), stop())
+	}
+	return k, stop, nil
+}
+
+// setup registers the index and the watches: gateway Deployments, the
+// exits of the processes, and (metadata only) the Secrets they mount.
+func (k *kubelet) setup(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, secretIndex, func(o client.Object) []string {
+		var names []string
+		for _, v := range o.(*appsv1.Deployment).Spec.Template.Spec.Volumes {
+			if v.Secret != nil {
+				names = append(names, v.Secret.SecretName)
+			}
+		}
+		return names
+	})
+	if err != nil {
+		return fmt.Errorf("index deployments by secret: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("localstack-kubelet").
+		// Status-only updates, the kubelet's own writes among them, change
+		// nothing to run.
+		For(&appsv1.Deployment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(k.exits, &handler.EnqueueRequestForObject{})).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(k.deploymentsMounting)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Complete(k)
+}
+
+// deploymentsMounting maps a Secret to the gateway Deployments mounting it.
+func (k *kubelet) deploymentsMounting(ctx context.Context, o client.Object) []reconcile.Request {
+	var list appsv1.DeploymentList
+	if err := k.client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()}); err != nil {
+		k.log.Error(err, "Failed to list Deployments mounting a Secret", "secret", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, d := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
+	}
+	return reqs
+}
+
+// Reconcile makes the local processes of one Deployment match it.
+func (k *kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	d := &appsv1.Deployment{}
+	if err := k.client.Get(ctx, req.NamespacedName, d); err != nil {
+		if apierrors.IsNotFound(err) {
+			k.remove(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get deployment: %w", err)
+	}
+	if !d.DeletionTimestamp.IsZero() {
+		k.remove(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	if ptr.Deref(d.Spec.Replicas, 1) == 0 {
+		k.stopCurrent(req.NamespacedName)
+		return ctrl.Result{}, k.reportStatus(ctx, d, false)
+	}
+	s, err := k.slotFor(d)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	want := templateHash(&d.Spec.Template)
+	cur, ready, exited, exitedAt, crashes := k.current(s)
+	if cur != nil && cur.templateHash == want {
+		if !exited {
+			if err := k.refreshSecrets(ctx, d.Namespace, cur); err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{}, k.reportStatus(ctx, d, ready)
+		}
+		// The process died: unavailable until it is back, restarted after
+		// a back-off that grows with each crash in a row, like CrashLoopBackOff.
+		if err := k.reportStatus(ctx, d, false); err != nil {
+			return ctrl.Result{}, err
+		}
+		if wait := time.Until(exitedAt.Add(crashBackoff(crashes))); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
+
+	next, err := k.startPod(ctx, d, s, want)
+	if err != nil {
+		if cur == nil || exited {
+			if serr := k.reportStatus(ctx, d, false); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+		return ctrl.Result{}, fmt.Errorf("run gateway of %s: %w", req.NamespacedName, err)
+	}
+	k.promote(s, next)
+	return ctrl.Result{}, k.reportStatus(ctx, d, true)
+}
+
+// crashBackoff is the wait before restarting after the n-th crash in a row.
+func crashBackoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return min(time.Second<<min(n-1, 10), crashBackoffMax)
+}
+
+// slotFor returns the Deployment's slot, creating it (and the forwarder
+// holding its stable address) on first sight.
+func (k *kubelet) slotFor(d *appsv1.Deployment) (*slot, error) {
+	key := client.ObjectKeyFromObject(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s, ok := k.slots[key]; ok {
+		return s, nil
+	}
+	fwd, err := newForwarder()
+	if err != nil {
+		return nil, fmt.Errorf("listen for gateway %s: %w", key, err)
+	}
+	mcpServer := d.Labels[mcpServerLabel]
+	if mcpServer == "" {
+		mcpServer = strings.TrimSuffix(d.Name, "-gateway")
+	}
+	s := &slot{
+		deployment: key,
+		mcpServer:  mcpServer,
+		fwd:        fwd,
+		logPath:    filepath.Join(k.logDir, fmt.Sprintf("gateway-%s-%s.log", d.Namespace, mcpServer)),
+	}
+	k.slots[key] = s
+	return s, nil
+}
+
+// current reads a slot's current process state under the lock.
+func (k *kubelet) current(s *slot) (cur *pod, ready, exited bool, exitedAt time.Time, crashes int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s.cur == nil {
+		return nil, false, false, time.Time{}, s.crashes
+	}
+	return s.cur, s.cur.ready, s.cur.exited, s.cur.exitedAt, s.crashes
+}
+
+// startPod prepares the files of a new process for d's template, starts it,
+// and waits until it answers /readyz. The previous process keeps serving
+// meanwhile; on failure the new one is stopped and the error returned, so the
+// work queue retries with back-off.
+func (k *kubelet) startPod(ctx context.Context, d *appsv1.Deployment, s *slot, tmplHash string) (*pod, error) {
+	c, err := gatewayContainer(d)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(k.podDir, 0o755); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(k.podDir, d.Namespace+"_"+d.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	p := &pod{
+		name:         filepath.Base(dir),
+		templateHash: tmplHash,
+		configHash:   d.Spec.Template.Annotations[configHashAnnotation],
+		dir:          dir,
+		grace:        defaultGracePeriod,
+	}
+	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+		p.grace = time.Duration(*g) * time.Second
+	}
+	args, env, cfg, err := k.preparePod(ctx, d, c, p)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+
+	k.mu.Lock()
+	s.mcpPath = cfg.Path
+	s.starts++
+	k.mu.Unlock()
+	appendLog(s.logPath, fmt.Sprintf("--- localstack: starting %s (config hash %s): mcpgate %s\n", p.name, p.configHash, strings.Join(args, " ")))
+	p.proc, err = startProcess(processSpec{name: "gateway " + p.name, path: k.mcpgate, args: args, env: env, logPath: s.logPath, clearEnv: true})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	go k.watchExit(s, p)
+	if err := waitHTTPReady(ctx, "http://"+p.healthAddr+"/readyz", p.proc, readyTimeout); err != nil {
+		k.stopPod(p)
+		return nil, fmt.Errorf("gateway process %s did not become ready: %w (log: %s)", p.name, err, s.logPath)
+	}
+	k.log.Info("Started gateway", "deployment", s.deployment.String(), "pod", p.name, "pid", p.proc.pid(),
+		"configHash", p.configHash, "url", "http://"+s.fwd.addr()+cfg.Path)
+	return p, nil
+}
+
+// preparePod writes the pod's volumes under its directory and works out the
+// local command line: the container's arguments with mounted paths mapped,
+// the configuration rewritten for loopback (see localConfig), and --resolve
+// for an upstream Service with a local backend (see resolveArg).
+func (k *kubelet) preparePod(ctx context.Context, d *appsv1.Deployment, c corev1.Container, p *pod) ([]string, []string, config.Config, error) {
+	root := filepath.Join(p.dir, "root")
+	mounts, err := planMounts(c, d.Spec.Template.Spec.Volumes, root)
+	if err != nil {
+		return nil, nil, config.Config{}, err
+	}
+	for _, m := range mounts {
+		if err := k.writeMount(ctx, d.Namespace, m); err != nil {
+			return nil, nil, config.Config{}, err
+		}
+		if m.volume.Secret != nil {
+			p.secrets = append(p.secrets, m)
+		}
+	}
+	args := localArgs(c.Args, mounts)
+	cfgPath, ok := flagValue(args, "config")
+	if !ok {
+		return nil, nil, config.Config{}, fmt.Errorf("container %s has no --config argument", c.Name)
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, nil, config.Config{}, err
+	}
+	p.trafficAddr, p.healthAddr = loopback(ports[0]), loopback(ports[1])
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, nil, config.Config{}, fmt.Errorf("read the gateway config: %w", err)
+	}
+	data, cfg, err := localConfig(raw, mounts, p.trafficAddr, p.healthAddr)
+	if err != nil {
+		return nil, nil, config.Config{}, fmt.Errorf("gateway config of %s: %w", d.Name, err)
+	}
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		return nil, nil, config.Config{}, fmt.Errorf("write the local gateway config: %w", err)
+	}
+	if ref, ok := upstreamService(cfg.Upstream.URL); ok {
+		svc := &corev1.Service{}
+		err := k.reader.Get(ctx, types.NamespacedName{Namespace: ref.namespace, Name: ref.name}, svc)
+		switch {
+		case apierrors.IsNotFound(err):
+			k.log.Info("Upstream Service not found; the gateway will answer 502", "service", ref.namespace+"/"+ref.name)
+		case err != nil:
+			return nil, nil, config.Config{}, fmt.Errorf("get upstream service: %w", err)
+		default:
+			if arg := resolveArg(ref, svc); arg != "" {
+				args = append(args, arg)
+			}
+		}
+	}
+	tmp, _ := hostPathOf(mounts, "/tmp")
+	env, err := containerEnv(c, p.name, p.dir, tmp)
+	if err != nil {
+		return nil, nil, config.Config{}, err
+	}
+	return args, env, cfg, nil
+}
+
+// writeMount fills a mount's directory from its ConfigMap or Secret, read
+// from the API server as the kubelet does (never from a cache).
+func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount) error {
+	if err := os.MkdirAll(m.hostPath, 0o755); err != nil {
+		return err
+	}
+	v := m.volume
+	var files map[string]projectedFile
+	switch {
+	case v.ConfigMap != nil:
+		cm := &corev1.ConfigMap{}
+		if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.ConfigMap.Name}, cm); err != nil {
+			return fmt.Errorf("volume %s: get configmap %s: %w", v.Name, v.ConfigMap.Name, err)
+		}
+		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+		for key, val := range cm.Data {
+			data[key] = []byte(val)
+		}
+		for key, val := range cm.BinaryData {
+			data[key] = val
+		}
+		var err error
+		if files, err = projectVolume(data, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false)); err != nil {
+			return fmt.Errorf("volume %s: configmap %s: %w", v.Name, v.ConfigMap.Name, err)
+		}
+	case v.Secret != nil:
+		var err error
+		if files, err = k.secretFiles(ctx, namespace, v); err != nil {
+			return err
+		}
+	default: // emptyDir: the directory is all there is
+		return nil
+	}
+	if err := writeVolume(m.hostPath, files); err != nil {
+		return fmt.Errorf("volume %s: %w", v.Name, err)
+	}
+	return nil
+}
+
+// secretFiles reads the files of a Secret volume.
+func (k *kubelet) secretFiles(ctx context.Context, namespace string, v corev1.Volume) (map[string]projectedFile, error) {
+	sec := &corev1.Secret{}
+	if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.Secret.SecretName}, sec); err != nil {
+		return nil, fmt.Errorf("volume %s: get secret %s: %w", v.Name, v.Secret.SecretName, err)
+	}
+	files, err := projectVolume(sec.Data, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false))
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: secret %s: %w", v.Name, v.Secret.SecretName, err)
+	}
+	return files, nil
+}
+
+// refreshSecrets rewrites a running process's Secret volumes from the
+// Secrets, as the kubelet updates mounted Secrets in place: a rotated Clerk
+// secret key reaches the gateway without a restart.
+func (k *kubelet) refreshSecrets(ctx context.Context, namespace string, p *pod) error {
+	for _, m := range p.secrets {
+		files, err := k.secretFiles(ctx, namespace, m.volume)
+		if err != nil {
+			return err
+		}
+		changed := map[string]projectedFile{}
+		for name, f := range files {
+			old, err := os.ReadFile(filepath.Join(m.hostPath, filepath.FromSlash(name)))
+			if err != nil || string(old) != string(f.data) {
+				changed[name] = f
+			}
+		}
+		if len(changed) == 0 {
+			continue
+		}
+		if err := writeVolume(m.hostPath, changed); err != nil {
+			return fmt.Errorf("update secret volume %s: %w", m.volume.Name, err)
+		}
+		k.log.Info("Updated secret volume", "pod", p.name, "volume", m.volume.Name)
+	}
+	return nil
+}
+
+// watchExit marks p exited when its process ends and, unless the kubelet
+// stopped it, asks for its Deployment to be looked at again.
+func (k *kubelet) watchExit(s *slot, p *pod) {
+	<-p.proc.exited()
+	k.mu.Lock()
+	p.ready, p.exited, p.exitedAt = false, true, time.Now()
+	expected := p.stopping
+	if !expected && s.cur == p {
+		s.crashes++
+	}
+	k.notifyLocked()
+	k.mu.Unlock()
+	if expected {
+		return
+	}
+	s.fwd.clearBackend(p.trafficAddr)
+	k.log.Info("Gateway process exited", "deployment", s.deployment.String(), "pod", p.name, "error", fmt.Sprint(p.proc.exitErr()))
+	obj := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: s.deployment.Namespace, Name: s.deployment.Name}}
+	select {
+	case k.exits <- event.GenericEvent{Object: obj}:
+	case <-k.stopped:
+	}
+}
+
+// promote makes next the process that gets new connections and stops the
+// one it replaces in the background, letting it drain as a pod would.
+func (k *kubelet) promote(s *slot, next *pod) {
+	k.mu.Lock()
+	old := s.cur
+	s.cur = next
+	next.ready = !next.exited
+	s.crashes = 0
+	k.notifyLocked()
+	k.mu.Unlock()
+	s.fwd.setBackend(next.trafficAddr)
+	if old != nil {
+		k.draining.Add(1)
+		go func() {
+			defer k.draining.Done()
+			k.stopPod(old)
+		}()
+	}
+}
+
+// stopPod stops a process, giving it its grace period, and removes its files.
+func (k *kubelet) stopPod(p *pod) {
+	k.mu.Lock()
+	p.stopping = true
+	p.ready = false
+	crashed := p.exited // its exit was logged when it happened
+	k.notifyLocked()
+	k.mu.Unlock()
+	if err := p.proc.stop(p.grace); err != nil && !crashed {
+		k.log.Info("Gateway process did not stop cleanly", "pod", p.name, "error", err.Error())
+	}
+	_ = os.RemoveAll(p.dir)
+}
+
+// stopCurrent stops a Deployment's process (scaled to zero) but keeps its
+// slot and address.
+func (k *kubelet) stopCurrent(key types.NamespacedName) {
+	k.mu.Lock()
+	s := k.slots[key]
+	var cur *pod
+	if s != nil {
+		cur, s.cur = s.cur, nil
+	}
+	k.mu.Unlock()
+	if cur != nil {
+		s.fwd.clearBackend(cur.trafficAddr)
+		k.stopPod(cur)
+	}
+}
+
+// remove stops a deleted Deployment's process and releases its address.
+func (k *kubelet) remove(key types.NamespacedName) {
+	k.stopCurrent(key)
+	k.mu.Lock()
+	s := k.slots[key]
+	delete(k.slots, key)
+	k.notifyLocked()
+	k.mu.Unlock()
+	if s != nil {
+		s.fwd.close()
+		k.log.Info("Removed gateway", "deployment", key.String())
+	}
+}
+
+// stopAll closes every forwarder first, ending client connections so that
+// the processes drain at once, then stops every process.
+func (k *kubelet) stopAll() error {
+	k.mu.Lock()
+	slots := make([]*slot, 0, len(k.slots))
+	for _, s := range k.slots {
+		slots = append(slots, s)
+	}
+	k.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		s.fwd.close()
+		k.mu.Lock()
+		cur := s.cur
+		k.mu.Unlock()
+		if cur != nil {
+			wg.Go(func() { k.stopPod(cur) })
+		}
+	}
+	wg.Wait()
+	k.draining.Wait()
+	return nil
+}
+
+// reportStatus writes the Deployment status a cluster would show for it.
+func (k *kubelet) reportStatus(ctx context.Context, d *appsv1.Deployment, ready bool) error {
+	st := deploymentStatus(d, ready, metav1.NewTime(time.Now().Truncate(time.Second)))
+	if equality.Semantic.DeepEqual(d.Status, st) {
+		return nil
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	d.Status = st
+	if err := k.client.Status().Patch(ctx, d, patch); err != nil {
+		return fmt.Errorf("update deployment status: %w", err)
+	}
+	return nil
+}
+
+// notifyLocked wakes everyone waiting for a gateway to change. k.mu must be held.
+func (k *kubelet) notifyLocked() {
+	close(k.changed)
+	k.changed = make(chan struct{})
+}
+
+// gateway describes the slot of McpServer namespace/name; k.mu must be held.
+func (k *kubelet) gatewayLocked(namespace, name string) (Gateway, bool) {
+	for key, s := range k.slots {
+		if key.Namespace != namespace || s.mcpServer != name {
+			continue
+		}
+		g := Gateway{
+			Namespace: namespace, McpServer: name, Deployment: key.Name,
+			URL:         "http://" + s.fwd.addr() + s.mcpPath,
+			MetadataURL: "http://" + s.fwd.addr() + wellKnownResourceMetadata(s.mcpPath),
+			Starts:      s.starts,
+			LogPath:     s.logPath,
+		}
+		if p := s.cur; p != nil {
+			g.HealthURL = "http://" + p.healthAddr
+			g.ConfigHash = p.configHash
+			g.Ready = p.ready
+			g.PID = p.proc.pid()
+		}
+		return g, true
+	}
+	return Gateway{}, false
+}
+
+// wellKnownResourceMetadata is the RFC 9728 metadata path of an MCP path.
+func wellKnownResourceMetadata(mcpPath string) string {
+	const prefix = "/.well-known/oauth-protected-resource"
+	if mcpPath == "/" {
+		return prefix
+	}
+	return prefix + mcpPath
+}
+
+// gateways lists every gateway.
+func (k *kubelet) gateways() []Gateway {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]Gateway, 0, len(k.slots))
+	for _, s := range k.slots {
+		if g, ok := k.gatewayLocked(s.deployment.Namespace, s.mcpServer); ok {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// waitGateway waits until McpServer namespace/name has a ready process
+// started from configHash ("" accepts any).
+func (k *kubelet) waitGateway(ctx context.Context, namespace, name, configHash string) (Gateway, error) {
+	for {
+		k.mu.Lock()
+		g, ok := k.gatewayLocked(namespace, name)
+		changed := k.changed
+		k.mu.Unlock()
+		if ok && g.Ready && (configHash == "" || g.ConfigHash == configHash) {
+			return g, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			state := "no gateway Deployment seen"
+			if ok {
+				state = fmt.Sprintf("config hash %q, ready %t, %d starts (log: %s)", g.ConfigHash, g.Ready, g.Starts, g.LogPath)
+			}
+			return Gateway{}, fmt.Errorf("wait for gateway %s/%s with config hash %q: %w; last seen: %s",
+				namespace, name, configHash, context.Cause(ctx), state)
+		}
+	}
+}
+
+// appendLog adds a line of the kubelet's own to a process log.
+func appendLog(path, line string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	_, _ = f.WriteString(line)
+	_ = f.Close()
+}

@@ -1,0 +1,24 @@
+//go:build !unix
+
+package localstack
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// Without Unix process groups, the stack stops the processes it started
+// itself, and only by killing them.
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func terminateGroup(p *os.Process) { _ = p.Kill() }
+
+func killGroup(p *os.Process) { _ = p.Kill() }
+
+func terminatedBySIGTERM(*exec.ExitError) bool { return false }
+
+// lockFile does nothing: builds into one cache are not serialized here.
+func lockFile(context.Context, string) (func(), error) { return func() {}, nil }

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/localstack"
+)
+
+// pollInterval is how often eventually looks again.
+const pollInterval = 100 * time.Millisecond
+
+// eventually calls check until it reports done, fails with its last error
+// when ctx ends, and stops the test then.
+func eventually(t *testing.T, ctx context.Context, what string, check func() (bool, error)) {
+	t.Helper()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	var last error
+	for {
+		done, err := check()
+		if done {
+			return
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: gave up: %v (last error: %v)", what, context.Cause(ctx), last)
+		case <-tick.C:
+		}
+	}
+}
+
+// kubectl runs kubectl against the stack and fails the test on an error.
+func kubectl(t *testing.T, ctx context.Context, stack *localstack.Stack, args ...string) string {
+	t.Helper()
+	out, err := stack.Kubectl(ctx, nil, args...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return out
+}
+
+// dumpLogsOnFailure prints the end of every log in dir if the test failed,
+// so a failure in CI shows what the processes said.
+func dumpLogsOnFailure(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+			t.Logf("--- last lines of %s:\n%s", filepath.Base(f), strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	})
+}
+
+// exchange is what the recorder keeps of one request to the MCP endpoint:
+// never a token, only what kind it was.
+type exchange struct {
+	method          string
+	status          int
+	wwwAuthenticate string
+	tokenKind       string // "none", "jwt" (an at+jwt), "opaque" (oat_) or "other"
+	rpcMethod       string // the JSON-RPC method of a POST, "" for a batch or none
+}
+
+// recorder is an http.RoundTripper that records the exchanges with one URL
+// (the MCP endpoint), so a test sees what the SDK client hides: a 403 it
+// stepped up from, the format of the token it sent.
+type recorder struct {
+	base http.RoundTripper
+	url  string
+
+	mu        sync.Mutex
+	exchanges []exchange
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.String() != r.url {
+		return r.base.RoundTrip(req)
+	}
+	ex := exchange{method: req.Method, tokenKind: tokenKind(req.Header.Get("Authorization"))}
+	if req.Body != nil && req.Method == http.MethodPost {
+		body, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var msg struct {
+			Method string `json:"method"`
+		}
+		if json.Unmarshal(body, &msg) == nil {
+			ex.rpcMethod = msg.Method
+		}
+	}
+	resp, err := r.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	ex.status = resp.StatusCode
+	ex.wwwAuthenticate = resp.Header.Get("WWW-Authenticate")
+	r.mu.Lock()
+	r.exchanges = append(r.exchanges, ex)
+	r.mu.Unlock()
+	return resp, nil
+}
+
+func (r *recorder) recorded() []exchange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.exchanges)
+}
+
+// tokenKind classifies an Authorization header without keeping the token.
+func tokenKind(authorization string) string {
+	token, ok := strings.CutPrefix(authorization, "Bearer ")
+	switch {
+	case !ok || token == "":
+		return "none"
+	case strings.HasPrefix(token, "oat_"):
+		return "opaque"
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "other"
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return "other"
+	}
+	var header struct {
+		Typ string `json:"typ"`
+	}
+	if json.Unmarshal(raw, &header) != nil || (header.Typ != "at+jwt" && header.Typ != "application/at+jwt") {
+		return "other"
+	}
+	return "jwt"
+}
+
+// getJSON fetches url and decodes its JSON body into v.
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// resourceMetadata is the part of RFC 9728 metadata the tests check.
+type resourceMetadata struct {
+	Resource             string   `json:"resource"`
+	AuthorizationServers []string `json:"authorization_servers"`
+	ScopesSupported      []string `json:"scopes_supported"`
+	ResourceName         string   `json:"resource_name"`
+}
+
+// tableRow finds the row of name in kubectl's table output and returns its
+// cells by column header.
+func tableRow(out, name string) (map[string]string, bool) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 {
+		return nil, false
+	}
+	header := strings.Fields(lines[0])
+	for _, line := range lines[1:] {
+		cells := strings.Fields(line)
+		if len(cells) != len(header) {
+			continue
+		}
+		row := make(map[string]string, len(cells))
+		for i, h := range header {
+			row[h] = cells[i]
+		}
+		if row["NAME"] == name {
+			return row, true
+		}
+	}
+	return nil, false
+}
