@@ -27,14 +27,14 @@ type process struct {
 
 // processSpec describes a process to start.
 type processSpec struct {
-	name    string   // for errors and logs
-	path    string   // the executable
-	args    []string // without the executable
-	env     []string // added to this process's environment
+	name string   // for errors and logs
+	path string   // the executable
+	args []string // without the executable
+	env  []string // added to this process's environment
 	// clearEnv starts the process with env alone, not this process's
 	// environment.
 	clearEnv bool
-	logPath string   // stdout (unless firstLine) and stderr are appended here
+	logPath  string // stdout (unless firstLine) and stderr are appended here
 	// firstLine, if set, receives the first line the process prints to
 	// stdout; the rest of stdout goes to the log. Commands under hack/
 	// announce their addresses this way.
@@ -82,6 +82,9 @@ func startProcess(spec processSpec) (*process, error) {
 	}
 	go func() {
 		p.err = cmd.Wait()
+		// Whatever the process left in its group goes with it. NOTE: this
+		// runs right after the reap, long before its id could be reused.
+		killGroup(cmd.Process)
 		copied.Wait()
 		_ = logFile.Close()
 		close(p.done)
@@ -122,8 +125,9 @@ func (p *process) exitErr() error { return p.err }
 
 // stop sends SIGTERM to the process group, waits up to grace for the
 // process to exit, then kills the group. Whatever the process left in its
-// group is killed too. It is safe to call more than once and concurrently;
-// the result reports an unclean exit (a kill, or a non-zero status).
+// group is killed once it exits (see startProcess). It is safe to call more
+// than once and concurrently; the result reports an unclean exit (a kill,
+// or a non-zero status).
 func (p *process) stop(grace time.Duration) error {
 	p.stopOnce.Do(func() { p.stopErr = p.terminate(grace) })
 	return p.stopErr
@@ -132,10 +136,11 @@ func (p *process) stop(grace time.Duration) error {
 func (p *process) terminate(grace time.Duration) error {
 	select {
 	case <-p.done:
-		killGroup(p.cmd.Process)
 		return p.describeExit(false)
 	default:
 	}
+	// NOTE: the group is signalled only until its leader is seen to exit,
+	// never long after, when its id could belong to another process.
 	terminateGroup(p.cmd.Process)
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
@@ -147,8 +152,6 @@ func (p *process) terminate(grace time.Duration) error {
 		killGroup(p.cmd.Process)
 		<-p.done
 	}
-	// Children that outlived the leader still belong to its group.
-	killGroup(p.cmd.Process)
 	return p.describeExit(killed)
 }
 
