@@ -34,6 +34,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/internal/localstack"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
@@ -122,8 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Progress: say,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return fail(ctx, f, stderr, err)
 	}
 	code := serve(ctx, stack, f, started, stdout, stderr)
 	say("Stopping ...")
@@ -143,8 +143,7 @@ func serve(ctx context.Context, stack *localstack.Stack, f demoFlags, started ti
 	say("Applying config/samples through a local overlay (kubectl apply -k) ...")
 	names, err := stack.ApplySamples(ctx, localstack.SamplesOptions{TokenFormat: f.tokens})
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return fail(ctx, f, stderr, err)
 	}
 	if len(names) == 0 {
 		fmt.Fprintln(stderr, "demo: config/samples holds no McpServer")
@@ -156,14 +155,12 @@ func serve(ctx context.Context, stack *localstack.Stack, f demoFlags, started ti
 	for _, name := range names {
 		gw, err := stack.WaitGateway(waitCtx, stack.Namespace(), name, "")
 		if err != nil {
-			fmt.Fprintf(stderr, "demo: %v\n", err)
-			return 1
+			return fail(ctx, f, stderr, err)
 		}
 		// The operator's own verdict: kubectl wait reads the Ready condition.
 		if _, err := stack.Kubectl(waitCtx, nil, "wait", "-n", stack.Namespace(), "--for=condition=Ready",
 			"--timeout="+readyTimeout.String(), "mcpservers/"+name); err != nil {
-			fmt.Fprintf(stderr, "demo: McpServer %s did not become Ready: %v\n", name, err)
-			return 1
+			return fail(ctx, f, stderr, fmt.Errorf("McpServer %s did not become Ready: %w", name, err))
 		}
 		gateways = append(gateways, gw)
 	}
@@ -184,6 +181,18 @@ func serve(ctx context.Context, stack *localstack.Stack, f demoFlags, started ti
 	return 0
 }
 
+// fail reports err and returns the exit code: 1, except when a signal
+// stopped an interactive demo while it was starting, which is what the user
+// asked for.
+func fail(ctx context.Context, f demoFlags, stderr io.Writer, err error) int {
+	if ctx.Err() != nil && !f.oneshot {
+		fmt.Fprintln(stderr, "demo: interrupted while starting")
+		return 0
+	}
+	fmt.Fprintf(stderr, "demo: %v\n", err)
+	return 1
+}
+
 // printSummary tells the user where everything is and what to try.
 func printSummary(w io.Writer, stack *localstack.Stack, gateways []localstack.Gateway, took time.Duration, oneshot bool) {
 	gw := gateways[0]
@@ -194,11 +203,11 @@ mcpgate is running locally (up in %s)
 
   MCP endpoint   %s
   Metadata       %s
-  McpServer      %s/%s (gateway log: %s)
-  Clerk          emulator, issuer %s (signs in %s without a page)
+  McpServer      %s/%s, gateway log %s
+  Clerk          emulator at %s (user %s, who consents at once)
   All logs       %s
 
-Look at the cluster (kubectl %s matches the API server):
+Look at the cluster (the kubectl in %s matches the API server):
   export KUBECONFIG=%s
   export PATH=%s:$PATH
   kubectl get mcps -A
@@ -213,8 +222,8 @@ MCP Inspector:
   (its OAuth runs in the browser; if its sign-in stops at the emulator, which
   sends no CORS headers unlike Clerk, use hack/mcp-client above)
 `, took.Round(100*time.Millisecond), gw.URL, gw.MetadataURL, gw.Namespace, gw.McpServer, gw.LogPath,
-		stack.Clerk().Issuer, "the test user", stack.LogDir(),
-		filepath.Base(bin), stack.Kubeconfig(), bin, gw.Namespace, gw.McpServer,
+		stack.Clerk().Issuer, clerktest.DefaultUserEmail, stack.LogDir(),
+		bin, stack.Kubeconfig(), bin, gw.Namespace, gw.McpServer,
 		gw.URL, gw.URL, gw.URL)
 	for _, other := range gateways[1:] {
 		fmt.Fprintf(w, "\nAlso serving %s/%s at %s\n", other.Namespace, other.McpServer, other.URL)

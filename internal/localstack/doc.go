@@ -60,7 +60,8 @@
 //     mcpgate.dev/config-hash annotation, the arguments, anything else),
 //     starting the new one before stopping the old, like a rolling update
 //     with maxSurge 1; restarts it after a crash, with a growing back-off;
-//     stops it when the Deployment goes or is scaled to zero;
+//     stops it when the Deployment goes or is scaled to zero (the address
+//     stays, as the gateway's Service would);
 //   - updates mounted Secret files in place when the Secret changes, as the
 //     kubelet does, so a rotated Clerk key reaches the gateway unrestarted;
 //   - writes the Deployment status a cluster would (readyReplicas,

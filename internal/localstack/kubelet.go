@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
@@ -29,11 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
-
-	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // Timing of the kubelet emulation.
@@ -52,30 +48,6 @@ const (
 // secretIndex indexes gateway Deployments by the Secrets their pods mount,
 // so a changed Secret finds the pods whose files must follow it.
 const secretIndex = "localstack.spec.template.secrets"
-
-// Gateway is a gateway process the kubelet emulation runs for an McpServer.
-type Gateway struct {
-	// Namespace and McpServer name the McpServer; Deployment its Deployment.
-	Namespace, McpServer, Deployment string
-	// URL is the MCP endpoint on a stable loopback port, such as
-	// http://127.0.0.1:40123/mcp. It stays the same across restarts.
-	URL string
-	// MetadataURL is the RFC 9728 protected resource metadata of URL.
-	MetadataURL string
-	// HealthURL is the current process's health port (/healthz, /readyz,
-	// /metrics); it changes with each process.
-	HealthURL string
-	// ConfigHash is the mcpgate.dev/config-hash of the pod template the
-	// process was started from.
-	ConfigHash string
-	// Ready reports whether the process answers /readyz and gets traffic.
-	Ready bool
-	// PID is the process id; Starts counts the processes started for the
-	// Deployment so far, restarts included.
-	PID, Starts int
-	// LogPath is where the processes of this Deployment log.
-	LogPath string
-}
 
 // kubelet plays the parts of a cluster that envtest lacks, for gateway
 // Deployments (label app.kubernetes.io/managed-by=mcpgate) only: the
@@ -101,16 +73,20 @@ type kubelet struct {
 	draining sync.WaitGroup
 }
 
-// slot is the state kept per Deployment.
+// slot is the state kept per Deployment, from its first sighting until the
+// stack stops.
 type slot struct {
+	// Fixed when the slot is made.
 	deployment types.NamespacedName
 	mcpServer  string
 	fwd        *forwarder
-	mcpPath    string
-	cur        *pod // the newest process; nil before the first start
-	starts     int
-	crashes    int // exits in a row without a replacement becoming ready
 	logPath    string
+
+	// Guarded by kubelet.mu.
+	mcpPath string
+	cur     *pod // the newest process; nil before the first start and while stopped
+	starts  int
+	crashes int // exits in a row without a replacement becoming ready
 }
 
 // pod is one local gateway process.
@@ -122,6 +98,7 @@ type pod struct {
 	proc         *process
 	trafficAddr  string
 	healthAddr   string
+	configPath   string // the local copy of the configuration it runs with
 	grace        time.Duration
 	secrets      []mount // Secret volumes, rewritten when the Secret changes
 
@@ -208,9 +185,9 @@ func (k *kubelet) setup(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("localstack-kubelet").
-		// Status-only updates, the kubelet's own writes among them, change
-		// nothing to run.
-		For(&appsv1.Deployment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Status changes too, the kubelet's own among them: a status that
+		// someone else changed, or that a stale cache hid, is put right.
+		For(&appsv1.Deployment{}).
 		WatchesRawSource(source.Channel(k.exits, &handler.EnqueueRequestForObject{})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(k.deploymentsMounting)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
@@ -382,146 +359,6 @@ func (k *kubelet) startPod(ctx context.Context, d *appsv1.Deployment, s *slot, t
 	return p, nil
 }
 
-// preparePod writes the pod's volumes under its directory and works out the
-// local command line: the container's arguments with mounted paths mapped,
-// the configuration rewritten for loopback (see localConfig), and --resolve
-// for an upstream Service with a local backend (see resolveArg).
-func (k *kubelet) preparePod(ctx context.Context, d *appsv1.Deployment, c corev1.Container, p *pod) ([]string, []string, config.Config, error) {
-	root := filepath.Join(p.dir, "root")
-	mounts, err := planMounts(c, d.Spec.Template.Spec.Volumes, root)
-	if err != nil {
-		return nil, nil, config.Config{}, err
-	}
-	for _, m := range mounts {
-		if err := k.writeMount(ctx, d.Namespace, m); err != nil {
-			return nil, nil, config.Config{}, err
-		}
-		if m.volume.Secret != nil {
-			p.secrets = append(p.secrets, m)
-		}
-	}
-	args := localArgs(c.Args, mounts)
-	cfgPath, ok := flagValue(args, "config")
-	if !ok {
-		return nil, nil, config.Config{}, fmt.Errorf("container %s has no --config argument", c.Name)
-	}
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, nil, config.Config{}, err
-	}
-	p.trafficAddr, p.healthAddr = loopback(ports[0]), loopback(ports[1])
-	raw, err := os.ReadFile(cfgPath)
-	if err != nil {
-		return nil, nil, config.Config{}, fmt.Errorf("read the gateway config: %w", err)
-	}
-	data, cfg, err := localConfig(raw, mounts, p.trafficAddr, p.healthAddr)
-	if err != nil {
-		return nil, nil, config.Config{}, fmt.Errorf("gateway config of %s: %w", d.Name, err)
-	}
-	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
-		return nil, nil, config.Config{}, fmt.Errorf("write the local gateway config: %w", err)
-	}
-	if ref, ok := upstreamService(cfg.Upstream.URL); ok {
-		svc := &corev1.Service{}
-		err := k.reader.Get(ctx, types.NamespacedName{Namespace: ref.namespace, Name: ref.name}, svc)
-		switch {
-		case apierrors.IsNotFound(err):
-			k.log.Info("Upstream Service not found; the gateway will answer 502", "service", ref.namespace+"/"+ref.name)
-		case err != nil:
-			return nil, nil, config.Config{}, fmt.Errorf("get upstream service: %w", err)
-		default:
-			if arg := resolveArg(ref, svc); arg != "" {
-				args = append(args, arg)
-			}
-		}
-	}
-	tmp, _ := hostPathOf(mounts, "/tmp")
-	env, err := containerEnv(c, p.name, p.dir, tmp)
-	if err != nil {
-		return nil, nil, config.Config{}, err
-	}
-	return args, env, cfg, nil
-}
-
-// writeMount fills a mount's directory from its ConfigMap or Secret, read
-// from the API server as the kubelet does (never from a cache).
-func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount) error {
-	if err := os.MkdirAll(m.hostPath, 0o755); err != nil {
-		return err
-	}
-	v := m.volume
-	var files map[string]projectedFile
-	switch {
-	case v.ConfigMap != nil:
-		cm := &corev1.ConfigMap{}
-		if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.ConfigMap.Name}, cm); err != nil {
-			return fmt.Errorf("volume %s: get configmap %s: %w", v.Name, v.ConfigMap.Name, err)
-		}
-		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
-		for key, val := range cm.Data {
-			data[key] = []byte(val)
-		}
-		for key, val := range cm.BinaryData {
-			data[key] = val
-		}
-		var err error
-		if files, err = projectVolume(data, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false)); err != nil {
-			return fmt.Errorf("volume %s: configmap %s: %w", v.Name, v.ConfigMap.Name, err)
-		}
-	case v.Secret != nil:
-		var err error
-		if files, err = k.secretFiles(ctx, namespace, v); err != nil {
-			return err
-		}
-	default: // emptyDir: the directory is all there is
-		return nil
-	}
-	if err := writeVolume(m.hostPath, files); err != nil {
-		return fmt.Errorf("volume %s: %w", v.Name, err)
-	}
-	return nil
-}
-
-// secretFiles reads the files of a Secret volume.
-func (k *kubelet) secretFiles(ctx context.Context, namespace string, v corev1.Volume) (map[string]projectedFile, error) {
-	sec := &corev1.Secret{}
-	if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.Secret.SecretName}, sec); err != nil {
-		return nil, fmt.Errorf("volume %s: get secret %s: %w", v.Name, v.Secret.SecretName, err)
-	}
-	files, err := projectVolume(sec.Data, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false))
-	if err != nil {
-		return nil, fmt.Errorf("volume %s: secret %s: %w", v.Name, v.Secret.SecretName, err)
-	}
-	return files, nil
-}
-
-// refreshSecrets rewrites a running process's Secret volumes from the
-// Secrets, as the kubelet updates mounted Secrets in place: a rotated Clerk
-// secret key reaches the gateway without a restart.
-func (k *kubelet) refreshSecrets(ctx context.Context, namespace string, p *pod) error {
-	for _, m := range p.secrets {
-		files, err := k.secretFiles(ctx, namespace, m.volume)
-		if err != nil {
-			return err
-		}
-		changed := map[string]projectedFile{}
-		for name, f := range files {
-			old, err := os.ReadFile(filepath.Join(m.hostPath, filepath.FromSlash(name)))
-			if err != nil || string(old) != string(f.data) {
-				changed[name] = f
-			}
-		}
-		if len(changed) == 0 {
-			continue
-		}
-		if err := writeVolume(m.hostPath, changed); err != nil {
-			return fmt.Errorf("update secret volume %s: %w", m.volume.Name, err)
-		}
-		k.log.Info("Updated secret volume", "pod", p.name, "volume", m.volume.Name)
-	}
-	return nil
-}
-
 // watchExit marks p exited when its process ends and, unless the kubelet
 // stopped it, asks for its Deployment to be looked at again.
 func (k *kubelet) watchExit(s *slot, p *pod) {
@@ -588,6 +425,7 @@ func (k *kubelet) stopCurrent(key types.NamespacedName) {
 	var cur *pod
 	if s != nil {
 		cur, s.cur = s.cur, nil
+		k.notifyLocked()
 	}
 	k.mu.Unlock()
 	if cur != nil {
@@ -596,18 +434,18 @@ func (k *kubelet) stopCurrent(key types.NamespacedName) {
 	}
 }
 
-// remove stops a deleted Deployment's process and releases its address.
+// remove stops a deleted Deployment's process. The slot and its address
+// stay, as the gateway's Service does: a Deployment that comes back (the
+// operator recreates a deleted one) serves at the same URL.
 func (k *kubelet) remove(key types.NamespacedName) {
-	k.stopCurrent(key)
 	k.mu.Lock()
-	s := k.slots[key]
-	delete(k.slots, key)
-	k.notifyLocked()
+	_, known := k.slots[key]
 	k.mu.Unlock()
-	if s != nil {
-		s.fwd.close()
-		k.log.Info("Removed gateway", "deployment", key.String())
+	if !known {
+		return
 	}
+	k.stopCurrent(key)
+	k.log.Info("Stopped gateway: its Deployment is gone", "deployment", key.String())
 }
 
 // stopAll closes every forwarder first, ending client connections so that
@@ -640,88 +478,14 @@ func (k *kubelet) reportStatus(ctx context.Context, d *appsv1.Deployment, ready 
 	if equality.Semantic.DeepEqual(d.Status, st) {
 		return nil
 	}
-	patch := client.MergeFrom(d.DeepCopy())
+	// NOTE: an update, not a patch: it is refused (and retried) if d is
+	// older than what the API server holds, where a patch computed from a
+	// stale d could leave fields it thought unchanged wrong.
 	d.Status = st
-	if err := k.client.Status().Patch(ctx, d, patch); err != nil {
+	if err := k.client.Status().Update(ctx, d); err != nil {
 		return fmt.Errorf("update deployment status: %w", err)
 	}
 	return nil
-}
-
-// notifyLocked wakes everyone waiting for a gateway to change. k.mu must be held.
-func (k *kubelet) notifyLocked() {
-	close(k.changed)
-	k.changed = make(chan struct{})
-}
-
-// gateway describes the slot of McpServer namespace/name; k.mu must be held.
-func (k *kubelet) gatewayLocked(namespace, name string) (Gateway, bool) {
-	for key, s := range k.slots {
-		if key.Namespace != namespace || s.mcpServer != name {
-			continue
-		}
-		g := Gateway{
-			Namespace: namespace, McpServer: name, Deployment: key.Name,
-			URL:         "http://" + s.fwd.addr() + s.mcpPath,
-			MetadataURL: "http://" + s.fwd.addr() + wellKnownResourceMetadata(s.mcpPath),
-			Starts:      s.starts,
-			LogPath:     s.logPath,
-		}
-		if p := s.cur; p != nil {
-			g.HealthURL = "http://" + p.healthAddr
-			g.ConfigHash = p.configHash
-			g.Ready = p.ready
-			g.PID = p.proc.pid()
-		}
-		return g, true
-	}
-	return Gateway{}, false
-}
-
-// wellKnownResourceMetadata is the RFC 9728 metadata path of an MCP path.
-func wellKnownResourceMetadata(mcpPath string) string {
-	const prefix = "/.well-known/oauth-protected-resource"
-	if mcpPath == "/" {
-		return prefix
-	}
-	return prefix + mcpPath
-}
-
-// gateways lists every gateway.
-func (k *kubelet) gateways() []Gateway {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	out := make([]Gateway, 0, len(k.slots))
-	for _, s := range k.slots {
-		if g, ok := k.gatewayLocked(s.deployment.Namespace, s.mcpServer); ok {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-// waitGateway waits until McpServer namespace/name has a ready process
-// started from configHash ("" accepts any).
-func (k *kubelet) waitGateway(ctx context.Context, namespace, name, configHash string) (Gateway, error) {
-	for {
-		k.mu.Lock()
-		g, ok := k.gatewayLocked(namespace, name)
-		changed := k.changed
-		k.mu.Unlock()
-		if ok && g.Ready && (configHash == "" || g.ConfigHash == configHash) {
-			return g, nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			state := "no gateway Deployment seen"
-			if ok {
-				state = fmt.Sprintf("config hash %q, ready %t, %d starts (log: %s)", g.ConfigHash, g.Ready, g.Starts, g.LogPath)
-			}
-			return Gateway{}, fmt.Errorf("wait for gateway %s/%s with config hash %q: %w; last seen: %s",
-				namespace, name, configHash, context.Cause(ctx), state)
-		}
-	}
 }
 
 // appendLog adds a line of the kubelet's own to a process log.

@@ -73,6 +73,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	bins := opts.Binaries
 	if bins.missing(opts) {
 		binDir := filepath.Join(cacheDir(opts.CacheDir), "bin")
+		what := "Building mcpgate into " + binDir + " (go build relinks only what changed)"
+		if _, err := os.Stat(filepath.Join(binDir, "mcpgate")); err != nil {
+			what = "Building mcpgate into " + binDir + " (a first build, which takes a minute or two)"
+		}
 		build := func() (berr error) {
 			bins, berr = Build(ctx, BuildOptions{
 				RepoRoot: s.root, CacheDir: opts.CacheDir,
@@ -80,7 +84,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			})
 			return berr
 		}
-		if err := s.step("Building mcpgate into "+binDir+" (the first build takes a minute or two; later ones only relink what changed)", build); err != nil {
+		if err := s.step(what, build); err != nil {
 			return nil, err
 		}
 	}
@@ -93,7 +97,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if opts.AssetsDir != "" {
 		err = find()
 	} else {
-		err = s.step("Finding etcd, kube-apiserver and kubectl (hack/setup-envtest.sh; the first run builds them, which takes a few minutes)", find)
+		err = s.step("Finding etcd, kube-apiserver and kubectl (hack/setup-envtest.sh; when they are not cached yet, it downloads or builds them, which can take a few minutes)", find)
 	}
 	if err != nil {
 		return nil, err
@@ -328,9 +332,7 @@ func (s *Stack) LogDir() string { return s.logDir }
 // Gateway describes the gateway of McpServer namespace/name, if the kubelet
 // emulation has seen its Deployment.
 func (s *Stack) Gateway(namespace, name string) (Gateway, bool) {
-	s.kubelet.mu.Lock()
-	defer s.kubelet.mu.Unlock()
-	return s.kubelet.gatewayLocked(namespace, name)
+	return s.kubelet.gateway(namespace, name)
 }
 
 // Gateways lists every gateway the kubelet emulation runs.

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/internal/localstack"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
@@ -76,6 +77,19 @@ func TestDemoPath(t *testing.T) {
 	}
 }
 
+// waitGateway waits, at most waitTimeout, for the gateway of McpServer
+// name to serve the config hash ("" for any).
+func (r *demoRun) waitGateway(name, hash string) localstack.Gateway {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(r.ctx, waitTimeout)
+	defer cancel()
+	gw, err := r.stack.WaitGateway(ctx, r.ns, name, hash)
+	if err != nil {
+		r.t.Fatalf("%v", err)
+	}
+	return gw
+}
+
 // demoRun is one run of the path: its stack and what the steps share.
 type demoRun struct {
 	t      *testing.T
@@ -125,6 +139,8 @@ func runDemoPath(t *testing.T, bins localstack.Binaries, assets string, format l
 	r.checkKubectlViews()
 	r.crashAndRecover(gw)
 	t.Run("typescript client", func(t *testing.T) { runTypeScriptClient(t, ctx, r.stack, gw) })
+	// Last: the rotated key is not one the emulator accepts.
+	r.rotateSecret()
 }
 
 // applySamples applies config/samples as the demo does and checks that its
@@ -139,10 +155,7 @@ func (r *demoRun) applySamples() {
 	if !slices.Equal(names, []string{"github-tools"}) {
 		t.Fatalf("config/samples applied %q, want [github-tools]", names)
 	}
-	gw, err := r.stack.WaitGateway(r.ctx, r.ns, "github-tools", "")
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
+	gw := r.waitGateway("github-tools", "")
 	var md resourceMetadata
 	if err := getJSON(r.ctx, gw.MetadataURL, &md); err != nil {
 		t.Fatalf("sample metadata: %v", err)
@@ -196,10 +209,7 @@ spec:
 			t.Errorf("%T %s is owned by %+v", obj, name, owners)
 		}
 	}
-	gw, err := r.stack.WaitGateway(r.ctx, r.ns, e2eServer, "")
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
+	gw := r.waitGateway(e2eServer, "")
 	if gw.PID == 0 || gw.Starts != 1 {
 		t.Fatalf("gateway process: pid %d after %d starts", gw.PID, gw.Starts)
 	}
@@ -362,10 +372,7 @@ func (r *demoRun) addToolScope(before localstack.Gateway) localstack.Gateway {
 		newHash = h
 		return err == nil && h != "" && h != oldHash, err
 	})
-	gw, err := r.stack.WaitGateway(r.ctx, r.ns, e2eServer, newHash)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
+	gw := r.waitGateway(e2eServer, newHash)
 	if gw.Starts != 2 || gw.PID == before.PID || gw.URL != before.URL {
 		t.Fatalf("after the patch: %d starts, pid %d (was %d), url %s (was %s); want a second process at the same URL",
 			gw.Starts, gw.PID, before.PID, gw.URL, before.URL)
@@ -453,5 +460,43 @@ func (r *demoRun) crashAndRecover(before localstack.Gateway) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("metadata after the restart: %d", resp.StatusCode)
+	}
+}
+
+// rotateSecret changes the Clerk Secret: the kubelet emulation rewrites the
+// gateway's secret key file in place, as a kubelet updates a mounted
+// Secret, and the gateway is not restarted (the Secret is not part of the
+// config hash).
+func (r *demoRun) rotateSecret() {
+	t := r.t
+	t.Helper()
+	before, ok := r.stack.Gateway(r.ns, e2eServer)
+	if !ok {
+		t.Fatal("no gateway")
+	}
+	raw, err := os.ReadFile(before.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(raw)
+	if err != nil {
+		t.Fatalf("the gateway's local config: %v", err)
+	}
+	keyFile := func() string {
+		b, _ := os.ReadFile(cfg.Clerk.SecretKeyFile)
+		return string(b)
+	}
+	if keyFile() != r.stack.Clerk().SecretKey {
+		t.Fatalf("%s does not hold the emulator's secret key", cfg.Clerk.SecretKeyFile)
+	}
+	const rotated = "sk_test_rotated"
+	kubectl(t, r.ctx, r.stack, "patch", "secret", "-n", r.ns, localstack.SecretName, "--type=merge",
+		"-p", fmt.Sprintf(`{"stringData":{%q:%q}}`, localstack.SecretKey, rotated))
+	eventually(t, r.ctx, "the rotated key in the gateway's secret file", func() (bool, error) {
+		return keyFile() == rotated, nil
+	})
+	after, _ := r.stack.Gateway(r.ns, e2eServer)
+	if after.PID != before.PID || after.Starts != before.Starts || !after.Ready {
+		t.Errorf("rotating the Secret restarted the gateway: %+v, before %+v", after, before)
 	}
 }

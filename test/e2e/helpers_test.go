@@ -19,13 +19,19 @@ import (
 	"github.com/mcpgate/mcpgate/internal/localstack"
 )
 
-// pollInterval is how often eventually looks again.
-const pollInterval = 100 * time.Millisecond
+// Polling: how often eventually looks again, and how long one wait may take
+// (well below the test's own timeout, so a stuck step fails on its own).
+const (
+	pollInterval = 100 * time.Millisecond
+	waitTimeout  = 45 * time.Second
+)
 
-// eventually calls check until it reports done, fails with its last error
-// when ctx ends, and stops the test then.
+// eventually calls check until it reports done, and fails the test with
+// check's last error when waitTimeout passes or ctx ends.
 func eventually(t *testing.T, ctx context.Context, what string, check func() (bool, error)) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var last error

@@ -1,0 +1,161 @@
+package localstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/mcpgate/mcpgate/gateway/config"
+)
+
+// This file is the kubelet emulation's volume handling: it materializes a
+// pod's ConfigMap, Secret and emptyDir volumes under the pod's directory and
+// keeps Secret volumes in step with their Secrets.
+
+// preparePod writes the pod's volumes under its directory and works out the
+// local command line: the container's arguments with mounted paths mapped,
+// the configuration rewritten for loopback (see localConfig), and --resolve
+// for an upstream Service with a local backend (see resolveArg).
+func (k *kubelet) preparePod(ctx context.Context, d *appsv1.Deployment, c corev1.Container, p *pod) ([]string, []string, config.Config, error) {
+	root := filepath.Join(p.dir, "root")
+	mounts, err := planMounts(c, d.Spec.Template.Spec.Volumes, root)
+	if err != nil {
+		return nil, nil, config.Config{}, err
+	}
+	for _, m := range mounts {
+		if err := k.writeMount(ctx, d.Namespace, m); err != nil {
+			return nil, nil, config.Config{}, err
+		}
+		if m.volume.Secret != nil {
+			p.secrets = append(p.secrets, m)
+		}
+	}
+	args := localArgs(c.Args, mounts)
+	cfgPath, ok := flagValue(args, "config")
+	if !ok {
+		return nil, nil, config.Config{}, fmt.Errorf("container %s has no --config argument", c.Name)
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, nil, config.Config{}, err
+	}
+	p.trafficAddr, p.healthAddr = loopback(ports[0]), loopback(ports[1])
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, nil, config.Config{}, fmt.Errorf("read the gateway config: %w", err)
+	}
+	data, cfg, err := localConfig(raw, mounts, p.trafficAddr, p.healthAddr)
+	if err != nil {
+		return nil, nil, config.Config{}, fmt.Errorf("gateway config of %s: %w", d.Name, err)
+	}
+	p.configPath = cfgPath
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		return nil, nil, config.Config{}, fmt.Errorf("write the local gateway config: %w", err)
+	}
+	if ref, ok := upstreamService(cfg.Upstream.URL); ok {
+		svc := &corev1.Service{}
+		err := k.reader.Get(ctx, types.NamespacedName{Namespace: ref.namespace, Name: ref.name}, svc)
+		switch {
+		case apierrors.IsNotFound(err):
+			k.log.Info("Upstream Service not found; the gateway will answer 502", "service", ref.namespace+"/"+ref.name)
+		case err != nil:
+			return nil, nil, config.Config{}, fmt.Errorf("get upstream service: %w", err)
+		default:
+			if arg := resolveArg(ref, svc); arg != "" {
+				args = append(args, arg)
+			}
+		}
+	}
+	tmp, _ := hostPathOf(mounts, "/tmp")
+	env, err := containerEnv(c, p.name, p.dir, tmp)
+	if err != nil {
+		return nil, nil, config.Config{}, err
+	}
+	return args, env, cfg, nil
+}
+
+// writeMount fills a mount's directory from its ConfigMap or Secret, read
+// from the API server as the kubelet does (never from a cache).
+func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount) error {
+	if err := os.MkdirAll(m.hostPath, 0o755); err != nil {
+		return err
+	}
+	v := m.volume
+	var files map[string]projectedFile
+	switch {
+	case v.ConfigMap != nil:
+		cm := &corev1.ConfigMap{}
+		if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.ConfigMap.Name}, cm); err != nil {
+			return fmt.Errorf("volume %s: get configmap %s: %w", v.Name, v.ConfigMap.Name, err)
+		}
+		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+		for key, val := range cm.Data {
+			data[key] = []byte(val)
+		}
+		for key, val := range cm.BinaryData {
+			data[key] = val
+		}
+		var err error
+		if files, err = projectVolume(data, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false)); err != nil {
+			return fmt.Errorf("volume %s: configmap %s: %w", v.Name, v.ConfigMap.Name, err)
+		}
+	case v.Secret != nil:
+		var err error
+		if files, err = k.secretFiles(ctx, namespace, v); err != nil {
+			return err
+		}
+	default: // emptyDir: the directory is all there is
+		return nil
+	}
+	if err := writeVolume(m.hostPath, files); err != nil {
+		return fmt.Errorf("volume %s: %w", v.Name, err)
+	}
+	return nil
+}
+
+// secretFiles reads the files of a Secret volume.
+func (k *kubelet) secretFiles(ctx context.Context, namespace string, v corev1.Volume) (map[string]projectedFile, error) {
+	sec := &corev1.Secret{}
+	if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.Secret.SecretName}, sec); err != nil {
+		return nil, fmt.Errorf("volume %s: get secret %s: %w", v.Name, v.Secret.SecretName, err)
+	}
+	files, err := projectVolume(sec.Data, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false))
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: secret %s: %w", v.Name, v.Secret.SecretName, err)
+	}
+	return files, nil
+}
+
+// refreshSecrets rewrites a running process's Secret volumes from the
+// Secrets, as the kubelet updates mounted Secrets in place: a rotated Clerk
+// secret key reaches the gateway without a restart.
+func (k *kubelet) refreshSecrets(ctx context.Context, namespace string, p *pod) error {
+	for _, m := range p.secrets {
+		files, err := k.secretFiles(ctx, namespace, m.volume)
+		if err != nil {
+			return err
+		}
+		changed := map[string]projectedFile{}
+		for name, f := range files {
+			old, err := os.ReadFile(filepath.Join(m.hostPath, filepath.FromSlash(name)))
+			if err != nil || string(old) != string(f.data) {
+				changed[name] = f
+			}
+		}
+		if len(changed) == 0 {
+			continue
+		}
+		if err := writeVolume(m.hostPath, changed); err != nil {
+			return fmt.Errorf("update secret volume %s: %w", m.volume.Name, err)
+		}
+		k.log.Info("Updated secret volume", "pod", p.name, "volume", m.volume.Name)
+	}
+	return nil
+}
