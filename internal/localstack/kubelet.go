@@ -391,9 +391,12 @@ func (k *kubelet) promote(s *slot, next *pod) {
 	s.cur = next
 	next.ready = !next.exited
 	s.crashes = 0
+	// NOTE: switch the forwarder before waking waiters, or one that sees the
+	// new process ready could still be relayed to the old one, which is
+	// about to stop.
+	s.fwd.setBackend(next.trafficAddr)
 	k.notifyLocked()
 	k.mu.Unlock()
-	s.fwd.setBackend(next.trafficAddr)
 	if old != nil {
 		k.draining.Add(1)
 		go func() {

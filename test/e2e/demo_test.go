@@ -274,7 +274,13 @@ func (r *demoRun) checkSettingsSynced() {
 func (r *demoRun) client(gw localstack.Gateway) (*mcp.ClientSession, *recorder, func() []mcpclient.Authorization) {
 	t := r.t
 	t.Helper()
-	rec := &recorder{base: http.DefaultTransport, url: gw.URL}
+	// A transport of its own, like a client process: a connection pooled
+	// by an earlier client could lead to a gateway that has since been
+	// replaced and closes it just as a POST is sent on it, which no client
+	// retries.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(transport.CloseIdleConnections)
+	rec := &recorder{base: transport, url: gw.URL}
 	var mu sync.Mutex
 	var auths []mcpclient.Authorization
 	cs, err := mcpclient.Connect(r.ctx, mcpclient.Options{
