@@ -60,7 +60,7 @@ demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample se
 	$(GO) run ./hack/demo $(ARGS)
 
 .PHONY: test
-test: vet verify envtest ## Run every check and test: vet, generated files, unit and envtest integration tests.
+test: vet verify envtest ## Run every check and test: vet, generated files, unit, envtest integration and end-to-end tests.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
 
 ##@ Build
