@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,10 @@ const (
 
 // clerkIssuer gives each subtest a Clerk instance of its own in the
 // controller's eyes (instances are keyed by issuer), all served by the one
-// emulator behind the manager's --clerk-api-url.
+// emulator behind the manager's --clerk-api-url. The counter keeps repeated
+// runs (-count=N) from finding the previous run's cached instance state.
 func clerkIssuer(tc *testCluster, t *testing.T) string {
-	return tc.clerk.FrontendAPIURL() + "/" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	return fmt.Sprintf("%s/%d-%s", tc.clerk.FrontendAPIURL(), nsCounter.Add(1), strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
 }
 
 func usingEmulator(issuer string, dcr, jwt *bool) mcpOption {
