@@ -136,7 +136,7 @@ func TestBinary(t *testing.T) {
 	t.Parallel()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("the go tool is not on PATH")
+		t.Fatalf("the go tool is not on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "sample-mcp-server")
 	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
