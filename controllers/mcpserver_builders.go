@@ -218,6 +218,15 @@ func buildConfigMap(mcp *mcpv1.McpServer, data []byte) *corev1ac.ConfigMapApplyC
 		WithData(map[string]string{config.FileName: string(data)})
 }
 
+// pullSecrets refers to the named image pull Secrets.
+func pullSecrets(names []string) []*corev1ac.LocalObjectReferenceApplyConfiguration {
+	refs := make([]*corev1ac.LocalObjectReferenceApplyConfiguration, 0, len(names))
+	for _, name := range names {
+		refs = append(refs, corev1ac.LocalObjectReference().WithName(name))
+	}
+	return refs
+}
+
 // buildDeployment runs the gateway of mcp. The Clerk secret key reaches it
 // only as a file from the Secret volume, which the kubelet refreshes when the
 // Secret is rotated.
@@ -252,6 +261,9 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string) *appsv1ac.
 	if res := buildResources(mcp.Spec.Gateway.Resources); res != nil {
 		container.WithResources(res)
 	}
+	if opts.GatewayImagePullPolicy != "" {
+		container.WithImagePullPolicy(opts.GatewayImagePullPolicy)
+	}
 
 	pod := corev1ac.PodSpec().
 		WithAutomountServiceAccountToken(false). // the gateway never calls the Kubernetes API
@@ -264,6 +276,7 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string) *appsv1ac.
 			WithFSGroup(gatewayUID).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithContainers(container).
+		WithImagePullSecrets(pullSecrets(opts.GatewayImagePullSecrets)...).
 		WithVolumes(
 			corev1ac.Volume().WithName(configVolume).WithConfigMap(
 				corev1ac.ConfigMapVolumeSource().WithName(gatewayName(mcp)).WithDefaultMode(0o444)),

@@ -47,6 +47,35 @@ func assertOwnedBy(t *testing.T, meta metav1.ObjectMeta, mcp *mcpv1.McpServer) {
 	}
 }
 
+// TestBuildDeploymentImagePull checks that the operator's gateway image pull
+// settings reach the pod, and that none are set when none are configured.
+func TestBuildDeploymentImagePull(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		policy      corev1.PullPolicy
+		secrets     []string
+		wantPolicy  corev1.PullPolicy
+		wantSecrets []corev1.LocalObjectReference
+	}{
+		"unset":              {},
+		"policy and secrets": {policy: corev1.PullAlways, secrets: []string{"ghcr", "mirror"}, wantPolicy: corev1.PullAlways, wantSecrets: []corev1.LocalObjectReference{{Name: "ghcr"}, {Name: "mirror"}}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			opts := testOptions
+			opts.GatewayImagePullPolicy, opts.GatewayImagePullSecrets = tc.policy, tc.secrets
+			pod := typed[appsv1.Deployment](t, buildDeployment(newMcpServer("team-a", "tools"), opts, "h")).Spec.Template.Spec
+			if got := pod.Containers[0].ImagePullPolicy; got != tc.wantPolicy {
+				t.Errorf("image pull policy = %q, want %q", got, tc.wantPolicy)
+			}
+			if !reflect.DeepEqual(pod.ImagePullSecrets, tc.wantSecrets) {
+				t.Errorf("image pull secrets = %v, want %v", pod.ImagePullSecrets, tc.wantSecrets)
+			}
+		})
+	}
+}
+
 func TestBuildDeployment(t *testing.T) {
 	t.Parallel()
 	resources := corev1.ResourceRequirements{

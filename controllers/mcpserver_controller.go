@@ -36,6 +36,12 @@ type Options struct {
 	// GatewayImage is the image of gateway pods (the operator's own image, so
 	// that control plane and data plane share a version).
 	GatewayImage string
+	// GatewayImagePullPolicy is the gateway container's pull policy; empty
+	// leaves it to Kubernetes (Always for :latest, IfNotPresent otherwise).
+	GatewayImagePullPolicy corev1.PullPolicy
+	// GatewayImagePullSecrets name Secrets, in each McpServer's namespace,
+	// that the kubelet uses to pull the gateway image.
+	GatewayImagePullSecrets []string
 	// ClerkAPIURL is the Clerk Backend API base URL handed to gateways.
 	ClerkAPIURL string
 	// MaxConcurrentReconciles bounds parallel reconciles; 0 means 1.

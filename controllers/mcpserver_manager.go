@@ -37,11 +37,22 @@ const (
 //   - the owned kinds other than Service are held only when mcpgate manages
 //     them, so the cache does not grow with every ConfigMap in the cluster
 //     (Services are also read as upstreams, so all are held);
-//   - managed fields are dropped from everything.
-func CacheOptions() cache.Options {
+//   - managed fields are dropped from everything;
+//   - with namespaces given, only those are watched (everything the
+//     reconciler reads is namespaced), so the manager needs no cluster-wide
+//     permissions; none means the whole cluster.
+func CacheOptions(namespaces ...string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{labelManagedBy: managedByValue})
+	var watched map[string]cache.Config
+	if len(namespaces) > 0 {
+		watched = make(map[string]cache.Config, len(namespaces))
+		for _, ns := range namespaces {
+			watched[ns] = cache.Config{}
+		}
+	}
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultNamespaces: watched,
+		DefaultTransform:  cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:                {Transform: secretKeysOnly},
 			&corev1.ConfigMap{}:             {Label: managed},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,37 @@ func TestParseManagerFlags(t *testing.T) {
 	}
 	if f.gatewayImage != "other:v2" || f.clerkAPIURL != "http://127.0.0.1:9000/v1" {
 		t.Errorf("flags do not override the environment: %+v", f)
+	}
+}
+
+func TestParseManagerListFlags(t *testing.T) {
+	t.Setenv("MCPGATE_WATCH_NAMESPACES", "from-env")
+	f, err := parseManagerFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.watchNamespaces, []string{"from-env"}) || f.gatewayPullSecrets != nil || f.gatewayPullPolicy != "" {
+		t.Errorf("defaults = %+v", f)
+	}
+	f, err = parseManagerFlags([]string{"--watch-namespaces= team-a, team-b,", "--gateway-image-pull-secrets=ghcr,mirror", "--gateway-image-pull-policy=Always"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.watchNamespaces, []string{"team-a", "team-b"}) || !reflect.DeepEqual(f.gatewayPullSecrets, []string{"ghcr", "mirror"}) || f.gatewayPullPolicy != "Always" {
+		t.Errorf("flags = %+v", f)
+	}
+	if f, err = parseManagerFlags([]string{"--watch-namespaces="}, io.Discard); err != nil || f.watchNamespaces != nil {
+		t.Errorf("an empty --watch-namespaces must mean the whole cluster: %+v, %v", f.watchNamespaces, err)
+	}
+
+	refused := map[string][]string{
+		"--watch-namespaces":           {"--watch-namespaces=Team_A"},
+		"--gateway-image-pull-secrets": {"--gateway-image-pull-secrets=bad/name"},
+		"--gateway-image-pull-policy":  {"--gateway-image-pull-policy=Sometimes"},
+	}
+	for flagName, args := range refused {
+		if _, err := parseManagerFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), flagName) {
+			t.Errorf("%v: error = %v, want one naming %s", args, err, flagName)
+		}
 	}
 }

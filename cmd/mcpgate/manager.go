@@ -8,10 +8,13 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -33,6 +36,9 @@ type managerFlags struct {
 	leaderElect             bool
 	leaderElectionNamespace string
 	gatewayImage            string
+	gatewayPullPolicy       string
+	gatewayPullSecrets      []string
+	watchNamespaces         []string
 	clerkAPIURL             string
 	concurrency             int
 	clerkResync             time.Duration
@@ -48,6 +54,16 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the namespace the manager runs in.")
 	fs.StringVar(&f.gatewayImage, "gateway-image", envOr("MCPGATE_GATEWAY_IMAGE", defaultGatewayImage()), "Image of the gateway pods (env MCPGATE_GATEWAY_IMAGE).")
+	fs.StringVar(&f.gatewayPullPolicy, "gateway-image-pull-policy", "", "Pull policy of the gateway image: Always, IfNotPresent or Never; empty: Kubernetes' default.")
+	fs.Func("gateway-image-pull-secrets", "Comma-separated names of image pull Secrets for the gateway pods; each must exist in every McpServer's namespace.", func(v string) error {
+		f.gatewayPullSecrets = splitList(v)
+		return nil
+	})
+	fs.Func("watch-namespaces", "Comma-separated namespaces whose McpServers the manager reconciles; empty: all (env MCPGATE_WATCH_NAMESPACES).", func(v string) error {
+		f.watchNamespaces = splitList(v)
+		return nil
+	})
+	f.watchNamespaces = splitList(os.Getenv("MCPGATE_WATCH_NAMESPACES"))
 	fs.StringVar(&f.clerkAPIURL, "clerk-api-url", envOr("MCPGATE_CLERK_API_URL", defaultClerkAPIURL), "Clerk Backend API base URL handed to gateways (env MCPGATE_CLERK_API_URL).")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "Number of McpServers reconciled in parallel.")
 	fs.DurationVar(&f.clerkResync, "clerk-resync-interval", 5*time.Minute, "How often each Clerk instance's OAuth settings are read again to catch changes made elsewhere.")
@@ -61,6 +77,21 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	}
 	if f.gatewayImage == "" {
 		return f, errors.New("--gateway-image must not be empty")
+	}
+	switch corev1.PullPolicy(f.gatewayPullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return f, fmt.Errorf("--gateway-image-pull-policy %q is not one of Always, IfNotPresent, Never", f.gatewayPullPolicy)
+	}
+	for _, ns := range f.watchNamespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return f, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+	}
+	for _, name := range f.gatewayPullSecrets {
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return f, fmt.Errorf("--gateway-image-pull-secrets: %q is not a Secret name: %s", name, strings.Join(errs, "; "))
+		}
 	}
 	if u, err := url.Parse(f.clerkAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return f, fmt.Errorf("--clerk-api-url %q is not an absolute http(s) URL", f.clerkAPIURL)
@@ -88,6 +119,17 @@ func defaultGatewayImage() string {
 // releaseVersion matches the versions of tagged releases, such as v0.3.1.
 var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
 
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 func envOr(key, fallback string) string {
 	if v, ok := os.LookupEnv(key); ok && v != "" {
 		return v
@@ -106,7 +148,8 @@ func runManager(args []string, stderr io.Writer) int {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 	log := ctrl.Log.WithName("setup")
-	log.Info("Starting mcpgate manager", "version", version.Get().Version, "gatewayImage", f.gatewayImage, "clerkAPIURL", f.clerkAPIURL)
+	log.Info("Starting mcpgate manager", "version", version.Get().Version, "gatewayImage", f.gatewayImage,
+		"clerkAPIURL", f.clerkAPIURL, "watchNamespaces", f.watchNamespaces)
 
 	if err := startManager(f); err != nil {
 		log.Error(err, "Manager exited")
@@ -133,7 +176,7 @@ func startManager(f managerFlags) error {
 		LeaderElectionNamespace: f.leaderElectionNamespace,
 		// The manager exits right after losing the lease, so it can hand over quickly.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(),
+		Cache:                         controllers.CacheOptions(f.watchNamespaces...),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -146,6 +189,8 @@ func startManager(f managerFlags) error {
 		Clock:     clock.RealClock{},
 		Options: controllers.Options{
 			GatewayImage:            f.gatewayImage,
+			GatewayImagePullPolicy:  corev1.PullPolicy(f.gatewayPullPolicy),
+			GatewayImagePullSecrets: f.gatewayPullSecrets,
 			ClerkAPIURL:             f.clerkAPIURL,
 			MaxConcurrentReconciles: f.concurrency,
 			ClerkResyncInterval:     f.clerkResync,
