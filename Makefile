@@ -32,6 +32,10 @@ help: ## Show this help.
 manifests: ## Generate the CRD and RBAC manifests from the API and controller markers.
 	$(CONTROLLER_GEN) rbac:roleName=mcpgate-manager crd paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The Helm chart ships the very same CRDs and manager rules.
+	rm -f charts/mcpgate/files/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/mcpgate/files/crds/
+	cp config/rbac/role.yaml charts/mcpgate/files/rbac/manager-role.yaml
 
 .PHONY: generate
 generate: ## Generate the DeepCopy methods of the API types.
@@ -60,8 +64,12 @@ demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample se
 	$(GO) run ./hack/demo $(ARGS)
 
 .PHONY: test
-test: vet verify envtest ## Run every check and test: vet, generated files, unit, envtest integration and end-to-end tests.
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
+test: vet verify envtest helm ## Run every check and test: vet, generated files, unit, envtest integration, install and end-to-end tests.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
+
+.PHONY: helm
+helm: ## Build helm (pinned) from its Go module into the cache, outside the repository.
+	@hack/setup-helm.sh >/dev/null
 
 ##@ Build
 
@@ -72,6 +80,19 @@ build: ## Build bin/mcpgate.
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of the current kubeconfig.
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/mcpgate manager $(ARGS)
+
+.PHONY: docker-build
+docker-build: ## Build the image IMG with the Dockerfile (needs a Docker engine).
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "docker-build needs a running Docker engine" >&2; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the image IMG.
+	docker push $(IMG)
+
+.PHONY: release
+release: manifests helm ## Write dist/install.yaml (single-file install of IMG) and the packaged Helm chart.
+	HELM="$$(hack/setup-helm.sh)" hack/release.sh --version $(VERSION) --image $(IMG) --out dist
 
 ##@ Deployment
 
@@ -85,7 +106,7 @@ uninstall: ## Remove the CRD (and with it every McpServer) from the cluster.
 
 .PHONY: deploy
 deploy: manifests ## Deploy the operator (image IMG) into the cluster of the current kubeconfig.
-	kubectl kustomize config/default | sed 's|ghcr.io/mcpgate/mcpgate:latest|$(IMG)|g' | kubectl apply --server-side -f -
+	hack/render-install.sh $(IMG) | kubectl apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: ## Remove the operator from the cluster.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# verify-generated.sh regenerates the CRD, RBAC and deepcopy code in a scratch
-# copy of the tree and fails when the result differs from the files at hand,
-# naming each stale file. It never touches the working tree.
+# verify-generated.sh regenerates the CRD, RBAC and deepcopy code, and the Helm
+# chart's copies of the CRD and RBAC, in a scratch copy of the tree and fails
+# when the result differs from the files at hand, naming each stale file. It
+# never touches the working tree.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 scratch="$(mktemp -d)"
@@ -13,7 +14,7 @@ tar -cf - --exclude=./bin --exclude=./.git . | tar -xf - -C "${scratch}"
 make -s -C "${scratch}" manifests generate >/dev/null
 
 status=0
-for dir in config/crd config/rbac api; do
+for dir in config/crd config/rbac charts/mcpgate/files api; do
   if ! diff -r -q "${root}/${dir}" "${scratch}/${dir}" >/dev/null; then
     diff -r -u "${root}/${dir}" "${scratch}/${dir}" | head -40 >&2 || true
     status=1
