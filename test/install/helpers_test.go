@@ -367,3 +367,12 @@ func eventually(t *testing.T, what string, check func() error, logs func() strin
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
