@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -190,6 +191,9 @@ func startCluster(t *testing.T) *cluster {
 	if err := mcpv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	admin, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +366,7 @@ func eventually(t *testing.T, what string, check func() error, logs func() strin
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v\nmanager output:\n%s", what, err, logs())
+			t.Fatalf("%s: %v\nmanager output (last lines):\n%s", what, err, lastLines(logs(), 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -375,4 +379,13 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// lastLines keeps failure messages readable when a log is long.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
