@@ -236,3 +236,42 @@ func chartAppVersion(t *testing.T) string {
 	}
 	return chart.AppVersion
 }
+
+// TestReadmeDocumentsEveryValue: each value of the chart, by its full
+// dotted path, is in the README's values table.
+func TestReadmeDocumentsEveryValue(t *testing.T) {
+	t.Parallel()
+	var values map[string]any
+	if err := yaml.Unmarshal(readFile(t, filepath.Join(chartDir, "values.yaml")), &values); err != nil {
+		t.Fatal(err)
+	}
+	readme := string(readFile(t, filepath.Join(repoRoot, "README.md")))
+	paths := valuePaths("", values)
+	if len(paths) < 30 {
+		t.Fatalf("found only %d value paths in values.yaml: %v", len(paths), paths)
+	}
+	for _, path := range paths {
+		if !strings.Contains(readme, "`"+path+"`") {
+			t.Errorf("README.md does not document the chart value `%s`", path)
+		}
+	}
+}
+
+// valuePaths lists the leaves of a values tree as dotted paths; lists and
+// empty maps are leaves.
+func valuePaths(prefix string, v any) []string {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) == 0 {
+		return []string{prefix}
+	}
+	var paths []string
+	for k, child := range m {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		paths = append(paths, valuePaths(p, child)...)
+	}
+	slices.Sort(paths)
+	return paths
+}
