@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -28,6 +27,7 @@ import (
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
 	"github.com/mcpgate/mcpgate/gateway/config"
+	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
 
 // sharedClerk is the emulator of tests that neither inject faults nor count
@@ -98,7 +98,7 @@ type gwEnv struct {
 	srv      *httptest.Server // the gateway's traffic handler
 	health   *httptest.Server // its health handler
 	keyFile  string
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	bapiURL  string
 	metaPath string // the resource metadata path of cfg.Path
 }
@@ -126,7 +126,7 @@ func newEnv(t testing.TB, options ...envOption) *gwEnv {
 	for _, o := range options {
 		o(&s)
 	}
-	e := &gwEnv{clerk: s.clerk, up: newRecordingUpstream(t), logs: &syncBuffer{}}
+	e := &gwEnv{clerk: s.clerk, up: newRecordingUpstream(t), logs: &syncbuf.Buffer{}}
 	e.bapiURL = newBackendFront(t, s.clerk) + "/v1"
 	e.keyFile = filepath.Join(t.TempDir(), "secret-key")
 	writeKeyFile(t, e.keyFile, s.clerk.SecretKey())
@@ -487,24 +487,6 @@ func parseChallenge(t testing.TB, v string) (string, map[string]string) {
 		params[name] = val.String()
 	}
 	return scheme, params
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitFor polls cond until it holds or the deadline passes.

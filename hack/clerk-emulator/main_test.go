@@ -10,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
 
 // readEndpoints reads the one JSON line the command prints on start.
@@ -58,24 +59,6 @@ func getJSON(t *testing.T, url, key string) map[string]any {
 	return m
 }
 
-// lockedBuffer collects stderr from another goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRun runs the command in-process with flags and stops it by cancelling
 // its context, as a signal would.
 func TestRun(t *testing.T) {
@@ -83,7 +66,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdoutR, stdoutW := io.Pipe()
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() {
 		code <- run(ctx, []string{"--jwt-access-tokens=false", "--dynamic-client-registration=false", "--user-id", "user_cli", "--scopes", "tools:read,tools:write"}, stdoutW, &stderr)
@@ -166,7 +149,7 @@ func TestBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
 
 // repoRoot is the repository, relative to this package.
@@ -296,7 +297,7 @@ func mcpgateBinary(t *testing.T) string {
 // manager is `mcpgate manager` running as a subprocess.
 type manager struct {
 	cmd    *exec.Cmd
-	logs   lockedBuffer
+	logs   syncbuf.Buffer
 	exited chan struct{}
 }
 
@@ -336,24 +337,6 @@ func (m *manager) stop(t *testing.T) {
 		_ = m.cmd.Process.Kill()
 		t.Errorf("the manager did not stop within 30s of SIGTERM\n%s", m.logs.String())
 	}
-}
-
-// lockedBuffer collects a subprocess's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // eventually retries check until it succeeds or a minute has passed.
