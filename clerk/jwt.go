@@ -51,6 +51,15 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Identity, error
 	if !isBase64URLOrDot(token) {
 		return Identity{}, invalid("malformed token")
 	}
+	key := sha256.Sum256([]byte(token))
+	if s, ok := v.signed.get(key, v.opts.Now()); ok {
+		// Only while the key set still serves the key (signingKey also
+		// keeps the key set fresh, as for any token): a key Clerk rotated
+		// out stops vouching for cached tokens once the set is refreshed.
+		if pub, err := v.signingKey(ctx, s.kid); err == nil && pub == s.pub {
+			return v.checkClaims(&s.claims)
+		}
+	}
 	h64, rest, _ := strings.Cut(token, ".")
 	p64, s64, _ := strings.Cut(rest, ".")
 
@@ -86,7 +95,32 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Identity, error
 	if err := decodeSegment(p64, &c); err != nil {
 		return Identity{}, invalid("malformed claims")
 	}
-	return v.checkClaims(&c)
+	id, err := v.checkClaims(&c)
+	if err == nil && v.opts.JWTCacheTTL > 0 {
+		now := v.opts.Now()
+		v.signed.put(key, signedJWT{kid: hdr.Kid, pub: pub, claims: c,
+			until: minTime(now.Add(v.opts.JWTCacheTTL), c.Exp.time().Add(v.opts.Leeway))}, now)
+	}
+	return id, err
+}
+
+// signedJWT is a JWT whose signature checked out with pub: what the cache
+// keeps so that the same token is not verified again. Its claims are
+// checked again on every use.
+type signedJWT struct {
+	kid    string
+	pub    *rsa.PublicKey
+	claims jwtClaims
+	until  time.Time
+}
+
+func (s signedJWT) expiry() time.Time { return s.until }
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // checkClaims applies the access token rules to signed claims.
@@ -115,7 +149,8 @@ func (v *Verifier) checkClaims(c *jwtClaims) (Identity, error) {
 	} else if !ok {
 		return Identity{}, invalid("wrong audience")
 	}
-	scopes := c.Scp
+	// A copy: the claims may be cached, and callers own what they get.
+	scopes := slices.Clone(c.Scp)
 	if c.Scope != nil {
 		scopes = strings.Fields(*c.Scope)
 	}

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -301,4 +302,79 @@ func jwkOf(key interface{ Public() crypto.PublicKey }) map[string]any {
 		"n":   base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e":   base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
 	}
+}
+
+// TestVerifier_jwtCache: a JWT whose signature checked out is not verified
+// again while cached, yet it still expires, stops working once its key is
+// rotated out, and nothing but the exact token hits the cache.
+func TestVerifier_jwtCache(t *testing.T) {
+	t.Parallel()
+	key, other := newRSAKey(t), newRSAKey(t)
+	setup := func(t *testing.T, opts VerifierOptions) (*Verifier, *fakeClock, string) {
+		clock := newFakeClock()
+		opts.Issuer, opts.BackendAPIURL, opts.SecretKey, opts.Now = testIssuer, "http://127.0.0.1:1/v1", staticKey("sk"), clock.Now
+		v, err := NewVerifier(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trustKey(v, testKID, &key.PublicKey, clock.Now())
+		tok := mintJWT(t, key, accessHeader(testKID), accessClaims(testIssuer, clock.Now()))
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+		return v, clock, tok
+	}
+
+	t.Run("reused until it expires", func(t *testing.T) {
+		t.Parallel()
+		v, clock, tok := setup(t, VerifierOptions{JWTCacheTTL: 2 * time.Hour})
+		if n := v.signed.len(); n != 1 {
+			t.Fatalf("cache holds %d entries after one verification", n)
+		}
+		clock.Advance(59 * time.Minute)
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatalf("cached token before its expiry: %v", err)
+		}
+		clock.Advance(time.Minute + DefaultLeeway)
+		_, err := v.Verify(context.Background(), tok)
+		wantInvalid(t, err, "expired")
+	})
+	t.Run("rotated key stops vouching", func(t *testing.T) {
+		t.Parallel()
+		v, clock, tok := setup(t, VerifierOptions{})
+		trustKey(v, testKID, &other.PublicKey, clock.Now())
+		_, err := v.Verify(context.Background(), tok)
+		wantInvalid(t, err, "bad signature")
+	})
+	t.Run("only the exact token hits", func(t *testing.T) {
+		t.Parallel()
+		v, _, tok := setup(t, VerifierOptions{})
+		last := tok[len(tok)-1]
+		swapped := byte('A')
+		if last == 'A' {
+			swapped = 'B'
+		}
+		_, err := v.Verify(context.Background(), tok[:len(tok)-1]+string(swapped))
+		wantInvalid(t, err, "signature")
+	})
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		v, _, _ := setup(t, VerifierOptions{JWTCacheTTL: -1})
+		if n := v.signed.len(); n != 0 {
+			t.Errorf("cache holds %d entries with JWTCacheTTL < 0", n)
+		}
+	})
+	t.Run("bounded", func(t *testing.T) {
+		t.Parallel()
+		v, clock, _ := setup(t, VerifierOptions{MaxCacheEntries: 4})
+		for i := range 10 {
+			tok := mintJWT(t, key, accessHeader(testKID), with(accessClaims(testIssuer, clock.Now()), map[string]any{"jti": fmt.Sprintf("oat_%032d", i)}))
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := v.signed.len(); n > 4 {
+			t.Errorf("cache holds %d entries, more than MaxCacheEntries 4", n)
+		}
+	})
 }

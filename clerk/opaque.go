@@ -58,6 +58,8 @@ type verdict struct {
 	until time.Time
 }
 
+func (vd verdict) expiry() time.Time { return vd.until }
+
 // result hands out a verdict; Scopes is copied so no caller can change the
 // cached identity.
 func (vd verdict) result() (Identity, error) {

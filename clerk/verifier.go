@@ -59,7 +59,9 @@ const (
 	// DefaultNegativeCacheTTL keeps a client retrying a bad token from
 	// costing one Backend API call per request.
 	DefaultNegativeCacheTTL = 10 * time.Second
-	// DefaultMaxCacheEntries bounds the opaque verdict cache.
+	// DefaultJWTCacheTTL bounds how long a checked JWT signature is reused.
+	DefaultJWTCacheTTL = 5 * time.Minute
+	// DefaultMaxCacheEntries bounds each verdict cache.
 	DefaultMaxCacheEntries = 10000
 	// MaxTokenLength is the longest token looked at; Clerk's are well under
 	// 2 KiB, and anything longer is refused before any parsing.
@@ -96,7 +98,12 @@ type VerifierOptions struct {
 	OpaqueCacheTTL time.Duration
 	// NegativeCacheTTL is how long an "invalid" opaque verdict is reused.
 	NegativeCacheTTL time.Duration
-	// MaxCacheEntries bounds the opaque verdict cache.
+	// JWTCacheTTL is the longest a JWT's checked signature is reused: the
+	// RSA verification is most of a JWT's cost, and a client sends the same
+	// token many times. The claims (expiry included) are still checked on
+	// every use, and only while the signing key is still served.
+	JWTCacheTTL time.Duration
+	// MaxCacheEntries bounds each verdict cache.
 	MaxCacheEntries int
 }
 
@@ -107,7 +114,8 @@ type Verifier struct {
 	opts    VerifierOptions
 	backend backend
 	keys    *keySet
-	opaque  *verdictCache
+	opaque  *verdictCache[verdict]
+	signed  *verdictCache[signedJWT]
 	// flights collapses concurrent Backend API calls: key "jwks" for the
 	// key set, the raw SHA-256 of a token for an opaque lookup.
 	flights singleflight.Group
@@ -140,6 +148,7 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	setDefault(&opts.JWKSMaxAge, DefaultJWKSMaxAge)
 	setDefault(&opts.OpaqueCacheTTL, DefaultOpaqueCacheTTL)
 	setDefault(&opts.NegativeCacheTTL, DefaultNegativeCacheTTL)
+	setDefault(&opts.JWTCacheTTL, DefaultJWTCacheTTL)
 	if opts.MaxCacheEntries <= 0 {
 		opts.MaxCacheEntries = DefaultMaxCacheEntries
 	}
@@ -148,7 +157,8 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		opts:    opts,
 		backend: newBackend(opts.BackendAPIURL, opts.HTTPClient),
 		keys:    &keySet{},
-		opaque:  newVerdictCache(opts.MaxCacheEntries),
+		opaque:  newVerdictCache[verdict](opts.MaxCacheEntries),
+		signed:  newVerdictCache[signedJWT](opts.MaxCacheEntries),
 	}, nil
 }
 

@@ -52,6 +52,10 @@ type Options struct {
 	// older protocol versions need a stateful server.
 	Stateless bool
 
+	// JSONResponse answers a POST with one application/json body instead of
+	// an SSE stream; progress notifications are then not delivered.
+	JSONResponse bool
+
 	// DisableLocalhostProtection turns off the SDK's DNS-rebinding check,
 	// which refuses a request that reached a loopback listener with a
 	// non-loopback Host header. A proxy that forwards the public Host to an
@@ -71,6 +75,7 @@ func NewHandler(opts Options) http.Handler {
 	srv := NewServer(opts)
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
 		Stateless:                  opts.Stateless,
+		JSONResponse:               opts.JSONResponse,
 		Logger:                     opts.Logger,
 		DisableLocalhostProtection: opts.DisableLocalhostProtection,
 	})
