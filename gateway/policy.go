@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -138,23 +137,17 @@ func (e *badCallError) Error() string { return e.msg }
 // encoding/json does so upstream) and every duplicate key counts (parsers
 // differ on which one wins).
 func toolCalls(body []byte) ([]string, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var msg json.RawMessage
-	if err := dec.Decode(&msg); err != nil {
-		return nil, fmt.Errorf("parse body: %w", err)
+	// Validating first lets the walk below trust the syntax, so it can
+	// find members and elements without decoding what it skips.
+	if !json.Valid(body) {
+		return nil, errors.New("parse body: not one JSON value")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("parse body: data after the JSON value")
-	}
-	if msg = bytes.TrimLeft(msg, " \t\r\n"); msg[0] != '[' {
+	msg := trimSpace(body)
+	if msg[0] != '[' {
 		return messageToolCalls(msg)
 	}
-	var batch []json.RawMessage
-	if err := json.Unmarshal(msg, &batch); err != nil {
-		return nil, fmt.Errorf("parse batch: %w", err)
-	}
 	var names []string
-	for _, m := range batch {
+	for _, m := range arrayElements(msg) {
 		n, err := messageToolCalls(m)
 		if err != nil {
 			return nil, err
@@ -165,18 +158,17 @@ func toolCalls(body []byte) ([]string, error) {
 }
 
 // messageToolCalls returns the tool names a single message calls.
-func messageToolCalls(msg json.RawMessage) ([]string, error) {
+func messageToolCalls(msg []byte) ([]string, error) {
 	fields, ok := objectFields(msg)
 	if !ok {
 		return nil, nil
 	}
 	call := false
-	var params []json.RawMessage
+	var params [][]byte
 	for _, f := range fields {
 		switch {
 		case strings.EqualFold(f.key, "method"):
-			var m string
-			if json.Unmarshal(f.value, &m) == nil && m == "tools/call" {
+			if m, ok := jsonString(f.value); ok && m == "tools/call" {
 				call = true
 			}
 		case strings.EqualFold(f.key, "params"):
@@ -199,43 +191,14 @@ func messageToolCalls(msg json.RawMessage) ([]string, error) {
 			if !strings.EqualFold(f.key, "name") {
 				continue
 			}
-			var name string
-			if f.value[0] != '"' || json.Unmarshal(f.value, &name) != nil {
+			name, ok := jsonString(f.value)
+			if !ok {
 				return nil, &badCallError{msg: "tools/call params.name must be a string"}
 			}
 			names = append(names, name)
 		}
 	}
 	return names, nil
-}
-
-// field is one member of a JSON object.
-type field struct {
-	key   string
-	value json.RawMessage
-}
-
-// objectFields lists the members of a JSON object in order, duplicates
-// included; ok is false when raw is not an object.
-func objectFields(raw json.RawMessage) ([]field, bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, false
-	}
-	var fields []field
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, false
-		}
-		key, _ := t.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, false
-		}
-		fields = append(fields, field{key: key, value: v})
-	}
-	return fields, true
 }
 
 // decodeHeaderValue undoes the 2026-07-28 transport's encoding of header
