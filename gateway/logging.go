@@ -81,11 +81,24 @@ func (g *Gateway) withRequestInfo(next http.Handler) http.Handler {
 			if aborted {
 				attrs = append(attrs, slog.Bool("aborted", true))
 			}
-			g.log.LogAttrs(r.Context(), slog.LevelInfo, "Served request", attrs...)
+			g.logRequest(r.Context(), attrs)
 		}()
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
 		aborted = false
 	})
+}
+
+// logRequest writes the access log line. It builds the record itself, with
+// no caller PC: Logger.LogAttrs would walk the stack for one on every
+// request, and the access log has no use for a source location.
+func (g *Gateway) logRequest(ctx context.Context, attrs []slog.Attr) {
+	h := g.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "Served request", 0)
+	rec.AddAttrs(attrs...)
+	_ = h.Handle(ctx, rec) // a log line that cannot be written must not fail the request
 }
 
 // requestID keeps a well-formed id from the client or a proxy in front (so

@@ -29,6 +29,28 @@ func (g *Gateway) newProxy() http.Handler {
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		// Without a pool every response allocates a 32 KiB copy buffer,
+		// most of the gateway's garbage.
+		BufferPool: &copyBuffers{},
+	}
+}
+
+// copyBuffers recycles the proxy's response copy buffers.
+type copyBuffers struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (p *copyBuffers) Get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (p *copyBuffers) Put(b []byte) {
+	if cap(b) == copyBufferSize {
+		b = b[:copyBufferSize]
+		p.pool.Put(&b)
 	}
 }
 
@@ -153,8 +175,10 @@ func (g *Gateway) upstreamTransport() *http.Transport {
 	t.TLSHandshakeTimeout = 5 * time.Second
 	t.ExpectContinueTimeout = time.Second
 	t.IdleConnTimeout = 90 * time.Second
+	// One upstream: keep as many connections as requests run at once under
+	// load, so a burst does not turn into connection churn.
 	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConnsPerHost = 256
 	t.DisableCompression = true
 	return t
 }

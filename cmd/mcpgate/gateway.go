@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,7 @@ type gatewayFlags struct {
 	maxBodyBytes          int64
 	responseHeaderTimeout time.Duration
 	resolve               resolveFlag
+	cpuProfile            string
 }
 
 // resolveFlag collects repeated --resolve host:port=addr flags.
@@ -68,6 +70,7 @@ func parseGatewayFlags(args []string, stderr io.Writer) (gatewayFlags, error) {
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", gateway.DefaultMaxBodyBytes, "Largest request body accepted; larger ones get 413.")
 	fs.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", gateway.DefaultResponseHeaderTimeout,
 		"How long to wait for the upstream's response headers before answering 504. Streams are not bounded once their headers are in.")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "Development only: write a CPU profile (pprof) to this file from start until the gateway stops.")
 	fs.Var(f.resolve, "resolve", "Development only, repeatable: host:port=address dials address whenever the upstream URL's host:port is host:port, like curl --resolve. Does nothing unless given.")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -119,6 +122,14 @@ func runGateway(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mcpgate gateway: %v\n", err)
 		return 1
 	}
+	if f.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "mcpgate gateway: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	log.Info("Starting mcpgate gateway", "version", version.Get().Version, "config", f.config)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -128,6 +139,23 @@ func runGateway(args []string, stderr io.Writer) int {
 	}
 	log.Info("Stopped mcpgate gateway")
 	return 0
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // loadGatewayConfig reads and parses the configuration file, naming it in
