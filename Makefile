@@ -71,6 +71,10 @@ test: vet verify envtest helm ## Run every check and test: vet, generated files,
 helm: ## Build helm (pinned) from its Go module into the cache, outside the repository.
 	@hack/setup-helm.sh >/dev/null
 
+.PHONY: bench
+bench: envtest ## Measure the gateway (vs direct and a bare proxy), 1000 SSE streams and the operator at 1000 McpServers; writes bench/results.{md,json} (BENCHFLAGS for options, -h lists them).
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) run ./hack/bench -out bench $(BENCHFLAGS)
+
 ##@ Build
 
 .PHONY: build

@@ -3,6 +3,9 @@ package gateway_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -62,4 +65,21 @@ func BenchmarkGatewayOpaqueCached(b *testing.B) {
 	tok := e.token(b, clerktest.TokenRequest{Scopes: baseScopes, Format: clerktest.FormatOpaque})
 	benchCall(b, e.mcpURL(), tok)
 	b.ReportMetric(float64(c.Calls("POST /v1/oauth_applications/access_tokens/verify")), "clerk-verify-calls")
+}
+
+// BenchmarkBareProxy is the floor of any proxy hop: a stock
+// httputil.ReverseProxy in front of the same upstream, no checks at all.
+func BenchmarkBareProxy(b *testing.B) {
+	up := newRecordingUpstream(b)
+	target, err := url.Parse(up.srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		FlushInterval: -1,
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 256},
+	})
+	b.Cleanup(proxy.Close)
+	benchCall(b, proxy.URL+"/upstream/mcp", "")
 }

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/gateway/config"
+)
+
+// The modes of the gateway table, in the order each concurrency level runs them.
+const (
+	modeDirect     = "direct"      // client to upstream, no hop
+	modeBare       = "bare"        // through a bare httputil.ReverseProxy
+	modeJWT        = "jwt"         // through the gateway, JWT access tokens
+	modeOpaqueWarm = "opaque-warm" // opaque tokens whose verdicts are cached
+	modeOpaqueCold = "opaque-cold" // a new opaque token for every request
+)
+
+var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold}
+
+const verifyEndpoint = "POST /v1/oauth_applications/access_tokens/verify"
+
+// gatewayRow is one cell of the gateway table. The JSON names are the
+// results.json contract.
+type gatewayRow struct {
+	Mode        string  `json:"mode"`
+	Upstream    string  `json:"upstream"`
+	Response    string  `json:"response"`
+	Concurrency int     `json:"concurrency"`
+	RPS         float64 `json:"rps"`
+	P50         float64 `json:"p50_ms"`
+	P90         float64 `json:"p90_ms"`
+	P99         float64 `json:"p99_ms"`
+	RatioDirect float64 `json:"ratio_direct"`
+	RatioBare   float64 `json:"ratio_bare"`
+	// CPU and peak RSS of the proxy process (bare or gateway); 0 for direct.
+	CPUPer10k  float64 `json:"cpu_s_per_10k"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	// Sent counts every request, warmup included; VerifyCalls the Backend
+	// API token verifications they caused.
+	Sent        int `json:"sent"`
+	VerifyCalls int `json:"backend_verify_calls"`
+}
+
+// gatewayOptions configure the gateway measurements.
+type gatewayOptions struct {
+	mcpgate, self    string // the mcpgate binary and this one (for bench serve)
+	concurrency      []int
+	warmup, duration time.Duration
+	coldTokens       int // fresh opaque tokens minted for each opaque-cold cell
+	rounds           int // each cell is measured this many times, interleaved; medians are reported
+	proxyCPUs        []int
+	profile          bool // bare proxy and gateways write CPU profiles into logDir
+	upstreams        []string
+	gatewayEnv       []string // extra environment of the gateway processes
+	logDir           string
+	log              io.Writer
+}
+
+// gatewaySuite is everything the gateway table reports.
+type gatewaySuite struct {
+	Rows       []gatewayRow `json:"rows"`
+	IdleRSSMiB float64      `json:"gateway_idle_rss_mib"`
+}
+
+// bench holds the processes shared by the gateway measurements.
+type bench struct {
+	opts     gatewayOptions
+	clerk    *clerktest.Server
+	upstream *process
+	bare     *process
+}
+
+// runGatewaySuite measures every mode for both upstreams and both response
+// types at each concurrency level. Within one level the modes run back to
+// back, so that each ratio compares figures taken moments apart.
+func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, error) {
+	b := &bench{opts: opts, clerk: clerktest.NewServer()}
+	defer b.clerk.Close()
+	var err error
+	if b.upstream, err = startProcess(ctx, "upstream", nil, b.logFile("upstream"), opts.self, "serve", "upstream"); err != nil {
+		return gatewaySuite{}, err
+	}
+	defer b.upstream.stop()
+	bareArgs := []string{"serve", "bare", "--upstream", "http://" + b.upstream.addr}
+	if opts.profile {
+		bareArgs = append(bareArgs, "--cpu-profile", filepath.Join(opts.logDir, "bare.pprof"))
+	}
+	if b.bare, err = startProcess(ctx, "bare proxy", opts.proxyCPUs, b.logFile("bare"), opts.self, bareArgs...); err != nil {
+		return gatewaySuite{}, err
+	}
+	defer b.bare.stop()
+
+	var suite gatewaySuite
+	for _, combo := range []struct{ upstream, response, path string }{
+		{"trivial", "json", pathTrivialJSON},
+		{"trivial", "sse", pathTrivialSSE},
+		{"sample", "json", pathSampleJSON},
+		{"sample", "sse", pathSampleSSE},
+	} {
+		if !slices.Contains(opts.upstreams, combo.upstream) {
+			continue
+		}
+		gw, err := b.startGateway(ctx, combo.upstream+"-"+combo.response, "http://"+b.upstream.addr+combo.path)
+		if err != nil {
+			return suite, err
+		}
+		if suite.IdleRSSMiB == 0 {
+			idle, err := idleRSS(gw.pid())
+			if err != nil {
+				gw.stop()
+				return suite, err
+			}
+			suite.IdleRSSMiB = mib(idle)
+		}
+		for _, c := range opts.concurrency {
+			samples := map[string][]gatewayRow{}
+			for range max(opts.rounds, 1) {
+				for _, mode := range gatewayModes {
+					row, err := b.measure(ctx, gw, mode, combo.path, c)
+					if err != nil {
+						gw.stop()
+						return suite, fmt.Errorf("%s %s/%s c=%d: %w", mode, combo.upstream, combo.response, c, err)
+					}
+					samples[mode] = append(samples[mode], row)
+				}
+			}
+			for _, mode := range gatewayModes {
+				row := medianRow(samples[mode])
+				row.Upstream, row.Response = combo.upstream, combo.response
+				fmt.Fprintf(opts.log, "  %-8s %-5s c=%-3d %-12s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",
+					row.Upstream, row.Response, c, mode, row.RPS, row.P50, row.P99)
+				suite.Rows = append(suite.Rows, row)
+			}
+		}
+		gw.stop()
+	}
+	fillRatios(suite.Rows)
+	return suite, nil
+}
+
+// measure runs one cell.
+func (b *bench) measure(ctx context.Context, gw *process, mode, path string, concurrency int) (gatewayRow, error) {
+	spec := loadSpec{concurrency: concurrency, warmup: b.opts.warmup, duration: b.opts.duration}
+	var proxy *process
+	switch mode {
+	case modeDirect:
+		spec.target = "http://" + b.upstream.addr + path
+	case modeBare:
+		spec.target, proxy = "http://"+b.bare.addr+path, b.bare
+	default:
+		spec.target, proxy = "http://"+gw.addr+"/mcp", gw
+		tokens, err := b.tokensFor(mode, concurrency)
+		if err != nil {
+			return gatewayRow{}, err
+		}
+		spec.tokens = tokens
+	}
+	var before procSample
+	spec.between = func() {
+		if proxy != nil {
+			_ = resetPeakRSS(proxy.pid())
+			before, _ = readProc(proxy.pid())
+		}
+	}
+	verifies := b.clerk.Calls(verifyEndpoint)
+	res := runLoad(ctx, spec)
+	row := gatewayRow{
+		Mode: mode, Concurrency: concurrency, RPS: res.rps(),
+		P50: res.percentile(0.50), P90: res.percentile(0.90), P99: res.percentile(0.99),
+		Requests: res.requests, Errors: res.errors, Sent: res.sent,
+		VerifyCalls: b.clerk.Calls(verifyEndpoint) - verifies,
+	}
+	if proxy != nil {
+		after, err := readProc(proxy.pid())
+		if err != nil {
+			return row, err
+		}
+		if res.requests > 0 {
+			row.CPUPer10k = (after.CPU - before.CPU).Seconds() * 10000 / float64(res.requests)
+		}
+		row.PeakRSSMiB = mib(after.PeakRSS)
+	}
+	if res.requests == 0 {
+		return row, fmt.Errorf("no request succeeded; first error: %v", res.firstErr)
+	}
+	if res.errors > 0 {
+		// Reported in the table rather than fatal: a failing path is a result.
+		fmt.Fprintf(b.opts.log, "  %d of %d requests failed; first: %v\n", res.errors, res.requests+res.errors, res.firstErr)
+	}
+	return row, nil
+}
+
+// tokensFor mints the tokens of one cell: one per worker for jwt and
+// opaque-warm (each is verified once, then cached or checked locally), a
+// fresh one for every request for opaque-cold.
+func (b *bench) tokensFor(mode string, concurrency int) (tokenSource, error) {
+	format, n := clerktest.FormatJWT, concurrency
+	switch mode {
+	case modeOpaqueWarm:
+		format = clerktest.FormatOpaque
+	case modeOpaqueCold:
+		format, n = clerktest.FormatOpaque, b.opts.coldTokens
+	}
+	tokens := make([]string, n)
+	for i := range tokens {
+		tok, err := b.clerk.MintAccessToken(clerktest.TokenRequest{Scopes: []string{"profile"}, TTL: time.Hour, Format: format})
+		if err != nil {
+			return nil, fmt.Errorf("mint token: %w", err)
+		}
+		tokens[i] = tok
+	}
+	if mode != modeOpaqueCold {
+		return func(worker int) (string, bool) { return tokens[worker], true }, nil
+	}
+	var next atomic.Int64
+	return func(int) (string, bool) {
+		i := next.Add(1) - 1
+		if i >= int64(len(tokens)) {
+			return "", false
+		}
+		return tokens[i], true
+	}, nil
+}
+
+// startGateway runs `mcpgate gateway` for the upstream URL, as the operator
+// would run it in a pod: its own process, a config file, the secret key in a
+// file. It returns once /readyz says the gateway can verify tokens.
+func (b *bench) startGateway(ctx context.Context, name, upstreamURL string) (*process, error) {
+	dir, err := os.MkdirTemp(b.opts.logDir, "gateway-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	traffic, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	health, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	keyFile := filepath.Join(dir, "secret-key")
+	if err := os.WriteFile(keyFile, []byte(b.clerk.SecretKey()), 0o600); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Marshal(config.Config{
+		Server:       config.ServerRef{Namespace: "bench", Name: name},
+		Listen:       config.Listen{Traffic: traffic, Health: health},
+		Path:         "/mcp",
+		PublicURL:    "http://" + traffic + "/mcp",
+		ResourceName: "bench",
+		Upstream:     config.Upstream{URL: upstreamURL},
+		Scopes:       []string{"profile"},
+		// A scoped tool makes the gateway inspect every tools/call, as it
+		// would for any McpServer with toolScopes.
+		ToolScopes: []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
+		Clerk:      config.Clerk{Issuer: b.clerk.FrontendAPIURL(), APIURL: b.clerk.BackendAPIURL(), SecretKeyFile: keyFile},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfgFile := filepath.Join(dir, config.FileName)
+	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
+		return nil, err
+	}
+	args := []string{"gateway", "--config", cfgFile}
+	if b.opts.profile {
+		args = append(args, "--cpu-profile", filepath.Join(b.opts.logDir, "gateway-"+name+".pprof"))
+	}
+	cmd := exec.Command(b.opts.mcpgate, args...)
+	cmd.Env = append(os.Environ(), b.opts.gatewayEnv...)
+	cmd.Stderr = b.logFile("gateway-" + name)
+	if err := startPinned(cmd, b.opts.proxyCPUs); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	p := &process{name: "gateway " + name, cmd: cmd, addr: traffic, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	if err := waitReady(ctx, p, "http://"+health+"/readyz"); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitReady polls a readiness URL until it answers 200.
+func waitReady(ctx context.Context, p *process, url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited during startup", p.name)
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within 30s", p.name)
+}
+
+// idleRSS is the resident set of a process that has started, become ready
+// and then had a second to settle.
+func idleRSS(pid int) (int64, error) {
+	time.Sleep(time.Second)
+	s, err := readProc(pid)
+	return s.RSS, err
+}
+
+// medianRow folds the rounds of one cell: the median of each rate and
+// latency (robust to one round that the machine disturbed), the highest
+// peak RSS, and the sums of the counts.
+func medianRow(rows []gatewayRow) gatewayRow {
+	median := func(get func(gatewayRow) float64) float64 {
+		vals := make([]float64, len(rows))
+		for i, r := range rows {
+			vals[i] = get(r)
+		}
+		slices.Sort(vals)
+		return vals[len(vals)/2]
+	}
+	out := rows[0]
+	out.RPS = median(func(r gatewayRow) float64 { return r.RPS })
+	out.P50 = median(func(r gatewayRow) float64 { return r.P50 })
+	out.P90 = median(func(r gatewayRow) float64 { return r.P90 })
+	out.P99 = median(func(r gatewayRow) float64 { return r.P99 })
+	out.CPUPer10k = median(func(r gatewayRow) float64 { return r.CPUPer10k })
+	out.Requests, out.Errors, out.Sent, out.VerifyCalls = 0, 0, 0, 0
+	for _, r := range rows {
+		out.PeakRSSMiB = max(out.PeakRSSMiB, r.PeakRSSMiB)
+		out.Requests += r.Requests
+		out.Errors += r.Errors
+		out.Sent += r.Sent
+		out.VerifyCalls += r.VerifyCalls
+	}
+	return out
+}
+
+// fillRatios sets each row's throughput relative to direct and bare at the
+// same upstream, response type and concurrency.
+func fillRatios(rows []gatewayRow) {
+	type key struct {
+		upstream, response string
+		concurrency        int
+	}
+	base := map[key]map[string]float64{}
+	for _, r := range rows {
+		k := key{r.Upstream, r.Response, r.Concurrency}
+		if base[k] == nil {
+			base[k] = map[string]float64{}
+		}
+		base[k][r.Mode] = r.RPS
+	}
+	for i := range rows {
+		b := base[key{rows[i].Upstream, rows[i].Response, rows[i].Concurrency}]
+		if d := b[modeDirect]; d > 0 {
+			rows[i].RatioDirect = rows[i].RPS / d
+		}
+		if d := b[modeBare]; d > 0 {
+			rows[i].RatioBare = rows[i].RPS / d
+		}
+	}
+}
+
+// logFile opens the log of one process in the log directory.
+func (b *bench) logFile(name string) io.Writer {
+	f, err := os.Create(filepath.Join(b.opts.logDir, name+".log"))
+	if err != nil {
+		return io.Discard
+	}
+	return f
+}
+
+// statsOf reads the upstream's counters.
+func statsOf(upstream *process) (map[string]int64, error) {
+	resp, err := http.Get("http://" + upstream.addr + pathStats)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var stats map[string]int64
+	return stats, json.NewDecoder(resp.Body).Decode(&stats)
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// machine describes where the figures were taken.
+type machine struct {
+	Date      string `json:"date"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	CPU       string `json:"cpu"`
+	Cores     int    `json:"cores"`
+	MemoryGiB int    `json:"memory_gib"`
+}
+
+// target is one figure we hold ourselves to.
+type target struct {
+	Name     string `json:"name"`
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+}
+
+// results is the whole run: what results.json holds.
+type results struct {
+	Machine  machine         `json:"machine"`
+	Settings map[string]any  `json:"settings"`
+	Gateway  gatewaySuite    `json:"gateway"`
+	Streams  *streamsResult  `json:"streams,omitempty"`
+	Operator *operatorResult `json:"operator,omitempty"`
+	Targets  []target        `json:"targets"`
+}
+
+func describeMachine(repo string) machine {
+	m := machine{
+		Date:      time.Now().UTC().Format(time.RFC3339),
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS + "/" + runtime.GOARCH,
+		Cores:     runtime.NumCPU(),
+	}
+	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+		if out, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
+			m.Commit += "-dirty"
+		}
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				m.CPU = strings.TrimSpace(value)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			m.MemoryGiB = int((kb + 1<<19) >> 20)
+		}
+	}
+	return m
+}
+
+// findRow returns the row of a mode at the reference point of the targets.
+func findRow(rows []gatewayRow, mode, upstream, response string, concurrency int) (gatewayRow, bool) {
+	for _, r := range rows {
+		if r.Mode == mode && r.Upstream == upstream && r.Response == response && r.Concurrency == concurrency {
+			return r, true
+		}
+	}
+	return gatewayRow{}, false
+}
+
+// evaluateTargets checks the figures we hold ourselves to. A target whose
+// figure was not measured in this run (a smaller matrix) is left out.
+func evaluateTargets(r *results, refConcurrency int) []target {
+	var ts []target
+	jwt, okJ := findRow(r.Gateway.Rows, modeJWT, "trivial", "json", refConcurrency)
+	bare, okB := findRow(r.Gateway.Rows, modeBare, "trivial", "json", refConcurrency)
+	warm, okW := findRow(r.Gateway.Rows, modeOpaqueWarm, "trivial", "json", refConcurrency)
+	at := fmt.Sprintf("trivial upstream, JSON, concurrency %d", refConcurrency)
+	if okJ && okB {
+		ts = append(ts,
+			target{"JWT throughput vs bare proxy (" + at + ")", ">= 80%",
+				fmt.Sprintf("%.0f%%", 100*jwt.RatioBare), jwt.RatioBare >= 0.80},
+			target{"JWT p99 added to bare proxy (" + at + ")", "<= 1 ms",
+				fmt.Sprintf("%+.2f ms", jwt.P99-bare.P99), jwt.P99-bare.P99 <= 1.0})
+	}
+	if okJ && okW && jwt.RPS > 0 {
+		ratio := warm.RPS / jwt.RPS
+		ts = append(ts, target{"warm opaque throughput vs JWT (" + at + ")", "within 5% (>= 95%)",
+			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.95})
+	}
+	var coldSent, coldCalls int
+	for _, row := range r.Gateway.Rows {
+		if row.Mode == modeOpaqueCold {
+			coldSent += row.Sent
+			coldCalls += row.VerifyCalls
+		}
+	}
+	if coldSent > 0 {
+		ts = append(ts, target{"Backend API calls per cold opaque token", "exactly 1",
+			fmt.Sprintf("%d calls for %d tokens", coldCalls, coldSent), coldCalls == coldSent})
+	}
+	if r.Gateway.IdleRSSMiB > 0 {
+		ts = append(ts, target{"gateway idle RSS", "<= 30 MiB",
+			fmt.Sprintf("%.1f MiB", r.Gateway.IdleRSSMiB), r.Gateway.IdleRSSMiB <= 30})
+	}
+	if s := r.Streams; s != nil {
+		ts = append(ts, target{fmt.Sprintf("SSE events delivered through %d concurrent streams", s.Streams), "all sent",
+			fmt.Sprintf("%d of %d (%d streams failed)", s.EventsDelivered, s.EventsSent, s.FailedStreams),
+			s.EventsDelivered == s.EventsSent && s.EventsSent == int64(s.Streams*s.EventsPerStream) && s.FailedStreams == 0})
+	}
+	if o := r.Operator; o != nil {
+		ts = append(ts,
+			target{fmt.Sprintf("%d McpServers reconciled", o.McpServers), "<= 60 s",
+				fmt.Sprintf("%.1f s", o.CreateSettleSeconds), o.CreateSettleSeconds <= 60},
+			target{"manager peak RSS", "< 250 MiB", fmt.Sprintf("%.0f MiB", o.ManagerPeakRSSMiB), o.ManagerPeakRSSMiB < 250},
+			// Each instance needs one settings read and at most one write per
+			// phase; anything proportional to McpServers would be far above.
+			target{fmt.Sprintf("Backend API calls for %d McpServers on %d Clerk instances", o.McpServers, o.ClerkInstances),
+				fmt.Sprintf("<= %d (grows with instances)", 4*o.ClerkInstances),
+				fmt.Sprintf("%d", o.BackendAPICalls), o.BackendAPICalls <= 4*o.ClerkInstances})
+	}
+	return ts
+}
+
+// writeResults writes results.json and results.md into dir and returns the
+// Markdown.
+func writeResults(dir string, r *results) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(data, '\n'), 0o644); err != nil {
+		return "", err
+	}
+	md := markdown(r)
+	return md, os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644)
+}
+
+// markdown renders the results as the tables of results.md and the README.
+func markdown(r *results) string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# mcpgate benchmark results\n\n")
+	fmt.Fprintf(&b, "%s, commit %s, %s, %s; %d cores (%s), %d GiB.\n", m.Date, m.Commit, m.GoVersion, m.OS, m.Cores, m.CPU, m.MemoryGiB)
+	fmt.Fprintf(&b, "Settings: %s. Reproduce with `make bench`.\n\n", settingsLine(r.Settings))
+
+	fmt.Fprintf(&b, "## Targets\n\n| target | goal | measured | met |\n| --- | --- | --- | --- |\n")
+	for _, t := range r.Targets {
+		met := "yes"
+		if !t.Met {
+			met = "**no**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, met)
+	}
+
+	fmt.Fprintf(&b, "\n## Gateway: `tools/call` throughput and latency\n\n")
+	fmt.Fprintf(&b, "Closed loop: each of *c* clients sends its next call when the last is answered. Ratios compare with direct and bare at the same upstream, response type and *c*, measured moments apart. CPU and peak RSS are the proxy process's (bare proxy or gateway). Gateway idle RSS: %.1f MiB.\n\n", r.Gateway.IdleRSSMiB)
+	fmt.Fprintf(&b, "| upstream | response | c | mode | req/s | p50 ms | p90 ms | p99 ms | vs direct | vs bare | CPU s/10k req | peak RSS MiB |\n")
+	fmt.Fprintf(&b, "| --- | --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |\n")
+	for _, row := range r.Gateway.Rows {
+		cpu, rss := "-", "-"
+		if row.Mode != modeDirect {
+			cpu, rss = fmt.Sprintf("%.2f", row.CPUPer10k), fmt.Sprintf("%.1f", row.PeakRSSMiB)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
+			row.Upstream, row.Response, row.Concurrency, row.Mode, row.RPS, row.P50, row.P90, row.P99, row.RatioDirect, row.RatioBare, cpu, rss)
+	}
+
+	if s := r.Streams; s != nil {
+		fmt.Fprintf(&b, "\n## Gateway: concurrent SSE streams\n\n")
+		fmt.Fprintf(&b, "| streams | events each | sent | delivered | failed streams | idle RSS MiB | peak RSS MiB | RSS per stream KiB | seconds |\n| --: | --: | --: | --: | --: | --: | --: | --: | --: |\n")
+		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %.1f | %.1f | %.1f | %.1f |\n",
+			s.Streams, s.EventsPerStream, s.EventsSent, s.EventsDelivered, s.FailedStreams, s.IdleRSSMiB, s.PeakRSSMiB, s.RSSPerStreamKiB, s.Seconds)
+	}
+	if o := r.Operator; o != nil {
+		fmt.Fprintf(&b, "\n## Operator: scale (envtest)\n\n")
+		fmt.Fprintf(&b, "| McpServers | namespaces | Clerk instances | create settled s | update settled s | manager peak RSS MiB | manager CPU s | Backend API calls |\n| --: | --: | --: | --: | --: | --: | --: | --: |\n")
+		fmt.Fprintf(&b, "| %d | %d | %d | %.1f | %.1f | %.0f | %.1f | %d |\n",
+			o.McpServers, o.Namespaces, o.ClerkInstances, o.CreateSettleSeconds, o.UpdateSettleSeconds, o.ManagerPeakRSSMiB, o.ManagerCPUSeconds, o.BackendAPICalls)
+	}
+	return b.String()
+}
+
+func settingsLine(s map[string]any) string {
+	keys := []string{"duration", "warmup", "rounds", "concurrency", "driver_cpus", "proxy_cpus", "streams", "mcpservers"}
+	var parts []string
+	for _, k := range keys {
+		if v, ok := s[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %v", k, v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
