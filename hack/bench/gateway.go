@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
@@ -59,7 +58,6 @@ type gatewayOptions struct {
 	mcpgate, self    string // the mcpgate binary and this one (for bench serve)
 	concurrency      []int
 	warmup, duration time.Duration
-	coldTokens       int // fresh opaque tokens minted for each opaque-cold cell
 	rounds           int // each cell is measured this many times, interleaved; medians are reported
 	proxyCPUs        []int
 	profile          bool // bare proxy and gateways write CPU profiles into logDir
@@ -203,36 +201,33 @@ func (b *bench) measure(ctx context.Context, gw *process, mode, path string, con
 	return row, nil
 }
 
-// tokensFor mints the tokens of one cell: one per worker for jwt and
-// opaque-warm (each is verified once, then cached or checked locally), a
-// fresh one for every request for opaque-cold.
+// tokensFor gives the tokens of one cell: one per worker for jwt and
+// opaque-warm (each is checked once, then cached), a new one for every
+// request for opaque-cold, minted as it is needed (minting is the
+// emulator's work, on the driver's cores, not the gateway's).
 func (b *bench) tokensFor(mode string, concurrency int) (tokenSource, error) {
-	format, n := clerktest.FormatJWT, concurrency
-	switch mode {
-	case modeOpaqueWarm:
+	format := clerktest.FormatJWT
+	if mode != modeJWT {
 		format = clerktest.FormatOpaque
-	case modeOpaqueCold:
-		format, n = clerktest.FormatOpaque, b.opts.coldTokens
 	}
-	tokens := make([]string, n)
+	mint := func() (string, error) {
+		return b.clerk.MintAccessToken(clerktest.TokenRequest{Scopes: []string{"profile"}, TTL: time.Hour, Format: format})
+	}
+	if mode == modeOpaqueCold {
+		return func(int) (string, bool) {
+			tok, err := mint()
+			return tok, err == nil
+		}, nil
+	}
+	tokens := make([]string, concurrency)
 	for i := range tokens {
-		tok, err := b.clerk.MintAccessToken(clerktest.TokenRequest{Scopes: []string{"profile"}, TTL: time.Hour, Format: format})
+		tok, err := mint()
 		if err != nil {
 			return nil, fmt.Errorf("mint token: %w", err)
 		}
 		tokens[i] = tok
 	}
-	if mode != modeOpaqueCold {
-		return func(worker int) (string, bool) { return tokens[worker], true }, nil
-	}
-	var next atomic.Int64
-	return func(int) (string, bool) {
-		i := next.Add(1) - 1
-		if i >= int64(len(tokens)) {
-			return "", false
-		}
-		return tokens[i], true
-	}, nil
+	return func(worker int) (string, bool) { return tokens[worker], true }, nil
 }
 
 // startGateway runs `mcpgate gateway` for the upstream URL, as the operator

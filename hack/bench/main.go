@@ -50,7 +50,6 @@ type options struct {
 	duration, warmup time.Duration
 	concurrency      []int
 	refConcurrency   int
-	coldTokens       int
 	rounds           int
 	pin              bool
 	profile          bool
@@ -68,8 +67,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.out, "out", "bench", "Directory for results.md, results.json and the servers' logs (logs/).")
-	fs.DurationVar(&o.duration, "duration", 3*time.Second, "Measured time of each gateway cell.")
-	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "Unrecorded time before each gateway cell.")
+	fs.DurationVar(&o.duration, "duration", 1500*time.Millisecond, "Measured time of each gateway cell.")
+	fs.DurationVar(&o.warmup, "warmup", 250*time.Millisecond, "Unrecorded time before each gateway cell.")
 	upstreams := fs.String("upstreams", "trivial,sample", "Upstreams of the gateway table: trivial (a fixed answer, the proxy's own cost) and sample (the Go SDK sample MCP server).")
 	gatewayEnv := fs.String("gateway-env", "", "Comma-separated NAME=value pairs added to the gateways' environment (e.g. GOGC=200), for experiments.")
 	levels := fs.String("concurrency", "1,16,64,256", "Comma-separated concurrency levels of the gateway table.")
@@ -77,7 +76,6 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "Times each gateway cell is measured, interleaved with the other modes; the median is reported.")
 	fs.BoolVar(&o.pin, "pin", true, "On machines with 2+ cores, give the proxy under test (bare or gateway) the last core and the driver and upstream the others.")
 	fs.BoolVar(&o.profile, "profile", false, "Write CPU profiles of the bare proxy and each gateway into <out>/logs (go tool pprof -top <file>).")
-	fs.IntVar(&o.coldTokens, "cold-tokens", 20000, "Fresh opaque tokens minted for each opaque-cold cell (a cell ends early when they run out).")
 	fs.IntVar(&o.streams.streams, "streams", 1000, "Concurrent SSE streams held through one gateway.")
 	fs.IntVar(&o.streams.events, "stream-events", 20, "Events in each stream.")
 	fs.DurationVar(&o.streams.interval, "stream-interval", 250*time.Millisecond, "Time between a stream's events.")
@@ -102,7 +100,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		o.concurrency = append(o.concurrency, c)
 	}
-	if o.duration <= 0 || o.warmup < 0 || o.coldTokens < 1 || o.streams.streams < 1 || o.streams.events < 1 {
+	if o.duration <= 0 || o.warmup < 0 || o.streams.streams < 1 || o.streams.events < 1 {
 		return o, errors.New("durations and counts must be positive")
 	}
 	return o, nil
@@ -135,7 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	gopts := gatewayOptions{
 		mcpgate: bins.Mcpgate, self: self, concurrency: o.concurrency, rounds: o.rounds, profile: o.profile,
 		upstreams: o.upstreams, gatewayEnv: o.gatewayEnv,
-		warmup: o.warmup, duration: o.duration, coldTokens: o.coldTokens, logDir: logDir, log: stderr,
+		warmup: o.warmup, duration: o.duration, logDir: logDir, log: stderr,
 	}
 	all := allCPUs()
 	if o.pin && len(all) >= 2 {

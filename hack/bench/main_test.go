@@ -38,7 +38,7 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	err := run(ctx, []string{
 		"-out", out, "-duration", "200ms", "-warmup", "50ms", "-rounds", "1", "-concurrency", "2",
-		"-upstreams", "trivial", "-cold-tokens", "5000", "-pin=false",
+		"-upstreams", "trivial", "-pin=false",
 		"-streams", "20", "-stream-events", "3", "-stream-interval", "20ms", "-skip-operator",
 	}, &stdout, &stderr)
 	if err != nil {

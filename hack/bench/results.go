@@ -168,19 +168,9 @@ func markdown(r *results) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, met)
 	}
 
-	fmt.Fprintf(&b, "\n## Gateway: `tools/call` throughput and latency\n\n")
-	fmt.Fprintf(&b, "Closed loop: each of *c* clients sends its next call when the last is answered. Ratios compare with direct and bare at the same upstream, response type and *c*, measured moments apart. CPU and peak RSS are the proxy process's (bare proxy or gateway). Gateway idle RSS: %.1f MiB.\n\n", r.Gateway.IdleRSSMiB)
-	fmt.Fprintf(&b, "| upstream | response | c | mode | req/s | p50 ms | p90 ms | p99 ms | vs direct | vs bare | CPU s/10k req | peak RSS MiB |\n")
-	fmt.Fprintf(&b, "| --- | --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |\n")
-	for _, row := range r.Gateway.Rows {
-		cpu, rss := "-", "-"
-		if row.Mode != modeDirect {
-			cpu, rss = fmt.Sprintf("%.2f", row.CPUPer10k), fmt.Sprintf("%.1f", row.PeakRSSMiB)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
-			row.Upstream, row.Response, row.Concurrency, row.Mode, row.RPS, row.P50, row.P90, row.P99, row.RatioDirect, row.RatioBare, cpu, rss)
+	if len(r.Gateway.Rows) > 0 {
+		gatewayTable(&b, r)
 	}
-
 	if s := r.Streams; s != nil {
 		fmt.Fprintf(&b, "\n## Gateway: concurrent SSE streams\n\n")
 		fmt.Fprintf(&b, "| streams | events each | sent | delivered | failed streams | idle RSS MiB | peak RSS MiB | RSS per stream KiB | seconds |\n| --: | --: | --: | --: | --: | --: | --: | --: | --: |\n")
@@ -205,4 +195,21 @@ func settingsLine(s map[string]any) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// gatewayTable writes the gateway table.
+func gatewayTable(b *strings.Builder, r *results) {
+	fmt.Fprintf(b, "\n## Gateway: `tools/call` throughput and latency\n\n")
+	fmt.Fprintf(b, "Closed loop: each of *c* clients sends its next call when the last is answered. Ratios compare with direct and bare at the same upstream, response type and *c*, measured moments apart. CPU and peak RSS are the proxy process's (bare proxy or gateway). Gateway idle RSS: %.1f MiB.\n\n", r.Gateway.IdleRSSMiB)
+	fmt.Fprintf(b, "| upstream | response | c | mode | req/s | p50 ms | p90 ms | p99 ms | vs direct | vs bare | CPU s/10k req | peak RSS MiB |\n")
+	fmt.Fprintf(b, "| --- | --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |\n")
+	for _, row := range r.Gateway.Rows {
+		cpu, rss := "-", "-"
+		if row.Mode != modeDirect {
+			cpu, rss = fmt.Sprintf("%.2f", row.CPUPer10k), fmt.Sprintf("%.1f", row.PeakRSSMiB)
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
+			row.Upstream, row.Response, row.Concurrency, row.Mode, row.RPS, row.P50, row.P90, row.P99, row.RatioDirect, row.RatioBare, cpu, rss)
+	}
+
 }
