@@ -62,6 +62,7 @@ type gatewayOptions struct {
 	proxyCPUs        []int
 	profile          bool // bare proxy and gateways write CPU profiles into logDir
 	upstreams        []string
+	modes            []string
 	gatewayEnv       []string // extra environment of the gateway processes
 	logDir           string
 	log              io.Writer
@@ -126,7 +127,7 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 		for _, c := range opts.concurrency {
 			samples := map[string][]gatewayRow{}
 			for range max(opts.rounds, 1) {
-				for _, mode := range gatewayModes {
+				for _, mode := range opts.modes {
 					row, err := b.measure(ctx, gw, mode, combo.path, c)
 					if err != nil {
 						gw.stop()
@@ -135,7 +136,7 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 					samples[mode] = append(samples[mode], row)
 				}
 			}
-			for _, mode := range gatewayModes {
+			for _, mode := range opts.modes {
 				row := medianRow(samples[mode])
 				row.Upstream, row.Response = combo.upstream, combo.response
 				fmt.Fprintf(opts.log, "  %-8s %-5s c=%-3d %-12s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",

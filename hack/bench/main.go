@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +56,8 @@ type options struct {
 	profile          bool
 	upstreams        []string
 	gatewayEnv       []string
+	mcpgateBin       string
+	modes            []string
 	streams          streamsOptions
 	operator         operatorOptions
 	skipGateway      bool
@@ -71,6 +74,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 250*time.Millisecond, "Unrecorded time before each gateway cell.")
 	upstreams := fs.String("upstreams", "trivial,sample", "Upstreams of the gateway table: trivial (a fixed answer, the proxy's own cost) and sample (the Go SDK sample MCP server).")
 	gatewayEnv := fs.String("gateway-env", "", "Comma-separated NAME=value pairs added to the gateways' environment (e.g. GOGC=200), for experiments.")
+	fs.StringVar(&o.mcpgateBin, "mcpgate", "", "Gateway binary to measure instead of building cmd/mcpgate from this checkout (to compare two builds).")
+	modes := fs.String("modes", strings.Join(gatewayModes, ","), "Modes of the gateway table (ratios need direct and bare).")
 	levels := fs.String("concurrency", "1,16,64,256", "Comma-separated concurrency levels of the gateway table.")
 	fs.IntVar(&o.refConcurrency, "target-concurrency", 64, "Concurrency level at which the gateway targets are judged.")
 	fs.IntVar(&o.rounds, "rounds", 3, "Times each gateway cell is measured, interleaved with the other modes; the median is reported.")
@@ -90,6 +95,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	o.upstreams = strings.Split(*upstreams, ",")
+	o.modes = strings.Split(*modes, ",")
+	for _, m := range o.modes {
+		if !slices.Contains(gatewayModes, m) {
+			return o, fmt.Errorf("-modes: unknown mode %q", m)
+		}
+	}
 	if *gatewayEnv != "" {
 		o.gatewayEnv = strings.Split(*gatewayEnv, ",")
 	}
@@ -119,6 +130,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("build mcpgate: %w", err)
 	}
+	if o.mcpgateBin != "" {
+		bins.Mcpgate = o.mcpgateBin
+	}
 	logDir := filepath.Join(o.out, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
@@ -130,9 +144,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"streams": o.streams.streams, "mcpservers": o.operator.McpServers, "rounds": o.rounds,
 		},
 	}
+	if o.mcpgateBin != "" {
+		r.Settings["mcpgate"] = o.mcpgateBin
+	}
 	gopts := gatewayOptions{
 		mcpgate: bins.Mcpgate, self: self, concurrency: o.concurrency, rounds: o.rounds, profile: o.profile,
-		upstreams: o.upstreams, gatewayEnv: o.gatewayEnv,
+		upstreams: o.upstreams, modes: o.modes, gatewayEnv: o.gatewayEnv,
 		warmup: o.warmup, duration: o.duration, logDir: logDir, log: stderr,
 	}
 	all := allCPUs()
