@@ -1,7 +1,10 @@
 package gateway_test
 
 import (
+	"crypto"
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -150,6 +153,123 @@ func TestRefusedRequests(t *testing.T) {
 		}),
 		status:    http.StatusUnauthorized,
 		challenge: invalidToken("unsupported algorithm"),
+	}, {
+		name: "alg None",
+		req: withToken(func(t *testing.T, e *gwEnv) string {
+			signed := forge(t, e.cfg.Clerk.Issuer, map[string]any{"alg": "None"}, nil, nil)
+			return signed[:strings.LastIndexByte(signed, '.')+1]
+		}),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("unsupported algorithm"),
+	}, {
+		name:      "alg NONE, signature kept",
+		req:       withToken(forged(map[string]any{"alg": "NONE"}, nil)),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("unsupported algorithm"),
+	}, {
+		name:      "ES256 where the key is RS256",
+		req:       withToken(forged(map[string]any{"alg": "ES256"}, nil)),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("unsupported algorithm"),
+	}, {
+		name:      "unknown crit header",
+		req:       withToken(forged(map[string]any{"crit": []string{"urn:example:must-understand"}, "urn:example:must-understand": true}, nil)),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("unsupported critical header"),
+	}, {
+		name:      "kid with path characters",
+		req:       withToken(forged(map[string]any{"kid": "../../../v1/jwks?x=" + forgerKid}, nil)),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("unknown signing key"),
+	}, {
+		// Each of these headers names a key of the attacker's; honouring any
+		// would let anyone sign tokens. The known kid makes the verifier
+		// use Clerk's key, so the attacker's signature fails.
+		name: "jwk header embedding the signer's own key",
+		req: withToken(func(t *testing.T, e *gwEnv) string {
+			pub := strangerKey().PublicKey
+			jwk := map[string]any{"kty": "RSA", "kid": forgerKid, "alg": "RS256", "use": "sig",
+				"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()), "e": "AQAB"}
+			return forge(t, e.cfg.Clerk.Issuer, map[string]any{"jwk": jwk}, nil, strangerKey())
+		}),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("bad signature"),
+	}, {
+		name: "jku header pointing at the signer's key set",
+		req: withToken(func(t *testing.T, e *gwEnv) string {
+			return forge(t, e.cfg.Clerk.Issuer, map[string]any{"jku": "https://attacker.example/jwks.json"}, nil, strangerKey())
+		}),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("bad signature"),
+	}, {
+		name: "x5u header pointing at the signer's certificate",
+		req: withToken(func(t *testing.T, e *gwEnv) string {
+			return forge(t, e.cfg.Clerk.Issuer, map[string]any{"x5u": "https://attacker.example/cert.pem"}, nil, strangerKey())
+		}),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("bad signature"),
+	}, {
+		name: "issuer in another case",
+		req: withToken(func(t *testing.T, e *gwEnv) string {
+			return forge(t, e.cfg.Clerk.Issuer, nil, map[string]any{"iss": strings.ToUpper(e.cfg.Clerk.Issuer)}, nil)
+		}),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("wrong issuer"),
+	}, {
+		name:      "segments that are not base64url",
+		req:       withToken(func(*testing.T, *gwEnv) string { return "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0+.c2ln/" }),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("malformed token"),
+	}, {
+		name: "payload that is not JSON, validly signed",
+		req: withToken(func(t *testing.T, e *gwEnv) string {
+			input := b64json(t, map[string]any{"alg": "RS256", "kid": forgerKid, "typ": "at+jwt"}) + "." +
+				base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"user_x",`))
+			digest := sha256.Sum256([]byte(input))
+			sig, err := rsa.SignPKCS1v15(rand.Reader, forgerKey(), crypto.SHA256, digest[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+		}),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("malformed claims"),
+	}, {
+		name: "expired opaque token",
+		req: withToken(func(t *testing.T, e *gwEnv) string {
+			return e.token(t, clerktest.TokenRequest{Scopes: allScopes, Format: clerktest.FormatOpaque, TTL: -time.Minute})
+		}),
+		status:    http.StatusUnauthorized,
+		challenge: invalidToken("token expired"),
+	}, {
+		// Paths around the endpoint and the public metadata routes. The
+		// gateway routes exact, cleaned paths only: anything else is 404,
+		// never a redirect and never the upstream.
+		name:   "traversal from the metadata route to the endpoint",
+		req:    rawPath(http.MethodPost, "/.well-known/oauth-protected-resource/../mcp", "valid"),
+		status: http.StatusNotFound,
+	}, {
+		name:   "encoded traversal from the metadata route",
+		req:    rawPath(http.MethodPost, "/.well-known/oauth-protected-resource/%2e%2e/mcp", "valid"),
+		status: http.StatusNotFound,
+	}, {
+		name:   "traversal out of the endpoint to the metadata route",
+		req:    rawPath(http.MethodGet, "/mcp/../.well-known/oauth-protected-resource/mcp", "valid"),
+		status: http.StatusNotFound,
+	}, {
+		name:   "doubled slash before the endpoint",
+		req:    rawPath(http.MethodPost, "//mcp", "valid"),
+		status: http.StatusNotFound,
+	}, {
+		name:   "endpoint path in another case",
+		req:    rawPath(http.MethodPost, "/MCP", "valid"),
+		status: http.StatusNotFound,
+	}, {
+		// %2F decodes to the metadata route of /mcp, which is public and
+		// read-only.
+		name:   "encoded slash after the metadata route",
+		req:    rawPath(http.MethodPost, "/.well-known/oauth-protected-resource%2Fmcp", "valid"),
+		status: http.StatusMethodNotAllowed,
 	}, {
 		name: "HS256 signed with the public key",
 		req: withToken(func(t *testing.T, e *gwEnv) string {
@@ -484,6 +604,20 @@ func mapsEqual(a, b map[string]string) bool {
 // TestAuthorizedRequests checks requests that must pass, and what the
 // upstream learns from them: the gateway's identity headers and never the
 // client's credentials.
+// rawPath builds a request whose path reaches the gateway as written, with
+// no client-side cleaning; token "valid" adds a token with every scope.
+func rawPath(method, path, token string) func(*testing.T, *gwEnv) *http.Request {
+	return func(t *testing.T, e *gwEnv) *http.Request {
+		req := newRequest(t, method, e.mcpURL(), toolCall("search"))
+		req.URL.Path, req.URL.RawPath = "", ""
+		req.URL.Opaque = "//" + req.URL.Host + path
+		if token == "valid" {
+			req.Header.Set("Authorization", "Bearer "+e.token(t, clerktest.TokenRequest{Scopes: allScopes}))
+		}
+		return req
+	}
+}
+
 func TestAuthorizedRequests(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

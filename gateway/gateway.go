@@ -37,6 +37,9 @@ const (
 	// response headers. A stream is not bounded once its headers are in;
 	// a tool that takes longer to answer with plain JSON needs more.
 	DefaultResponseHeaderTimeout = 30 * time.Second
+	// DefaultReadHeaderTimeout is how long a client may take to send a
+	// request's headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultMetadataCacheTTL is how long Clerk's authorization server
 	// metadata is served from memory before it is fetched again.
 	DefaultMetadataCacheTTL = 10 * time.Minute
@@ -69,6 +72,9 @@ type Options struct {
 	// MetadataCacheTTL is how long fetched authorization server metadata
 	// is served before it is fetched again.
 	MetadataCacheTTL time.Duration
+	// ReadHeaderTimeout bounds the wait for a request's headers, so that a
+	// client trickling them (slowloris) cannot hold a connection.
+	ReadHeaderTimeout time.Duration
 }
 
 // withDefaults fills in the zero fields of o.
@@ -83,6 +89,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.DialTimeout, DefaultDialTimeout)
 	setDefault(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 	setDefault(&o.MetadataCacheTTL, DefaultMetadataCacheTTL)
+	setDefault(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}

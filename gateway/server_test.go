@@ -82,6 +82,48 @@ func serveEnv(t *testing.T, e *gwEnv) (trafficURL, healthURL string, cancel cont
 	return "http://" + tl.Addr().String(), "http://" + hl.Addr().String(), cancel, errc
 }
 
+// TestSlowHeadersAreCut: a client that trickles its headers (slowloris)
+// loses its connection once ReadHeaderTimeout has passed, however steadily
+// it sends, and nothing reaches the upstream.
+func TestSlowHeadersAreCut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withOptions(func(o *gateway.Options) { o.ReadHeaderTimeout = 300 * time.Millisecond }))
+	traffic, _, _, _ := serveEnv(t, e)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(traffic, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	start := time.Now()
+	if _, err := io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: gateway\r\nX-Slow: "); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(conn) // returns when the server closes the connection
+		closed <- err
+	}()
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-closed:
+			if took := time.Since(start); took < 300*time.Millisecond {
+				t.Errorf("connection closed after %v, before the header timeout", took)
+			}
+			if got := e.up.requests(); len(got) != 0 {
+				t.Errorf("the upstream received %d requests", len(got))
+			}
+			return
+		case <-ticker.C:
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("a client trickling its headers kept its connection for 10s")
+			}
+			_, _ = io.WriteString(conn, "a") // one more byte of the same header line
+		}
+	}
+}
+
 // TestGracefulShutdown cancels Serve while a slow request is in flight: it
 // completes, readiness turns off, and new connections are refused.
 func TestGracefulShutdown(t *testing.T) {
