@@ -9,6 +9,9 @@ IMG     ?= ghcr.io/mcpgate/mcpgate:$(VERSION)
 # Kubernetes version of the local control plane used by the tests.
 ENVTEST_K8S_VERSION ?= 1.36.3
 
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 30s
+
 GO              ?= go
 CONTROLLER_GEN  ?= $(GO) tool -modfile=hack/tools/go.mod controller-gen
 LDFLAGS         := -s -w \
@@ -66,6 +69,16 @@ demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample se
 .PHONY: test
 test: vet verify envtest helm ## Run every check and test: vet, generated files, unit, envtest integration, install and end-to-end tests.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); make test runs their seed corpora.
+	@set -e; \
+	for dir in $$(grep -rl --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for name in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //' | sort -u); do \
+			echo "$(GO) test $$dir -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME)"; \
+			$(GO) test $$dir -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
 
 .PHONY: helm
 helm: ## Build helm (pinned) from its Go module into the cache, outside the repository.

@@ -77,7 +77,9 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Identity, error
 	case hdr.Kid == "":
 		return Identity{}, invalid("missing key id")
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(s64)
+	// Strict: only the canonical spelling of a signature decodes, so one
+	// signed token has exactly one valid text (and one cache entry).
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(s64)
 	if err != nil || len(sig) == 0 {
 		return Identity{}, invalid("malformed signature")
 	}

@@ -148,7 +148,7 @@ func TestVerifier_verifyJWT(t *testing.T) {
 		"payload changed, signature not": {token: func(t *testing.T) string {
 			return goodParts[0] + "." + b64json(t, with(claims, map[string]any{"sub": "user_admin"})) + "." + goodParts[2]
 		}, reason: "bad signature"},
-		"signature truncated": {token: raw(good[:len(good)-4]), reason: "bad signature"},
+		"signature truncated": {token: raw(good[:len(good)-2]), reason: "bad signature"}, // 255 whole bytes
 		"signature empty":     {token: raw(goodParts[0] + "." + goodParts[1] + "."), reason: "malformed signature"},
 
 		// Header rules.
@@ -349,13 +349,27 @@ func TestVerifier_jwtCache(t *testing.T) {
 	t.Run("only the exact token hits", func(t *testing.T) {
 		t.Parallel()
 		v, _, tok := setup(t, VerifierOptions{})
-		last := tok[len(tok)-1]
+		// A character in the middle of the signature: every bit of it counts.
+		i := len(tok) - 20
 		swapped := byte('A')
-		if last == 'A' {
+		if tok[i] == 'A' {
 			swapped = 'B'
 		}
-		_, err := v.Verify(context.Background(), tok[:len(tok)-1]+string(swapped))
-		wantInvalid(t, err, "signature")
+		_, err := v.Verify(context.Background(), tok[:i]+string(swapped)+tok[i+1:])
+		wantInvalid(t, err, "bad signature")
+	})
+	t.Run("a non-canonical spelling of the signature", func(t *testing.T) {
+		t.Parallel()
+		v, _, tok := setup(t, VerifierOptions{})
+		// The last character of a 256-byte signature carries 4 unused bits;
+		// setting them spells the same bytes differently.
+		last := strings.IndexByte(base64URLAlphabet, tok[len(tok)-1])
+		other := base64URLAlphabet[last|0x0f]
+		if other == tok[len(tok)-1] {
+			other = base64URLAlphabet[last&^0x0f|0x01]
+		}
+		_, err := v.Verify(context.Background(), tok[:len(tok)-1]+string(other))
+		wantInvalid(t, err, "malformed signature")
 	})
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
@@ -378,3 +392,5 @@ func TestVerifier_jwtCache(t *testing.T) {
 		}
 	})
 }
+
+const base64URLAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

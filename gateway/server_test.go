@@ -108,8 +108,9 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	for {
 		select {
 		case <-closed:
-			if took := time.Since(start); took < 300*time.Millisecond {
-				t.Errorf("connection closed after %v, before the header timeout", took)
+			// The server's clock started at accept, a little before ours.
+			if took := time.Since(start); took < 200*time.Millisecond {
+				t.Errorf("connection closed after %v, well before the header timeout", took)
 			}
 			if got := e.up.requests(); len(got) != 0 {
 				t.Errorf("the upstream received %d requests", len(got))
