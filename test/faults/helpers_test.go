@@ -1,0 +1,326 @@
+package faults_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/syncbuf"
+)
+
+func TestMain(m *testing.M) {
+	// envtest logs through controller-runtime: errors only. Without a
+	// logger, controller-runtime complains with a stack trace instead.
+	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	os.Exit(m.Run())
+}
+
+// repoRoot is the repository, relative to this package.
+var repoRoot = filepath.Join("..", "..")
+
+const (
+	namespace    = "default"
+	gatewayImage = "registry.example/mcpgate:test"
+)
+
+var (
+	assetsOnce sync.Once
+	assetsDir  string
+	assetsErr  error
+)
+
+// envtestAssets returns the directory of etcd and kube-apiserver:
+// $KUBEBUILDER_ASSETS when set, else what hack/setup-envtest.sh prints.
+func envtestAssets(t *testing.T) string {
+	t.Helper()
+	assetsOnce.Do(func() {
+		if assetsDir = os.Getenv("KUBEBUILDER_ASSETS"); assetsDir != "" {
+			return
+		}
+		out, err := exec.Command(filepath.Join(repoRoot, "hack", "setup-envtest.sh")).Output()
+		if err != nil {
+			assetsErr = fmt.Errorf("hack/setup-envtest.sh: %w", err)
+			return
+		}
+		assetsDir = strings.TrimSpace(string(out))
+	})
+	if assetsErr != nil {
+		t.Fatal(assetsErr)
+	}
+	return assetsDir
+}
+
+// cluster is a real kube-apiserver and etcd (envtest) with the CRDs
+// installed, a client for the test, and a kubeconfig for the managers.
+type cluster struct {
+	env        *envtest.Environment
+	client     client.Client
+	kubeconfig string
+}
+
+// startCluster starts envtest. Its kube-apiserver keeps its certificate
+// directory across a restart (see restartAPIServer), so that kubeconfigs
+// written before the restart stay valid after it.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: envtestAssets(t),
+	}
+	// NOTE: with no CertDir, envtest makes a temporary one, and Stop()
+	// removes it and forgets it: a later Start() would make a new directory
+	// with a new serving CA, and every client that trusts the old one (the
+	// managers' kubeconfig) would fail TLS verification. Given a directory,
+	// envtest leaves it alone and reuses the apiserver.crt it holds (it only
+	// creates the serving certificate when the file is missing). The client
+	// CA is kept in memory (SecureServing.Authn) and written again on each
+	// start, and the secure port, once chosen, is kept in SecureServing, so
+	// the restarted API server serves the same address with the same
+	// certificates and accepts the same client certificates.
+	// t.TempDir's removal is registered first, so it runs after env.Stop.
+	env.ControlPlane.GetAPIServer().CertDir = t.TempDir()
+	// NOTE: on SIGTERM, kube-apiserver's graceful shutdown waits for open
+	// requests to end (http.Server.Shutdown, up to 60s), and by default that
+	// includes the watches of a running manager's informers: Stop() would hit
+	// envtest's 20s stop timeout, SIGKILL the process and return an error.
+	// With a watch termination grace period the API server ends the watches
+	// itself as it shuts down, and stops in about a second.
+	env.ControlPlane.GetAPIServer().Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	t.Cleanup(func() { _ = env.Stop() }) // also after a failed start, which can leave processes behind
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := mcpv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cluster{env: env, client: c, kubeconfig: path}
+}
+
+// declare creates the Clerk Secret (once per namespace) and an McpServer
+// like those of test/install: an upstream Service and a Clerk issuer that
+// nothing listens on, which does not keep the gateway from being deployed.
+func (c *cluster) declare(t *testing.T, name string) *mcpv1.McpServer {
+	t.Helper()
+	ctx := context.Background()
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "clerk"},
+		StringData: map[string]string{"secret-key": "sk_test_faults"},
+	}
+	if err := c.client.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	mcp := &mcpv1.McpServer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: mcpv1.McpServerSpec{
+			Upstream: mcpv1.Upstream{Service: &mcpv1.UpstreamService{Name: "upstream", Port: intstr.FromInt32(8080)}},
+			Clerk: mcpv1.ClerkSpec{
+				Issuer:       "http://127.0.0.1:4455",
+				SecretKeyRef: mcpv1.SecretKeyReference{Name: "clerk", Key: "secret-key"},
+			},
+		},
+	}
+	if err := c.client.Create(ctx, mcp); err != nil {
+		t.Fatal(err)
+	}
+	return mcp
+}
+
+// waitDeployment waits until the gateway Deployment of McpServer name
+// exists and satisfies ok (nil: any), and returns it.
+func (c *cluster) waitDeployment(t *testing.T, timeout time.Duration, name string, ok func(*appsv1.Deployment) error, managers ...*manager) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	eventually(t, timeout, "the gateway Deployment of McpServer "+name, func() error {
+		if err := c.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name + "-gateway"}, d); err != nil {
+			return err
+		}
+		if ok != nil {
+			return ok(d)
+		}
+		return nil
+	}, managers...)
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != gatewayImage {
+		t.Errorf("gateway image = %q, want the --gateway-image flag %q", img, gatewayImage)
+	}
+	return d
+}
+
+// mcpgateBinary builds cmd/mcpgate into the shared cache (a no-op when it is
+// up to date).
+func mcpgateBinary(t *testing.T) string {
+	t.Helper()
+	bins, err := localstack.Build(context.Background(), localstack.BuildOptions{RepoRoot: repoRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bins.Mcpgate
+}
+
+// manager is `mcpgate manager` running as a subprocess.
+type manager struct {
+	name    string
+	cmd     *exec.Cmd
+	logs    syncbuf.Buffer
+	exited  chan struct{} // closed when the process has exited
+	waitErr error         // what cmd.Wait returned; read after exited is closed
+}
+
+// startManager runs `mcpgate manager` with the kubeconfig of the cluster's
+// operator user, on free loopback ports, with extra flags appended. Nothing
+// of the test's environment but PATH leaks in. The process is stopped (and
+// killed if need be) when the test ends.
+func startManager(t *testing.T, c *cluster, name string, extra ...string) *manager {
+	t.Helper()
+	args := append([]string{"manager",
+		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--gateway-image=" + gatewayImage, "--clerk-api-url=http://127.0.0.1:9/v1",
+	}, extra...)
+	m := &manager{name: name, cmd: exec.Command(mcpgateBinary(t), args...), exited: make(chan struct{})}
+	m.cmd.Env = []string{"KUBECONFIG=" + c.kubeconfig, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	m.cmd.Stdout, m.cmd.Stderr = &m.logs, &m.logs
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.waitErr = m.cmd.Wait(); close(m.exited) }()
+	t.Cleanup(func() {
+		if !m.stop(10 * time.Second) {
+			_ = m.cmd.Process.Kill()
+			<-m.exited
+		}
+		if t.Failed() {
+			t.Logf("manager %s output (last lines):\n%s", m.name, lastLines(m.logs.String(), 40))
+		}
+	})
+	return m
+}
+
+// running reports whether the process has not exited.
+func (m *manager) running() bool {
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// exitErr is the error of an exited manager (nil: it exited 0).
+func (m *manager) exitErr() error {
+	<-m.exited
+	return m.waitErr
+}
+
+// stop sends SIGTERM and reports whether the process exited within timeout.
+func (m *manager) stop(timeout time.Duration) bool {
+	if !m.running() {
+		return true
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.exited:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// mustRun fails the test at once when the manager has exited.
+func (m *manager) mustRun(t *testing.T, when string) {
+	t.Helper()
+	if !m.running() {
+		t.Fatalf("manager %s exited %s: %v\noutput (last lines):\n%s", m.name, when, m.exitErr(), lastLines(m.logs.String(), 40))
+	}
+}
+
+// eventually retries check every 100ms until it succeeds or timeout has
+// passed. It fails at once if one of the managers exits meanwhile: a manager
+// must never exit on its own.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error, managers ...*manager) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		for _, m := range managers {
+			m.mustRun(t, "while waiting for "+what)
+		}
+		if time.Now().After(deadline) {
+			var out strings.Builder
+			for _, m := range managers {
+				fmt.Fprintf(&out, "\nmanager %s output (last lines):\n%s", m.name, lastLines(m.logs.String(), 30))
+			}
+			t.Fatalf("%s: not within %s: %v%s", what, timeout, err, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lastLines keeps failure messages readable when a log is long.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// linesWith returns the lines of s that contain every one of words.
+func linesWith(s string, words ...string) []string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		ok := line != ""
+		for _, w := range words {
+			ok = ok && strings.Contains(line, w)
+		}
+		if ok {
+			out = append(out, line)
+		}
+	}
+	return out
+}
