@@ -131,6 +131,7 @@ func (st *reconcileState) block(reason, message string) {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -164,6 +165,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.reconcileConfig,
 		r.reconcileDeployment,
 		r.reconcileService,
+		r.reconcileIsolation,
 		r.reconcileIngress,
 		r.reconcileClerk,
 	}
@@ -267,7 +269,12 @@ func (r *McpServerReconciler) apply(ctx context.Context, obj runtime.ApplyConfig
 // deleteIfOwned removes obj, found through the cache, if mcp controls it.
 // Objects someone else created under the same name are left alone.
 func (r *McpServerReconciler) deleteIfOwned(ctx context.Context, mcp *mcpv1.McpServer, obj client.Object) error {
-	key := types.NamespacedName{Namespace: mcp.Namespace, Name: gatewayName(mcp)}
+	return r.deleteOwnedNamed(ctx, mcp, obj, gatewayName(mcp))
+}
+
+// deleteOwnedNamed is deleteIfOwned for an object of another name.
+func (r *McpServerReconciler) deleteOwnedNamed(ctx context.Context, mcp *mcpv1.McpServer, obj client.Object, name string) error {
+	key := types.NamespacedName{Namespace: mcp.Namespace, Name: name}
 	if err := r.Get(ctx, key, obj); err != nil {
 		return client.IgnoreNotFound(err)
 	}

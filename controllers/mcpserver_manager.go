@@ -59,6 +59,7 @@ func CacheOptions(namespaces ...string) cache.Options {
 			&appsv1.Deployment{}:            {Label: managed},
 			&networkingv1.Ingress{}:         {Label: managed},
 			&policyv1.PodDisruptionBudget{}: {Label: managed},
+			&networkingv1.NetworkPolicy{}:   {Label: managed},
 		},
 	}
 }
@@ -122,6 +123,7 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Owns(&corev1.Service{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(secretIndex))).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(upstreamServiceIndex))).
 		// When a host and path change hands (an McpServer deleted or moved),

@@ -97,6 +97,11 @@ func TestMcpServerValidation_refused(t *testing.T) {
 			set("spec.upstream.service", nil)(o)
 			set("spec.upstream.url", "https://mcp.example.com/?x=1")(o)
 		}, "spec.upstream.url", "no path, query"},
+		"isolation on a url upstream": {func(o map[string]any) {
+			set("spec.upstream.service", nil)(o)
+			set("spec.upstream.url", "https://mcp.example.com")(o)
+			set("spec.upstream.isolation", map[string]any{"gatewayEgress": true})(o)
+		}, "spec.upstream", "isolation applies to service upstreams"},
 		"port zero":                 {set("spec.upstream.service.port", 0), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port too high":             {set("spec.upstream.service.port", 70000), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port name with spaces":     {set("spec.upstream.service.port", "my port"), "spec.upstream.service.port", "port name"},

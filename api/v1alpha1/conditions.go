@@ -19,10 +19,22 @@ const (
 	// ConditionIngressReady is True when the Ingress has a load balancer
 	// address. It is present only when spec.ingress is set.
 	ConditionIngressReady = "IngressReady"
+
+	// ConditionUpstreamIsolated is True when a NetworkPolicy admits only the
+	// gateway to the upstream's pods. It is present only while isolation is
+	// enabled for a service upstream; it does not gate Ready.
+	ConditionUpstreamIsolated = "UpstreamIsolated"
 )
 
 // Condition reasons of an McpServer.
 const (
+	// ReasonPolicyApplied: the upstream's pods admit only the gateway (UpstreamIsolated=True).
+	ReasonPolicyApplied = "PolicyApplied"
+	// ReasonNoSelector: the upstream Service selects no pods itself (its
+	// endpoints are managed elsewhere), so no policy can name them (UpstreamIsolated=False).
+	ReasonNoSelector = "NoSelector"
+	// ReasonUpstreamNotFound: the upstream Service does not exist (UpstreamIsolated=False).
+	ReasonUpstreamNotFound = "UpstreamNotFound"
 	// ReasonReady: every part is in place (Ready=True).
 	ReasonReady = "Ready"
 	// ReasonInvalidSpec: the spec passed validation but cannot be acted on,

@@ -51,6 +51,7 @@ type McpServerSpec struct {
 // Upstream is where the gateway sends traffic: a Service in the McpServer's
 // namespace, or an external URL. Exactly one of service and url is set.
 // +kubebuilder:validation:XValidation:rule="has(self.service) != has(self.url)",message="exactly one of upstream.service or upstream.url must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.url) || !has(self.isolation) || !self.isolation.enabled",message="isolation applies to service upstreams: set upstream.isolation.enabled to false, or remove it, for a url upstream"
 type Upstream struct {
 	// service is a Service in the McpServer's namespace.
 	// +optional
@@ -69,6 +70,28 @@ type Upstream struct {
 	// +kubebuilder:default="/mcp"
 	// +optional
 	Path URLPath `json:"path,omitempty"`
+
+	// isolation keeps everything but this McpServer's gateway away from a
+	// service upstream, with NetworkPolicies. On by default for service
+	// upstreams; it needs a CNI that enforces NetworkPolicy.
+	// +optional
+	Isolation *UpstreamIsolation `json:"isolation,omitempty"`
+}
+
+// UpstreamIsolation configures the NetworkPolicies around a service upstream.
+type UpstreamIsolation struct {
+	// enabled applies a NetworkPolicy that admits traffic to the upstream
+	// Service's pods only from this McpServer's gateway pods, on the
+	// upstream port. false removes it.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled bool `json:"enabled"`
+
+	// gatewayEgress also limits what the gateway pods may reach: the
+	// upstream's pods on the upstream port, cluster DNS, and HTTPS (port
+	// 443) anywhere, for Clerk. Off by default.
+	// +optional
+	GatewayEgress bool `json:"gatewayEgress,omitempty"`
 }
 
 // UpstreamService points at a port of a Service in the McpServer's namespace.
