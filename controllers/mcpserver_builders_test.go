@@ -10,9 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/clock"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/gateway/config"
@@ -486,5 +488,45 @@ func TestSecretKeysOnly(t *testing.T) {
 	}
 	if _, ok := got.Annotations[corev1.LastAppliedConfigAnnotation]; ok || got.Annotations["keep"] != "me" {
 		t.Errorf("annotations = %v, want only the last-applied copy dropped", got.Annotations)
+	}
+}
+
+// TestSetProgress checks the kstatus conditions derived from Ready.
+func TestSetProgress(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		ready                      metav1.ConditionStatus
+		reason                     string
+		wantReconciling, wantStall bool
+	}{
+		"ready":                      {ready: metav1.ConditionTrue, reason: mcpv1.ReasonReady},
+		"scaled to zero is done":     {ready: metav1.ConditionFalse, reason: mcpv1.ReasonScaledToZero},
+		"waiting for pods":           {ready: metav1.ConditionFalse, reason: mcpv1.ReasonDeploymentUnavailable, wantReconciling: true},
+		"Secret not there yet":       {ready: metav1.ConditionFalse, reason: mcpv1.ReasonSecretNotFound, wantReconciling: true},
+		"Clerk down, retrying":       {ready: metav1.ConditionFalse, reason: mcpv1.ReasonClerkUnavailable, wantReconciling: true},
+		"invalid spec":               {ready: metav1.ConditionFalse, reason: mcpv1.ReasonInvalidSpec, wantStall: true},
+		"host and path taken":        {ready: metav1.ConditionFalse, reason: mcpv1.ReasonHostPathConflict, wantStall: true},
+		"Clerk refuses the key":      {ready: metav1.ConditionFalse, reason: mcpv1.ReasonClerkUnauthorized, wantStall: true},
+		"conflicting Clerk settings": {ready: metav1.ConditionFalse, reason: mcpv1.ReasonConflict, wantStall: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := &McpServerReconciler{Clock: clock.RealClock{}}
+			mcp := newMcpServer("team-a", "tools")
+			// Start from the opposite, to see stale conditions removed.
+			r.setCondition(mcp, mcpv1.ConditionReconciling, metav1.ConditionTrue, "Old", "old")
+			r.setCondition(mcp, mcpv1.ConditionStalled, metav1.ConditionTrue, "Old", "old")
+			r.setProgress(mcp, tc.ready, tc.reason, "the message")
+			for typ, want := range map[string]bool{mcpv1.ConditionReconciling: tc.wantReconciling, mcpv1.ConditionStalled: tc.wantStall} {
+				c := meta.FindStatusCondition(mcp.Status.Conditions, typ)
+				switch {
+				case want && (c == nil || c.Status != metav1.ConditionTrue || c.Reason != tc.reason || c.Message != "the message"):
+					t.Errorf("%s = %+v, want True/%s", typ, c, tc.reason)
+				case !want && c != nil:
+					t.Errorf("%s = %+v, want absent", typ, c)
+				}
+			}
+		})
 	}
 }

@@ -281,7 +281,15 @@ func TestMcpServerReconciler_becomesReady(t *testing.T) {
 	waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil)
 
 	f.setDeploymentAvailable("tools-gateway", 2)
-	f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonAddressPending))
+	mcp := f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonAddressPending))
+	// On its way: GitOps tools see progress, not failure.
+	for _, check := range []func(*mcpv1.McpServer) error{
+		condition(mcpv1.ConditionReconciling, metav1.ConditionTrue, mcpv1.ReasonAddressPending), absent(mcpv1.ConditionStalled),
+	} {
+		if err := check(mcp); err != nil {
+			t.Error(err)
+		}
+	}
 
 	// Play the ingress controller: publish a load balancer address.
 	eventually(t, func() error {
@@ -292,7 +300,19 @@ func TestMcpServerReconciler_becomesReady(t *testing.T) {
 		ing.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "203.0.113.7"}}
 		return f.tc.client.Status().Update(context.Background(), ing)
 	})
-	mcp := f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
+	mcp = f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
+	for _, check := range []func(*mcpv1.McpServer) error{absent(mcpv1.ConditionReconciling), absent(mcpv1.ConditionStalled)} {
+		if err := check(mcp); err != nil {
+			t.Error(err)
+		}
+	}
+	if mcp.Status.ObservedGeneration != mcp.Generation {
+		t.Errorf("status.observedGeneration = %d, want %d", mcp.Status.ObservedGeneration, mcp.Generation)
+	}
+	// kubectl wait, as a pipeline or a GitOps hook would use it.
+	if out, err := f.kubectl()(nil, "wait", "--for=condition=Ready", "mcps/tools", "--timeout=30s"); err != nil || !strings.Contains(out, "condition met") {
+		t.Errorf("kubectl wait --for=condition=Ready: %v\n%s", err, out)
+	}
 	if mcp.Status.ReadyReplicas != 2 {
 		t.Errorf("readyReplicas = %d, want 2", mcp.Status.ReadyReplicas)
 	}
@@ -486,8 +506,15 @@ func TestMcpServerReconciler_hostPathConflict(t *testing.T) {
 	if msg := meta.FindStatusCondition(mcp.Status.Conditions, mcpv1.ConditionIngressReady).Message; !strings.Contains(msg, first.ns+"/a") {
 		t.Errorf("conflict message does not name the holder: %q", msg)
 	}
-	if err := condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonHostPathConflict)(mcp); err != nil {
-		t.Error(err)
+	for _, check := range []func(*mcpv1.McpServer) error{
+		condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonHostPathConflict),
+		// A person must act: GitOps tools see the McpServer as failed.
+		condition(mcpv1.ConditionStalled, metav1.ConditionTrue, mcpv1.ReasonHostPathConflict),
+		absent(mcpv1.ConditionReconciling),
+	} {
+		if err := check(mcp); err != nil {
+			t.Error(err)
+		}
 	}
 	if err := second.get("b-gateway", &networkingv1.Ingress{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the conflicting McpServer got an Ingress (err %v)", err)
@@ -499,7 +526,20 @@ func TestMcpServerReconciler_hostPathConflict(t *testing.T) {
 		t.Fatalf("delete holder: %v", err)
 	}
 	waitFor(second, "b-gateway", &networkingv1.Ingress{}, nil)
-	second.waitMcp("b", condition(mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonAddressPending))
+	mcp = second.waitMcp("b", condition(mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonAddressPending))
+	if err := absent(mcpv1.ConditionStalled)(mcp); err != nil {
+		t.Error(err)
+	}
+}
+
+// absent checks that a condition is not set.
+func absent(typ string) func(*mcpv1.McpServer) error {
+	return func(mcp *mcpv1.McpServer) error {
+		if c := meta.FindStatusCondition(mcp.Status.Conditions, typ); c != nil {
+			return fmt.Errorf("condition %s is set: %+v", typ, *c)
+		}
+		return nil
+	}
 }
 
 func TestMcpServerReconciler_namedUpstreamPort(t *testing.T) {

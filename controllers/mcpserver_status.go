@@ -28,6 +28,39 @@ func (r *McpServerReconciler) summarize(mcp *mcpv1.McpServer, st *reconcileState
 	mcp.Status.ResourceMetadataURL = ep.resourceMetadataURL
 	status, reason, message := readiness(mcp, st.blocked)
 	r.setCondition(mcp, mcpv1.ConditionReady, status, reason, message)
+	r.setProgress(mcp, status, reason, message)
+}
+
+// stalledReasons are the Ready=False reasons nothing but a person can fix:
+// the spec, the Clerk key or a conflict with another McpServer must change.
+// Every other reason resolves itself (pods start, an address is assigned,
+// a Secret or Service created later by GitOps appears, Clerk comes back).
+var stalledReasons = map[string]bool{
+	mcpv1.ReasonInvalidSpec:       true,
+	mcpv1.ReasonHostPathConflict:  true,
+	mcpv1.ReasonConflict:          true,
+	mcpv1.ReasonClerkUnauthorized: true,
+	mcpv1.ReasonClerkRejected:     true,
+}
+
+// setProgress writes the kstatus conditions that GitOps tools read beside
+// Ready: Reconciling while the McpServer is on its way to Ready, Stalled
+// when it cannot get there without a change. Both are "abnormal-true": they
+// are removed rather than set to False. A gateway scaled to zero is done,
+// not reconciling.
+func (r *McpServerReconciler) setProgress(mcp *mcpv1.McpServer, ready metav1.ConditionStatus, reason, message string) {
+	reconciling, stalled := false, false
+	if ready != metav1.ConditionTrue && reason != mcpv1.ReasonScaledToZero {
+		stalled = stalledReasons[reason]
+		reconciling = !stalled
+	}
+	for typ, on := range map[string]bool{mcpv1.ConditionReconciling: reconciling, mcpv1.ConditionStalled: stalled} {
+		if on {
+			r.setCondition(mcp, typ, metav1.ConditionTrue, reason, message)
+		} else {
+			meta.RemoveStatusCondition(&mcp.Status.Conditions, typ)
+		}
+	}
 }
 
 // readiness is the Ready condition: a blocker first, then each part in the

@@ -20,6 +20,17 @@ const (
 	// address. It is present only when spec.ingress is set.
 	ConditionIngressReady = "IngressReady"
 
+	// ConditionReconciling is True while the McpServer is on its way to
+	// Ready (kstatus convention); its reason and message are Ready's. It is
+	// absent otherwise.
+	ConditionReconciling = "Reconciling"
+
+	// ConditionStalled is True when the McpServer cannot become Ready until
+	// someone changes something (kstatus convention): an invalid spec, a
+	// host and path another McpServer holds, a Clerk key or settings that
+	// Clerk refuses. It is absent otherwise.
+	ConditionStalled = "Stalled"
+
 	// ConditionUpstreamIsolated is True when a NetworkPolicy admits only the
 	// gateway to the upstream's pods. It is present only while isolation is
 	// enabled for a service upstream; it does not gate Ready.
