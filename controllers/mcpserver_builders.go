@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
@@ -285,11 +287,15 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string) *appsv1ac.
 					WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(secretFileName))),
 			corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
 		)
+	spec := appsv1ac.DeploymentSpec()
+	if mcp.Spec.Gateway.Autoscaling == nil {
+		// With an autoscaler the field is left out, so the autoscaler owns it.
+		spec.WithReplicas(replicas)
+	}
 	return appsv1ac.Deployment(gatewayName(mcp), mcp.Namespace).
 		WithLabels(objectLabels(mcp)).
 		WithOwnerReferences(ownerReference(mcp)).
-		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(replicas).
+		WithSpec(spec.
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(mcp))).
 			// Surge before removing a pod, so a rollout never drops capacity.
 			WithStrategy(appsv1ac.DeploymentStrategy().
@@ -331,6 +337,42 @@ func buildResources(r corev1.ResourceRequirements) *corev1ac.ResourceRequirement
 
 // buildPodDisruptionBudget keeps all but one gateway pod up during voluntary
 // disruptions. It is built only when there is more than one replica.
+// buildHorizontalPodAutoscaler scales the gateway Deployment on CPU use.
+func buildHorizontalPodAutoscaler(mcp *mcpv1.McpServer) *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration {
+	as := mcp.Spec.Gateway.Autoscaling
+	minReplicas, target := max(as.MinReplicas, 1), as.TargetCPUUtilizationPercentage
+	if target == 0 {
+		target = 80
+	}
+	return autoscalingv2ac.HorizontalPodAutoscaler(gatewayName(mcp), mcp.Namespace).
+		WithLabels(objectLabels(mcp)).
+		WithOwnerReferences(ownerReference(mcp)).
+		WithSpec(autoscalingv2ac.HorizontalPodAutoscalerSpec().
+			WithScaleTargetRef(autoscalingv2ac.CrossVersionObjectReference().
+				WithAPIVersion("apps/v1").WithKind("Deployment").WithName(gatewayName(mcp))).
+			WithMinReplicas(minReplicas).
+			WithMaxReplicas(as.MaxReplicas).
+			WithMetrics(autoscalingv2ac.MetricSpec().
+				WithType(autoscalingv2.ResourceMetricSourceType).
+				WithResource(autoscalingv2ac.ResourceMetricSource().
+					WithName(corev1.ResourceCPU).
+					WithTarget(autoscalingv2ac.MetricTarget().
+						WithType(autoscalingv2.UtilizationMetricType).
+						WithAverageUtilization(target)))))
+}
+
+// minGatewayReplicas is the fewest pods the gateway runs with: the
+// autoscaler's floor, or the fixed replica count.
+func minGatewayReplicas(mcp *mcpv1.McpServer) int32 {
+	if as := mcp.Spec.Gateway.Autoscaling; as != nil {
+		return max(as.MinReplicas, 1)
+	}
+	if r := mcp.Spec.Gateway.Replicas; r != nil {
+		return *r
+	}
+	return 1
+}
+
 func buildPodDisruptionBudget(mcp *mcpv1.McpServer) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
 	return policyv1ac.PodDisruptionBudget(gatewayName(mcp), mcp.Namespace).
 		WithLabels(objectLabels(mcp)).

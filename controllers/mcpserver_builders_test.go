@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -528,5 +529,33 @@ func TestSetProgress(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBuildAutoscaling: with autoscaling the Deployment leaves replicas to
+// the HorizontalPodAutoscaler, which follows CPU use within the bounds.
+func TestBuildAutoscaling(t *testing.T) {
+	t.Parallel()
+	mcp := newMcpServer("team-a", "tools", withReplicas(5), func(m *mcpv1.McpServer) {
+		m.Spec.Gateway.Autoscaling = &mcpv1.GatewayAutoscaling{MinReplicas: 2, MaxReplicas: 10, TargetCPUUtilizationPercentage: 70}
+	})
+	d := typed[appsv1.Deployment](t, buildDeployment(mcp, testOptions, "h"))
+	if d.Spec.Replicas != nil {
+		t.Errorf("replicas = %d with autoscaling, want unset so the autoscaler owns it", *d.Spec.Replicas)
+	}
+	hpa := typed[autoscalingv2.HorizontalPodAutoscaler](t, buildHorizontalPodAutoscaler(mcp))
+	assertOwnedBy(t, hpa.ObjectMeta, mcp)
+	ref := hpa.Spec.ScaleTargetRef
+	if hpa.Name != "tools-gateway" || ref.Kind != "Deployment" || ref.Name != "tools-gateway" || ref.APIVersion != "apps/v1" ||
+		*hpa.Spec.MinReplicas != 2 || hpa.Spec.MaxReplicas != 10 || len(hpa.Spec.Metrics) != 1 {
+		t.Fatalf("hpa = %+v", hpa.Spec)
+	}
+	m := hpa.Spec.Metrics[0]
+	if m.Type != autoscalingv2.ResourceMetricSourceType || m.Resource.Name != corev1.ResourceCPU ||
+		m.Resource.Target.Type != autoscalingv2.UtilizationMetricType || *m.Resource.Target.AverageUtilization != 70 {
+		t.Errorf("metric = %+v", m)
+	}
+	if got := minGatewayReplicas(mcp); got != 2 {
+		t.Errorf("minGatewayReplicas = %d, want the autoscaler's floor 2", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -36,7 +37,14 @@ func (r *McpServerReconciler) reconcileDeployment(ctx context.Context, mcp *mcpv
 		r.Recorder.Eventf(mcp, nil, corev1.EventTypeNormal, eventReasonConfigChanged, "Reconcile",
 			"Rolling out gateway configuration %s (was %s)", st.configHash, previousHash)
 	}
-	if *deploy.Spec.Replicas > 1 {
+	if mcp.Spec.Gateway.Autoscaling != nil {
+		if err := r.apply(ctx, buildHorizontalPodAutoscaler(mcp)); err != nil {
+			return fmt.Errorf("apply horizontalpodautoscaler: %w", err)
+		}
+	} else if err := r.deleteIfOwned(ctx, mcp, &autoscalingv2.HorizontalPodAutoscaler{}); err != nil {
+		return fmt.Errorf("delete horizontalpodautoscaler: %w", err)
+	}
+	if minGatewayReplicas(mcp) > 1 {
 		if err := r.apply(ctx, buildPodDisruptionBudget(mcp)); err != nil {
 			return fmt.Errorf("apply poddisruptionbudget: %w", err)
 		}
@@ -69,7 +77,7 @@ func (r *McpServerReconciler) deployedConfigHash(ctx context.Context, mcp *mcpv1
 
 // gatewayAvailability reads GatewayAvailable off an applied Deployment.
 func gatewayAvailability(deploy *appsv1ac.DeploymentApplyConfiguration) (metav1.ConditionStatus, string, string) {
-	if *deploy.Spec.Replicas == 0 {
+	if deploy.Spec.Replicas != nil && *deploy.Spec.Replicas == 0 {
 		return metav1.ConditionFalse, mcpv1.ReasonScaledToZero, "spec.gateway.replicas is 0"
 	}
 	var ready int32

@@ -1,16 +1,23 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 )
@@ -141,4 +148,53 @@ func TestMcpServerReconciler_isolation(t *testing.T) {
 	if err := f.get("other-upstream", &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
 		t.Errorf("policy for a Service without selector: err = %v, want NotFound", err)
 	}
+}
+
+// TestMcpServerReconciler_autoscaling: autoscaling brings a
+// HorizontalPodAutoscaler (and a PDB for a floor above one); removing it
+// removes the autoscaler and gives replicas back to the spec.
+func TestMcpServerReconciler_autoscaling(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.createSecret("clerk", map[string]string{"secret-key": "sk_test_x"})
+	f.create(newMcpServer(f.ns, "tools", func(m *mcpv1.McpServer) {
+		m.Spec.Gateway.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m")}
+		m.Spec.Gateway.Autoscaling = &mcpv1.GatewayAutoscaling{MinReplicas: 2, MaxReplicas: 6}
+	}))
+	hpa := waitFor(f, "tools-gateway", &autoscalingv2.HorizontalPodAutoscaler{}, nil)
+	if *hpa.Spec.MinReplicas != 2 || hpa.Spec.MaxReplicas != 6 || *hpa.Spec.Metrics[0].Resource.Target.AverageUtilization != 80 {
+		t.Errorf("hpa = %+v, want 2-6 at the default 80%% CPU", hpa.Spec)
+	}
+	waitFor(f, "tools-gateway", &policyv1.PodDisruptionBudget{}, nil)
+
+	// The autoscaler changes the replicas (envtest runs none: play it); the
+	// operator must not take them back.
+	eventually(t, func() error {
+		d := &appsv1.Deployment{}
+		if err := f.get("tools-gateway", d); err != nil {
+			return err
+		}
+		d.Spec.Replicas = ptr.To(int32(4))
+		return f.tc.client.Update(context.Background(), d, client.FieldOwner("horizontal-pod-autoscaler"))
+	})
+	f.updateMcp("tools", func(m *mcpv1.McpServer) { m.Spec.Gateway.AllowedOrigins = []mcpv1.Origin{"https://app.example.com"} })
+	f.waitMcp("tools", func(m *mcpv1.McpServer) error {
+		if m.Status.ObservedGeneration != m.Generation {
+			return fmt.Errorf("generation %d not observed yet", m.Generation)
+		}
+		return nil
+	})
+	if d := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil); *d.Spec.Replicas != 4 {
+		t.Errorf("replicas = %d after a reconcile, want the autoscaler's 4", *d.Spec.Replicas)
+	}
+
+	f.updateMcp("tools", func(m *mcpv1.McpServer) { m.Spec.Gateway.Autoscaling = nil; m.Spec.Gateway.Replicas = ptr.To(int32(1)) })
+	f.waitGone("tools-gateway", &autoscalingv2.HorizontalPodAutoscaler{})
+	f.waitGone("tools-gateway", &policyv1.PodDisruptionBudget{})
+	waitFor(f, "tools-gateway", &appsv1.Deployment{}, func(d *appsv1.Deployment) error {
+		if *d.Spec.Replicas != 1 {
+			return fmt.Errorf("replicas = %d, want spec.gateway.replicas 1", *d.Spec.Replicas)
+		}
+		return nil
+	})
 }

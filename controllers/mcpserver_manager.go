@@ -4,6 +4,7 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -54,12 +55,13 @@ func CacheOptions(namespaces ...string) cache.Options {
 		DefaultNamespaces: watched,
 		DefaultTransform:  cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:                {Transform: secretKeysOnly},
-			&corev1.ConfigMap{}:             {Label: managed},
-			&appsv1.Deployment{}:            {Label: managed},
-			&networkingv1.Ingress{}:         {Label: managed},
-			&policyv1.PodDisruptionBudget{}: {Label: managed},
-			&networkingv1.NetworkPolicy{}:   {Label: managed},
+			&corev1.Secret{}:                         {Transform: secretKeysOnly},
+			&corev1.ConfigMap{}:                      {Label: managed},
+			&appsv1.Deployment{}:                     {Label: managed},
+			&networkingv1.Ingress{}:                  {Label: managed},
+			&policyv1.PodDisruptionBudget{}:          {Label: managed},
+			&networkingv1.NetworkPolicy{}:            {Label: managed},
+			&autoscalingv2.HorizontalPodAutoscaler{}: {Label: managed},
 		},
 	}
 }
@@ -124,6 +126,7 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Owns(&networkingv1.Ingress{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(secretIndex))).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(upstreamServiceIndex))).
 		// When a host and path change hands (an McpServer deleted or moved),

@@ -102,6 +102,11 @@ func TestMcpServerValidation_refused(t *testing.T) {
 			set("spec.upstream.url", "https://mcp.example.com")(o)
 			set("spec.upstream.isolation", map[string]any{"gatewayEgress": true})(o)
 		}, "spec.upstream", "isolation applies to service upstreams"},
+		"autoscaling without a CPU request": {set("spec.gateway.autoscaling", map[string]any{"maxReplicas": 3}), "spec.gateway", "needs resources.requests.cpu"},
+		"autoscaling min above max": {func(o map[string]any) {
+			set("spec.gateway.resources", map[string]any{"requests": map[string]any{"cpu": "50m"}})(o)
+			set("spec.gateway.autoscaling", map[string]any{"minReplicas": 5, "maxReplicas": 3})(o)
+		}, "spec.gateway.autoscaling", "minReplicas must not exceed maxReplicas"},
 		"port zero":                 {set("spec.upstream.service.port", 0), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port too high":             {set("spec.upstream.service.port", 70000), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port name with spaces":     {set("spec.upstream.service.port", "my port"), "spec.upstream.service.port", "port name"},

@@ -239,9 +239,11 @@ type IngressTLS struct {
 }
 
 // GatewaySpec tunes the gateway Deployment.
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || (has(self.resources) && has(self.resources.requests) && 'cpu' in self.resources.requests)",message="autoscaling on CPU needs resources.requests.cpu"
 type GatewaySpec struct {
 	// replicas of the gateway. With more than one, a PodDisruptionBudget keeps
-	// one available during voluntary disruptions.
+	// one available during voluntary disruptions. Ignored while autoscaling
+	// is set.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
@@ -252,6 +254,11 @@ type GatewaySpec struct {
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
+	// autoscaling hands the number of gateway pods to a
+	// HorizontalPodAutoscaler that follows their CPU use.
+	// +optional
+	Autoscaling *GatewayAutoscaling `json:"autoscaling,omitempty"`
+
 	// allowedOrigins are browser origins, such as https://inspector.example.com,
 	// allowed to call the MCP endpoint besides the endpoint's own. A request
 	// with any other Origin header is refused (403), which defeats DNS
@@ -261,6 +268,33 @@ type GatewaySpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	AllowedOrigins []Origin `json:"allowedOrigins,omitempty"`
+}
+
+// GatewayAutoscaling bounds the gateway pods and sets the CPU utilization
+// (of resources.requests.cpu) the autoscaler aims for.
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type GatewayAutoscaling struct {
+	// minReplicas is the fewest gateway pods. With more than one, a
+	// PodDisruptionBudget keeps one available during voluntary disruptions.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas is the most gateway pods.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +required
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// targetCPUUtilizationPercentage is the average CPU use, as a percentage
+	// of the requested CPU, that the autoscaler keeps the pods at.
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
 }
 
 // Origin is a web origin: scheme, host and optional port.
