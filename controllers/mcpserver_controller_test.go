@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -22,6 +23,7 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/gateway/config"
+	"github.com/mcpgate/mcpgate/hack/argocd"
 )
 
 // fixture is one test's namespace on the shared cluster.
@@ -285,6 +287,7 @@ func TestMcpServerReconciler_becomesReady(t *testing.T) {
 	// On its way: GitOps tools see progress, not failure.
 	for _, check := range []func(*mcpv1.McpServer) error{
 		condition(mcpv1.ConditionReconciling, metav1.ConditionTrue, mcpv1.ReasonAddressPending), absent(mcpv1.ConditionStalled),
+		argoHealth(t, argocd.StatusProgressing),
 	} {
 		if err := check(mcp); err != nil {
 			t.Error(err)
@@ -301,7 +304,9 @@ func TestMcpServerReconciler_becomesReady(t *testing.T) {
 		return f.tc.client.Status().Update(context.Background(), ing)
 	})
 	mcp = f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
-	for _, check := range []func(*mcpv1.McpServer) error{absent(mcpv1.ConditionReconciling), absent(mcpv1.ConditionStalled)} {
+	for _, check := range []func(*mcpv1.McpServer) error{
+		absent(mcpv1.ConditionReconciling), absent(mcpv1.ConditionStalled), argoHealth(t, argocd.StatusHealthy),
+	} {
 		if err := check(mcp); err != nil {
 			t.Error(err)
 		}
@@ -511,6 +516,7 @@ func TestMcpServerReconciler_hostPathConflict(t *testing.T) {
 		// A person must act: GitOps tools see the McpServer as failed.
 		condition(mcpv1.ConditionStalled, metav1.ConditionTrue, mcpv1.ReasonHostPathConflict),
 		absent(mcpv1.ConditionReconciling),
+		argoHealth(t, argocd.StatusDegraded),
 	} {
 		if err := check(mcp); err != nil {
 			t.Error(err)
@@ -529,6 +535,25 @@ func TestMcpServerReconciler_hostPathConflict(t *testing.T) {
 	mcp = second.waitMcp("b", condition(mcpv1.ConditionIngressReady, metav1.ConditionFalse, mcpv1.ReasonAddressPending))
 	if err := absent(mcpv1.ConditionStalled)(mcp); err != nil {
 		t.Error(err)
+	}
+}
+
+// argoHealth runs the Argo CD health check (hack/argocd) on the McpServer as
+// the API server returns it, the way Argo CD would.
+func argoHealth(t *testing.T, want string) func(*mcpv1.McpServer) error {
+	return func(mcp *mcpv1.McpServer) error {
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mcp)
+		if err != nil {
+			return err
+		}
+		status, message, err := argocd.Evaluate(argocd.Script, obj)
+		if err != nil {
+			t.Fatalf("evaluate the Argo CD health check: %v", err)
+		}
+		if status != want {
+			return fmt.Errorf("Argo CD health = %s (%s), want %s", status, message, want)
+		}
+		return nil
 	}
 }
 

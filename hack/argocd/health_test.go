@@ -2,6 +2,8 @@ package argocd
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -576,5 +578,30 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("Evaluate = %q, %q; want %q, %q", gotStatus, gotMessage, tt.wantStatus, tt.wantMessage)
 			}
 		})
+	}
+}
+
+// TestReadmeHasTheScript: the README's argocd-cm snippet is the tested script.
+func TestReadmeHasTheScript(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- argocd:health -->\n")
+	snippet, _, ok2 := strings.Cut(rest, "<!-- /argocd:health -->")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no <!-- argocd:health --> snippet")
+	}
+	_, body, ok := strings.Cut(snippet, "resource.customizations.health.mcpgate.dev_McpServer: |\n")
+	body, _, _ = strings.Cut(body, "```")
+	if !ok {
+		t.Fatal("the snippet does not set resource.customizations.health.mcpgate.dev_McpServer")
+	}
+	var script strings.Builder
+	for _, line := range strings.SplitAfter(body, "\n") {
+		script.WriteString(strings.TrimPrefix(line, "    "))
+	}
+	if strings.TrimSpace(script.String()) != strings.TrimSpace(Script) {
+		t.Error("the README's Argo CD health check differs from hack/argocd/mcpserver-health.lua; copy it over")
 	}
 }
