@@ -129,6 +129,9 @@ func endpointsFor(mcp *mcpv1.McpServer) endpoints {
 			scheme = "https"
 		}
 		base, public = scheme+"://"+ing.Host, true
+	} else if route := mcp.Spec.HTTPRoute; route != nil && len(route.Hostnames) > 0 {
+		// Gateways terminate TLS for their listeners' hostnames.
+		base, public = "https://"+string(route.Hostnames[0]), true
 	} else {
 		base = fmt.Sprintf("http://%s.%s.svc", gatewayName(mcp), mcp.Namespace)
 	}

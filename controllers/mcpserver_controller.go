@@ -87,6 +87,9 @@ type McpServerReconciler struct {
 
 	// clerk is the shared state of the Clerk instances, set up by SetupWithManager.
 	clerk *clerkInstances
+	// httpRoutes is whether the cluster serves the Gateway API's HTTPRoute,
+	// found by SetupWithManager.
+	httpRoutes bool
 }
 
 // reconcileState carries what one step learns to the steps after it.
@@ -133,6 +136,7 @@ func (st *reconcileState) block(reason, message string) {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -168,6 +172,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.reconcileService,
 		r.reconcileIsolation,
 		r.reconcileIngress,
+		r.reconcileHTTPRoute,
 		r.reconcileClerk,
 	}
 	for _, step := range steps {

@@ -117,7 +117,18 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		}
 	}
 
-	return ctrl.NewControllerManagedBy(mgr).
+	// HTTPRoutes are watched only where the API exists; elsewhere
+	// spec.httpRoute gets a condition saying so.
+	available, err := httpRouteAPIAvailable(mgr.GetRESTMapper())
+	if err != nil {
+		return err
+	}
+	r.httpRoutes = available
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.httpRoutes {
+		b = b.Owns(newHTTPRoute())
+	}
+	return b.
 		Named("mcpserver").
 		For(&mcpv1.McpServer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ConfigMap{}).

@@ -41,6 +41,10 @@ var stalledReasons = map[string]bool{
 	mcpv1.ReasonConflict:          true,
 	mcpv1.ReasonClerkUnauthorized: true,
 	mcpv1.ReasonClerkRejected:     true,
+	// The Gateway API missing, or a Gateway refusing the route, needs the
+	// platform team.
+	mcpv1.ReasonGatewayAPIUnavailable: true,
+	mcpv1.ReasonRouteNotAccepted:      true,
 }
 
 // setProgress writes the kstatus conditions that GitOps tools read beside
@@ -72,6 +76,9 @@ func readiness(mcp *mcpv1.McpServer, blocked *blocker) (metav1.ConditionStatus, 
 	parts := []string{mcpv1.ConditionClerkConfigured, mcpv1.ConditionGatewayAvailable}
 	if mcp.Spec.Ingress != nil {
 		parts = append(parts, mcpv1.ConditionIngressReady)
+	}
+	if mcp.Spec.HTTPRoute != nil {
+		parts = append(parts, mcpv1.ConditionHTTPRouteReady)
 	}
 	for _, typ := range parts {
 		c := meta.FindStatusCondition(mcp.Status.Conditions, typ)

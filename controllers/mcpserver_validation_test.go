@@ -107,6 +107,11 @@ func TestMcpServerValidation_refused(t *testing.T) {
 			set("spec.gateway.resources", map[string]any{"requests": map[string]any{"cpu": "50m"}})(o)
 			set("spec.gateway.autoscaling", map[string]any{"minReplicas": 5, "maxReplicas": 3})(o)
 		}, "spec.gateway.autoscaling", "minReplicas must not exceed maxReplicas"},
+		"both ingress and httpRoute": {func(o map[string]any) {
+			set("spec.ingress", map[string]any{"host": "tools.example.com"})(o)
+			set("spec.httpRoute", map[string]any{"parentRefs": []any{map[string]any{"name": "public"}}, "hostnames": []any{"tools.example.com"}})(o)
+		}, "spec", "set spec.ingress or spec.httpRoute, not both"},
+		"httpRoute without parents": {set("spec.httpRoute", map[string]any{"parentRefs": []any{}, "hostnames": []any{"tools.example.com"}}), "spec.httpRoute.parentRefs", "should have at least 1 items"},
 		"port zero":                 {set("spec.upstream.service.port", 0), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port too high":             {set("spec.upstream.service.port", 70000), "spec.upstream.service.port", "port number from 1 to 65535"},
 		"port name with spaces":     {set("spec.upstream.service.port", "my port"), "spec.upstream.service.port", "port name"},

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -87,6 +88,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// gatewayAPIModule provides the Gateway API CRDs the tests install.
+const gatewayAPIModule = "sigs.k8s.io/gateway-api@v1.4.0"
+
+// gatewayAPIHTTPRouteCRD returns the path of the real HTTPRoute CRD in the
+// module cache, downloading the module if needed.
+func gatewayAPIHTTPRouteCRD() (string, error) {
+	out, err := exec.Command("go", "mod", "download", "-json", gatewayAPIModule).Output()
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s: %w", gatewayAPIModule, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		return "", fmt.Errorf("go mod download %s printed no Dir: %s", gatewayAPIModule, out)
+	}
+	return filepath.Join(mod.Dir, "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"), nil
+}
+
 // envCluster returns the shared test cluster, starting it on first use.
 func envCluster(t *testing.T) *testCluster {
 	t.Helper()
@@ -102,8 +120,14 @@ func startCluster() (*testCluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	routes, err := gatewayAPIHTTPRouteCRD()
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		// The Gateway API's HTTPRoute CRD, from its Go module, so that
+		// spec.httpRoute is served; test/install runs without it.
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases"), routes},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}

@@ -20,6 +20,10 @@ const (
 	// address. It is present only when spec.ingress is set.
 	ConditionIngressReady = "IngressReady"
 
+	// ConditionHTTPRouteReady is True when every parent Gateway has
+	// accepted the HTTPRoute. It is present only when spec.httpRoute is set.
+	ConditionHTTPRouteReady = "HTTPRouteReady"
+
 	// ConditionReconciling is True while the McpServer is on its way to
 	// Ready (kstatus convention); its reason and message are Ready's. It is
 	// absent otherwise.
@@ -39,6 +43,16 @@ const (
 
 // Condition reasons of an McpServer.
 const (
+	// ReasonRouteAccepted: every parent accepted the route (HTTPRouteReady=True).
+	ReasonRouteAccepted = "Accepted"
+	// ReasonRoutePending: a parent has not reported on the route yet (HTTPRouteReady=False).
+	ReasonRoutePending = "Pending"
+	// ReasonRouteNotAccepted: a parent refused the route; the message says why (HTTPRouteReady=False).
+	ReasonRouteNotAccepted = "NotAccepted"
+	// ReasonGatewayAPIUnavailable: the cluster has no HTTPRoute API (the
+	// Gateway API CRDs are not installed), so spec.httpRoute cannot be served
+	// (HTTPRouteReady=False).
+	ReasonGatewayAPIUnavailable = "GatewayAPIUnavailable"
 	// ReasonPolicyApplied: the upstream's pods admit only the gateway (UpstreamIsolated=True).
 	ReasonPolicyApplied = "PolicyApplied"
 	// ReasonNoSelector: the upstream Service selects no pods itself (its

@@ -7,6 +7,7 @@ import (
 )
 
 // McpServerSpec declares one MCP server to publish behind an authenticating gateway.
+// +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.httpRoute))",message="set spec.ingress or spec.httpRoute, not both"
 type McpServerSpec struct {
 	// upstream is the MCP server the gateway forwards authorized traffic to.
 	// +required
@@ -41,6 +42,12 @@ type McpServerSpec struct {
 	// is reachable only through its in-cluster Service.
 	// +optional
 	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// httpRoute publishes the gateway through a Gateway API HTTPRoute
+	// (gateway.networking.k8s.io/v1) instead of an Ingress. The public URL
+	// is https://<first hostname><path>.
+	// +optional
+	HTTPRoute *HTTPRouteSpec `json:"httpRoute,omitempty"`
 
 	// gateway tunes the gateway Deployment.
 	// +kubebuilder:default={}
@@ -296,6 +303,62 @@ type GatewayAutoscaling struct {
 	// +optional
 	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
 }
+
+// HTTPRouteSpec attaches the gateway to Gateway API Gateways.
+type HTTPRouteSpec struct {
+	// parentRefs are the Gateways, or their listeners, the route attaches to.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +required
+	ParentRefs []ParentReference `json:"parentRefs"`
+
+	// hostnames the route serves; the first is the public host of the
+	// endpoint and of its resource metadata.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +required
+	Hostnames []RouteHostname `json:"hostnames"`
+}
+
+// ParentReference names a Gateway API parent, as in HTTPRoute's parentRefs.
+type ParentReference struct {
+	// group of the parent.
+	// +kubebuilder:default="gateway.networking.k8s.io"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+	// kind of the parent.
+	// +kubebuilder:default="Gateway"
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// namespace of the parent; the McpServer's when empty. The Gateway must
+	// allow routes from this namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the parent.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// sectionName is a listener of the parent.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
+	// port is a listener port of the parent.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port *int32 `json:"port,omitempty"`
+}
+
+// RouteHostname is a DNS name a route serves.
+// +kubebuilder:validation:MaxLength=253
+// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a lowercase DNS name such as tools.example.com"
+type RouteHostname string
 
 // Origin is a web origin: scheme, host and optional port.
 // +kubebuilder:validation:MaxLength=512

@@ -333,6 +333,27 @@ func TestChartWatchNamespaces(t *testing.T) {
 	c.playDeploymentController(t, m, "team-a", "tools-gateway")
 	c.waitReady(t, m, client.ObjectKey{Namespace: "team-a", Name: "tools"}, metav1.ConditionTrue, "Serving at")
 
+	// This cluster has no Gateway API: the manager started all the same, and
+	// an McpServer asking for an HTTPRoute is told why it cannot have one.
+	routed := newMcpServer("team-a", "routed", false, "")
+	routed.Spec.HTTPRoute = &mcpv1.HTTPRouteSpec{
+		ParentRefs: []mcpv1.ParentReference{{Name: "public"}},
+		Hostnames:  []mcpv1.RouteHostname{"routed.example.com"},
+	}
+	c.declare(t, emu, routed)
+	eventually(t, "HTTPRouteReady=False GatewayAPIUnavailable", func() error {
+		got := &mcpv1.McpServer{}
+		if err := c.admin.Get(ctx, client.ObjectKeyFromObject(routed), got); err != nil {
+			return err
+		}
+		cond := meta.FindStatusCondition(got.Status.Conditions, mcpv1.ConditionHTTPRouteReady)
+		stalled := meta.FindStatusCondition(got.Status.Conditions, mcpv1.ConditionStalled)
+		if cond == nil || cond.Reason != mcpv1.ReasonGatewayAPIUnavailable || stalled == nil || stalled.Status != metav1.ConditionTrue {
+			return fmt.Errorf("conditions = %+v", got.Status.Conditions)
+		}
+		return nil
+	}, m.logs.String)
+
 	ignored := &mcpv1.McpServer{}
 	if err := c.admin.Get(ctx, client.ObjectKey{Namespace: "team-b", Name: "ignored"}, ignored); err != nil {
 		t.Fatal(err)
