@@ -5,32 +5,15 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/mcpgate/mcpgate/clerk"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
 )
-
-// settableClock is the gateway's clock in tests that step past cache lifetimes.
-type settableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *settableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *settableClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // TestClerkOutage takes Clerk away from a running gateway: JWTs keep working
 // on the cached key set, an opaque token keeps working on its cached verdict
@@ -40,7 +23,7 @@ func TestClerkOutage(t *testing.T) {
 	t.Parallel()
 	c := clerktest.NewServer()
 	t.Cleanup(c.Close)
-	clock := &settableClock{t: time.Now()}
+	clock := clocktesting.NewFakeClock(time.Now())
 	e := newEnv(t, withClerk(c), withOptions(func(o *gateway.Options) { o.Now = clock.Now }))
 	jwt := e.token(t, clerktest.TokenRequest{Scopes: allScopes, Format: clerktest.FormatJWT})
 	cachedOpaque := e.token(t, clerktest.TokenRequest{Scopes: allScopes, Format: clerktest.FormatOpaque})
@@ -79,13 +62,13 @@ func TestClerkOutage(t *testing.T) {
 	expect("opaque token on its cached verdict", cachedOpaque, http.StatusOK)
 	expect("opaque token never seen", newOpaque, http.StatusServiceUnavailable)
 
-	clock.Advance(clerk.DefaultOpaqueCacheTTL + time.Second)
+	clock.Step(clerk.DefaultOpaqueCacheTTL + time.Second)
 	expect("opaque token after its verdict expired", cachedOpaque, http.StatusServiceUnavailable)
 	expect("JWT after a minute of outage", jwt, http.StatusOK)
 
 	c.ClearFaults()
 	// Past any backoff the failed lookups started.
-	clock.Advance(time.Minute)
+	clock.Step(time.Minute)
 	expect("opaque token once Clerk is back", cachedOpaque, http.StatusOK)
 	expect("new opaque token once Clerk is back", newOpaque, http.StatusOK)
 }

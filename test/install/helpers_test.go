@@ -15,16 +15,13 @@ import (
 	"testing"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/internal/envtestutil"
 	"github.com/mcpgate/mcpgate/internal/localstack"
 	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
@@ -167,40 +164,9 @@ type cluster struct {
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	tl := findTools(t)
-	env := &envtest.Environment{BinaryAssetsDirectory: tl.assets}
-	t.Cleanup(func() { _ = env.Stop() }) // also after a failed start, which can leave processes behind
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	user, err := env.AddUser(envtest.User{Name: "cluster-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := mcpv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &cluster{tools: tl, cfg: cfg, admin: admin, kubeconfig: path,
-		helmEnv: append(helmEnv(t), "KUBECONFIG="+path)}
+	ec := envtestutil.Start(t, &envtest.Environment{BinaryAssetsDirectory: tl.assets})
+	return &cluster{tools: tl, cfg: ec.Config, admin: ec.Admin, kubeconfig: ec.Kubeconfig,
+		helmEnv: append(helmEnv(t), "KUBECONFIG="+ec.Kubeconfig)}
 }
 
 // kubectl runs the real kubectl as the cluster admin. Its discovery cache
