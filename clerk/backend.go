@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,7 +35,7 @@ type backend struct {
 // call can see the HTTP status and Retry-After the SDK does not expose.
 func newBackend(url string, hc *http.Client) backend {
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = NewHTTPClient()
 	}
 	wrapped := *hc
 	base := wrapped.Transport
@@ -45,11 +46,13 @@ func newBackend(url string, hc *http.Client) backend {
 	return backend{url: url, http: &wrapped}
 }
 
-// defaultHTTPClient bounds every phase of a call: the gateway is waiting on
-// it with a client's request in hand. Redirects are not followed: the
-// Backend API does not redirect, and a redirect must not carry the key away.
-func defaultHTTPClient() *http.Client {
+// NewHTTPClient returns the client for calls to Clerk: every phase is
+// bounded (connect 5s, TLS 5s, response headers 5s, whole call 10s), since a
+// client's request is waiting on it. Redirects are not followed: Clerk's APIs
+// do not redirect, and a redirect must not carry the secret key away.
+func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 5 * time.Second
 	t.ResponseHeaderTimeout = 5 * time.Second
 	t.MaxIdleConnsPerHost = 16

@@ -52,7 +52,7 @@ type Options struct {
 	// ClerkRetryBase and ClerkRetryMax bound the exponential backoff after a
 	// failed Backend API call (defaults 5s and 5m); a 429's Retry-After wins.
 	ClerkRetryBase, ClerkRetryMax time.Duration
-	// ClerkHTTPClient calls the Backend API; nil uses one with a 10s timeout.
+	// ClerkHTTPClient calls the Backend API; nil uses clerk.NewHTTPClient.
 	ClerkHTTPClient *http.Client
 }
 
@@ -71,7 +71,7 @@ func (o Options) withDefaults() Options {
 		o.ClerkRetryMax = 5 * time.Minute
 	}
 	if o.ClerkHTTPClient == nil {
-		o.ClerkHTTPClient = &http.Client{Timeout: 10 * time.Second}
+		o.ClerkHTTPClient = clerk.NewHTTPClient()
 	}
 	return o
 }

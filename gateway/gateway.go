@@ -10,7 +10,6 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -94,7 +93,7 @@ func (o Options) withDefaults() Options {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.ClerkHTTPClient == nil {
-		o.ClerkHTTPClient = defaultClerkHTTPClient()
+		o.ClerkHTTPClient = clerk.NewHTTPClient()
 	}
 	return o
 }
@@ -279,24 +278,6 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		g.serveASMetadata(w, r, wellKnownOpenID)
 	default:
 		writePlain(w, http.StatusNotFound, "404 not found")
-	}
-}
-
-// defaultClerkHTTPClient bounds every phase of a call to Clerk: a client's
-// request is waiting on it. Redirects are not followed, so the secret key
-// cannot be carried elsewhere.
-func defaultClerkHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = 5 * time.Second
-	t.ResponseHeaderTimeout = 5 * time.Second
-	t.MaxIdleConnsPerHost = 16
-	return &http.Client{
-		Transport: t,
-		Timeout:   10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
 	}
 }
 
