@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 const (
@@ -310,7 +312,7 @@ func jwkOf(key interface{ Public() crypto.PublicKey }) map[string]any {
 func TestVerifier_jwtCache(t *testing.T) {
 	t.Parallel()
 	key, other := newRSAKey(t), newRSAKey(t)
-	setup := func(t *testing.T, opts VerifierOptions) (*Verifier, *fakeClock, string) {
+	setup := func(t *testing.T, opts VerifierOptions) (*Verifier, *clocktesting.FakeClock, string) {
 		clock := newFakeClock()
 		opts.Issuer, opts.BackendAPIURL, opts.SecretKey, opts.Now = testIssuer, "http://127.0.0.1:1/v1", staticKey("sk"), clock.Now
 		v, err := NewVerifier(opts)
@@ -331,11 +333,11 @@ func TestVerifier_jwtCache(t *testing.T) {
 		if n := v.signed.len(); n != 1 {
 			t.Fatalf("cache holds %d entries after one verification", n)
 		}
-		clock.Advance(59 * time.Minute)
+		clock.Step(59 * time.Minute)
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Fatalf("cached token before its expiry: %v", err)
 		}
-		clock.Advance(time.Minute + DefaultLeeway)
+		clock.Step(time.Minute + DefaultLeeway)
 		_, err := v.Verify(context.Background(), tok)
 		wantInvalid(t, err, "expired")
 	})

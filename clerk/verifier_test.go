@@ -24,6 +24,7 @@ import (
 
 	sdk "github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/jwks"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 )
@@ -35,7 +36,7 @@ const (
 )
 
 // newEmulator starts a Clerk emulator on clock, closed with the test.
-func newEmulator(t testing.TB, clock *fakeClock, opts ...clerktest.Option) *clerktest.Server {
+func newEmulator(t testing.TB, clock *clocktesting.FakeClock, opts ...clerktest.Option) *clerktest.Server {
 	t.Helper()
 	srv := clerktest.NewServer(append([]clerktest.Option{clerktest.WithClock(clock.Now)}, opts...)...)
 	t.Cleanup(srv.Close)
@@ -44,7 +45,7 @@ func newEmulator(t testing.TB, clock *fakeClock, opts ...clerktest.Option) *cler
 
 // newEmulatorVerifier returns a verifier for srv's instance on clock; edit
 // adjusts the options first.
-func newEmulatorVerifier(t testing.TB, srv *clerktest.Server, clock *fakeClock, edit ...func(*VerifierOptions)) *Verifier {
+func newEmulatorVerifier(t testing.TB, srv *clerktest.Server, clock *clocktesting.FakeClock, edit ...func(*VerifierOptions)) *Verifier {
 	t.Helper()
 	opts := VerifierOptions{
 		Issuer:        srv.FrontendAPIURL(),
@@ -279,7 +280,7 @@ func TestVerifier_jwks(t *testing.T) {
 	if n := srv.Calls(epJWKS); n != 0 {
 		t.Fatalf("unknown kid within the refresh interval fetched the JWKS %d times", n)
 	}
-	clock.Advance(DefaultJWKSRefreshInterval)
+	clock.Step(DefaultJWKSRefreshInterval)
 	for _, err := range burst(100, func(int) string { return fresh }) {
 		if err != nil {
 			t.Fatalf("token with the new kid: %v", err)
@@ -293,7 +294,7 @@ func TestVerifier_jwks(t *testing.T) {
 	}
 
 	// A burst of forged kids, interval passed: at most one fetch.
-	clock.Advance(DefaultJWKSRefreshInterval)
+	clock.Step(DefaultJWKSRefreshInterval)
 	srv.ResetCalls()
 	claims := accessClaims(srv.FrontendAPIURL(), clock.Now())
 	for _, err := range burst(100, func(i int) string {
@@ -321,7 +322,7 @@ func TestVerifier_jwksOutage(t *testing.T) {
 	srv.RotateKeys()
 	fresh := mint(t, srv, clerktest.TokenRequest{Format: clerktest.FormatJWT})
 	srv.SetFault(epJWKS, clerktest.Fault{Outage: true})
-	clock.Advance(DefaultJWKSRefreshInterval)
+	clock.Step(DefaultJWKSRefreshInterval)
 
 	_, err := v.Verify(context.Background(), fresh)
 	wantUnavailable(t, err)
@@ -331,7 +332,7 @@ func TestVerifier_jwksOutage(t *testing.T) {
 	// NOTE: net/http retries a GET once when a reused connection dies
 	// without a response, so one fetch may count as two calls here.
 	fetches := srv.Calls(epJWKS)
-	clock.Advance(jwksRetryAfterFailure - time.Second)
+	clock.Step(jwksRetryAfterFailure - time.Second)
 	_, err = v.Verify(context.Background(), fresh)
 	if ue := wantUnavailable(t, err); ue.RetryAfter != time.Second {
 		t.Errorf("RetryAfter = %s, want the 1s left before the next fetch", ue.RetryAfter)
@@ -340,7 +341,7 @@ func TestVerifier_jwksOutage(t *testing.T) {
 		t.Fatalf("%d JWKS calls, want %d (none while a failed fetch is recent)", n, fetches)
 	}
 	srv.ClearFaults()
-	clock.Advance(time.Second)
+	clock.Step(time.Second)
 	if _, err := v.Verify(context.Background(), fresh); err != nil {
 		t.Fatalf("after the outage: %v", err)
 	}
@@ -357,7 +358,7 @@ func TestVerifier_jwksMaxAge(t *testing.T) {
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(time.Hour + time.Second)
+	clock.Step(time.Hour + time.Second)
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +447,7 @@ func TestVerifier_opaqueCache(t *testing.T) {
 			}
 			start := clock.Now()
 			for i, at := range tc.at {
-				clock.Advance(start.Add(at).Sub(clock.Now()))
+				clock.Step(start.Add(at).Sub(clock.Now()))
 				_, err := v.Verify(context.Background(), tok)
 				if tc.wantValid[i] != (err == nil) {
 					t.Fatalf("check at +%s: err = %v, want valid %t", at, err, tc.wantValid[i])
@@ -541,7 +542,7 @@ func TestVerifier_failures(t *testing.T) {
 			srv.ClearFaults()
 			good := srv.SecretKey()
 			current.Store(&good)
-			clock.Advance(max(ue.RetryAfter, jwksRetryAfterFailure))
+			clock.Step(max(ue.RetryAfter, jwksRetryAfterFailure))
 			if _, err := v.Verify(context.Background(), tok); err != nil {
 				t.Fatalf("after recovery: %v", err)
 			}
@@ -568,7 +569,7 @@ func TestVerifier_rateLimitBackoff(t *testing.T) {
 		t.Fatalf("RetryAfter(%v) = %s, %t", err, d, ok)
 	}
 	srv.ClearFaults()
-	clock.Advance(2 * time.Second)
+	clock.Step(2 * time.Second)
 	_, err = v.Verify(context.Background(), b)
 	if d, ok := RetryAfter(err); !ok || d != 3*time.Second {
 		t.Fatalf("during back-off: RetryAfter(%v) = %s, %t; want 3s", err, d, ok)
@@ -579,7 +580,7 @@ func TestVerifier_rateLimitBackoff(t *testing.T) {
 	if _, err := v.Verify(context.Background(), cached); err != nil {
 		t.Fatalf("cached token during back-off: %v", err)
 	}
-	clock.Advance(3 * time.Second)
+	clock.Step(3 * time.Second)
 	if _, err := v.Verify(context.Background(), b); err != nil {
 		t.Fatalf("after back-off: %v", err)
 	}

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
 	"github.com/mcpgate/mcpgate/gateway/config"
@@ -69,25 +71,8 @@ func mustRSAKey() *rsa.PrivateKey {
 	return k
 }
 
-// manualClock is a settable clock, safe for concurrent use.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newManualClock() *manualClock { return &manualClock{t: time.Now()} }
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newManualClock is a settable clock, starting now.
+func newManualClock() *clocktesting.FakeClock { return clocktesting.NewFakeClock(time.Now()) }
 
 // gwEnv is one gateway between a recording upstream and an emulated Clerk.
 type gwEnv struct {

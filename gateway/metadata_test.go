@@ -220,7 +220,7 @@ func TestAuthorizationServerMetadata(t *testing.T) {
 			// Expired, and the issuer fails: the stale copy is served, and
 			// the issuer is not asked again at once.
 			c.SetFault(endpoint, clerktest.Fault{Status: http.StatusInternalServerError})
-			clock.Advance(gateway.DefaultMetadataCacheTTL + time.Second)
+			clock.Step(gateway.DefaultMetadataCacheTTL + time.Second)
 			for range 2 {
 				if resp, body := get(); resp.StatusCode != http.StatusOK || body != string(want) {
 					t.Fatalf("while the issuer fails: %d %q, want the stale document", resp.StatusCode, body)
@@ -232,7 +232,7 @@ func TestAuthorizationServerMetadata(t *testing.T) {
 
 			// The issuer is back: the next fetch after the back-off refreshes.
 			c.ClearFaults()
-			clock.Advance(10 * time.Second)
+			clock.Step(10 * time.Second)
 			if resp, _ := get(); resp.StatusCode != http.StatusOK {
 				t.Fatalf("after recovery: %d", resp.StatusCode)
 			}

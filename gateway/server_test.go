@@ -258,7 +258,7 @@ func TestHealth(t *testing.T) {
 	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz right after a failed fetch = %d, want 503 until the verifier retries", code)
 	}
-	clock.Advance(6 * time.Second) // past the verifier's retry delay after a failure
+	clock.Step(6 * time.Second) // past the verifier's retry delay after a failure
 	if code, body := get("/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz once the keys can be fetched = %d %q", code, body)
 	}

@@ -130,7 +130,7 @@ func TestServer_verify(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := clock.Now().Unix()
-	clock.Advance(2 * time.Minute)
+	clock.Step(2 * time.Minute)
 
 	tests := map[string]struct {
 		body        string

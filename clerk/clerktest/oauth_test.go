@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 var oatRE = regexp.MustCompile(`^oat_[0-9a-f]{32}$`)
@@ -391,25 +393,25 @@ func TestServer_tokenErrors(t *testing.T) {
 	t.Parallel()
 	tests := map[string]struct {
 		// run gets a fresh code for a confidential client and returns the response to check.
-		run        func(t *testing.T, s *Server, clock *fakeClock, c registered, code, verifier string) response
+		run        func(t *testing.T, s *Server, clock *clocktesting.FakeClock, c registered, code, verifier string) response
 		wantStatus int
 		wantError  string
 	}{
 		"wrong verifier": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, code, _ string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, code, _ string) response {
 				other, _ := pkce()
 				return exchange(t, s, c, code, other)
 			},
 			wantStatus: 401, wantError: "invalid_grant",
 		},
 		"missing verifier": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, code, _ string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, code, _ string) response {
 				return postForm(t, s.FrontendAPIURL()+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.RedirectURI}}, c.ID, c.Secret)
 			},
 			wantStatus: 400, wantError: "invalid_request",
 		},
 		"code reused": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, code, verifier string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, code, verifier string) response {
 				if first := exchange(t, s, c, code, verifier); first.status != http.StatusOK {
 					t.Fatalf("first exchange: status %d: %s", first.status, first.body)
 				}
@@ -418,52 +420,52 @@ func TestServer_tokenErrors(t *testing.T) {
 			wantStatus: 401, wantError: "invalid_grant",
 		},
 		"redirect uri mismatch": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, code, verifier string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, code, verifier string) response {
 				c.RedirectURI = "http://127.0.0.1:7777/elsewhere"
 				return exchange(t, s, c, code, verifier)
 			},
 			wantStatus: 400, wantError: "invalid_grant",
 		},
 		"code expired": {
-			run: func(t *testing.T, s *Server, clock *fakeClock, c registered, code, verifier string) response {
-				clock.Advance(10*time.Minute + time.Second)
+			run: func(t *testing.T, s *Server, clock *clocktesting.FakeClock, c registered, code, verifier string) response {
+				clock.Step(10*time.Minute + time.Second)
 				return exchange(t, s, c, code, verifier)
 			},
 			wantStatus: 400, wantError: "invalid_grant",
 		},
 		"unknown code": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, _, verifier string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, _, verifier string) response {
 				return exchange(t, s, c, "not-a-code", verifier)
 			},
 			wantStatus: 401, wantError: "invalid_grant",
 		},
 		"wrong client secret": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, code, verifier string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, code, verifier string) response {
 				c.Secret = "wrong"
 				return exchange(t, s, c, code, verifier)
 			},
 			wantStatus: 401, wantError: "invalid_client",
 		},
 		"code of another client": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, _ registered, code, verifier string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, _ registered, code, verifier string) response {
 				return exchange(t, s, register(t, s, ""), code, verifier)
 			},
 			wantStatus: 401, wantError: "invalid_grant",
 		},
 		"confidential client without secret": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, code, verifier string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, code, verifier string) response {
 				return postForm(t, s.FrontendAPIURL()+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {c.ID}, "code": {code}, "redirect_uri": {c.RedirectURI}, "code_verifier": {verifier}}, "", "")
 			},
 			wantStatus: 401, wantError: "invalid_client",
 		},
 		"unsupported grant type": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, _, _ string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, _, _ string) response {
 				return postForm(t, s.FrontendAPIURL()+"/oauth/token", url.Values{"grant_type": {"client_credentials"}}, c.ID, c.Secret)
 			},
 			wantStatus: 401, wantError: "unsupported_grant_type",
 		},
 		"json body": {
-			run: func(t *testing.T, s *Server, _ *fakeClock, c registered, code, _ string) response {
+			run: func(t *testing.T, s *Server, _ *clocktesting.FakeClock, c registered, code, _ string) response {
 				return do(t, http.MethodPost, s.FrontendAPIURL()+"/oauth/token", http.Header{"Content-Type": {"application/json"}}, `{"grant_type":"authorization_code","code":"`+code+`"}`)
 			},
 			wantStatus: 400, wantError: "invalid_request",
@@ -520,7 +522,7 @@ func TestServer_userinfoRequiresToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(2 * time.Minute)
+	clock.Step(2 * time.Minute)
 	tests := map[string]struct {
 		authorization string // the Authorization header
 		wantChallenge string // substring of WWW-Authenticate
