@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/internal/envtestutil"
 )
 
 // TestManagerSurvivesAPIServerRestart stops the kube-apiserver under a
@@ -35,7 +35,7 @@ func TestManagerSurvivesAPIServerRestart(t *testing.T) {
 
 	apiServer := c.env.ControlPlane.APIServer
 	addr := apiServer.SecureServing.HostPort()
-	logStart := len(m.logs.String())
+	logStart := len(m.Logs.String())
 	if err := apiServer.Stop(); err != nil {
 		t.Fatalf("stop kube-apiserver: %v", err)
 	}
@@ -45,7 +45,7 @@ func TestManagerSurvivesAPIServerRestart(t *testing.T) {
 		t.Fatal("the API server still answers after Stop")
 	}
 	time.Sleep(3 * time.Second) // the outage
-	m.mustRun(t, "while the API server was down")
+	mustRun(t, m, "while the API server was down")
 	if err := apiServer.Start(); err != nil {
 		t.Fatalf("start kube-apiserver again: %v", err)
 	}
@@ -54,7 +54,7 @@ func TestManagerSurvivesAPIServerRestart(t *testing.T) {
 		t.Fatalf("the API server came back on %s, not on %s: the manager's kubeconfig points at the old address", got, addr)
 	}
 	t.Logf("kube-apiserver down for %s (from Stop returning to Start returning)", restarted.Sub(stopped).Round(time.Millisecond))
-	m.mustRun(t, "across the API server restart")
+	mustRun(t, m, "across the API server restart")
 
 	// The test's own client uses the same certificates as the manager's
 	// kubeconfig: once it gets McpServers, the API server serves them again.
@@ -68,7 +68,7 @@ func TestManagerSurvivesAPIServerRestart(t *testing.T) {
 	// What the manager went through, for the -v output: it logs the watches
 	// the API server closed and the reconciles that failed meanwhile, and
 	// backs off (the reflectors silently, up to 30s between attempts).
-	recovery := m.logs.String()[logStart:]
+	recovery := m.Logs.String()[logStart:]
 	t.Logf("the manager's log from the stop until then (%d lines, %d of them Reconciler errors):\n%s",
 		strings.Count(recovery, "\n"), len(linesWith(recovery, `"Reconciler error"`)), summarize(recovery, 20))
 
@@ -88,7 +88,7 @@ func TestManagerSurvivesAPIServerRestart(t *testing.T) {
 	}, m)
 	t.Logf("spec.gateway.replicas 1→2 of McpServer %s reconciled %s after the restart", before.Name, time.Since(restarted).Round(time.Millisecond))
 
-	m.mustRun(t, "after the API server restart")
+	mustRun(t, m, "after the API server restart")
 }
 
 // TestLeaderElectionHandover runs two managers with leader election against
@@ -107,7 +107,7 @@ func TestLeaderElectionHandover(t *testing.T) {
 	// client-go's leader elector logs "Successfully acquired lease" (klog,
 	// on stderr); older versions wrote it in lower case.
 	const acquired = "successfully acquired lease"
-	says := func(m *manager) bool { return strings.Contains(strings.ToLower(m.logs.String()), acquired) }
+	says := func(m *manager) bool { return strings.Contains(strings.ToLower(m.Logs.String()), acquired) }
 	hostname, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
@@ -144,31 +144,26 @@ func TestLeaderElectionHandover(t *testing.T) {
 		}
 		return nil
 	}, a, b)
-	t.Logf("manager %s leads as %s; manager %s stands by", leader.name, holder, standby.name)
+	t.Logf("manager %s leads as %s; manager %s stands by", leader.Name, holder, standby.Name)
 
 	first := c.declare(t, "first")
 	c.waitDeployment(t, 30*time.Second, first.Name, nil, a, b)
 	// The controller's start-up lines are the proof that it ran; they must be
 	// in the leader's log, and none of the controller's lines in the other's.
-	if len(controllerLines(leader.logs.String(), "Starting workers")) == 0 {
+	if len(controllerLines(leader.Logs.String(), "Starting workers")) == 0 {
 		t.Errorf("the leader's log has no line of the mcpserver controller starting its workers")
 	}
-	if lines := controllerLines(standby.logs.String(), ""); len(lines) > 0 {
+	if lines := controllerLines(standby.Logs.String(), ""); len(lines) > 0 {
 		t.Errorf("the standby manager ran the mcpserver controller:\n%s", strings.Join(lines, "\n"))
 	}
 
 	// The leader goes, as on a rolling update or a node drain.
-	if err := leader.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
 	terminated := time.Now()
-	select {
-	case <-leader.exited:
-		if err := leader.exitErr(); err != nil {
-			t.Errorf("the leader exited with %v after SIGTERM, want 0\noutput (last lines):\n%s", err, lastLines(leader.logs.String(), 30))
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the leader did not exit within 30s of SIGTERM\noutput (last lines):\n%s", lastLines(leader.logs.String(), 30))
+	if !leader.Stop(30 * time.Second) {
+		t.Fatalf("the leader did not exit within 30s of SIGTERM\noutput (last lines):\n%s", envtestutil.LastLines(leader.Logs.String(), 30))
+	}
+	if err := leader.ExitErr(); err != nil {
+		t.Errorf("the leader exited with %v after SIGTERM, want 0\noutput (last lines):\n%s", err, envtestutil.LastLines(leader.Logs.String(), 30))
 	}
 	t.Logf("the leader exited %s after SIGTERM", time.Since(terminated).Round(time.Millisecond))
 
@@ -182,20 +177,20 @@ func TestLeaderElectionHandover(t *testing.T) {
 			return fmt.Errorf("Lease holder %q", h)
 		}
 		if !says(standby) {
-			return fmt.Errorf("Lease holder %q, but manager %s does not say %q", h, standby.name, acquired)
+			return fmt.Errorf("Lease holder %q, but manager %s does not say %q", h, standby.Name, acquired)
 		}
 		newHolder = h
 		return nil
 	}, standby)
-	t.Logf("manager %s took over as %s %s after SIGTERM to the leader", standby.name, newHolder, time.Since(terminated).Round(time.Millisecond))
+	t.Logf("manager %s took over as %s %s after SIGTERM to the leader", standby.Name, newHolder, time.Since(terminated).Round(time.Millisecond))
 
 	second := c.declare(t, "second")
 	c.waitDeployment(t, 30*time.Second, second.Name, nil, standby)
-	if len(controllerLines(standby.logs.String(), "Starting workers")) == 0 {
+	if len(controllerLines(standby.Logs.String(), "Starting workers")) == 0 {
 		t.Errorf("the new leader's log has no line of the mcpserver controller starting its workers")
 	}
 	t.Logf("McpServer %s reconciled by the new leader %s after SIGTERM to the old one", second.Name, time.Since(terminated).Round(time.Millisecond))
-	standby.mustRun(t, "after taking over")
+	mustRun(t, standby, "after taking over")
 }
 
 // leaseHolder returns the holder of the manager's leader election Lease.

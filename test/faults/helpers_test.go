@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +24,6 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/internal/envtestutil"
-	"github.com/mcpgate/mcpgate/internal/localstack"
-	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -161,90 +158,25 @@ func (c *cluster) waitDeployment(t *testing.T, timeout time.Duration, name strin
 	return d
 }
 
-// mcpgateBinary builds cmd/mcpgate into the shared cache (a no-op when it is
-// up to date).
-func mcpgateBinary(t *testing.T) string {
-	t.Helper()
-	bins, err := localstack.Build(context.Background(), localstack.BuildOptions{RepoRoot: repoRoot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bins.Mcpgate
-}
-
 // manager is `mcpgate manager` running as a subprocess.
-type manager struct {
-	name    string
-	cmd     *exec.Cmd
-	logs    syncbuf.Buffer
-	exited  chan struct{} // closed when the process has exited
-	waitErr error         // what cmd.Wait returned; read after exited is closed
-}
+type manager = envtestutil.Manager
 
 // startManager runs `mcpgate manager` with the kubeconfig of the cluster's
-// operator user, on free loopback ports, with extra flags appended. Nothing
-// of the test's environment but PATH leaks in. The process is stopped (and
-// killed if need be) when the test ends.
+// operator user, on free loopback ports, with extra flags appended.
 func startManager(t *testing.T, c *cluster, name string, extra ...string) *manager {
 	t.Helper()
 	args := append([]string{"manager",
 		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
 		"--gateway-image=" + gatewayImage, "--clerk-api-url=http://127.0.0.1:9/v1",
 	}, extra...)
-	m := &manager{name: name, cmd: exec.Command(mcpgateBinary(t), args...), exited: make(chan struct{})}
-	m.cmd.Env = []string{"KUBECONFIG=" + c.kubeconfig, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
-	m.cmd.Stdout, m.cmd.Stderr = &m.logs, &m.logs
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { m.waitErr = m.cmd.Wait(); close(m.exited) }()
-	t.Cleanup(func() {
-		if !m.stop(10 * time.Second) {
-			_ = m.cmd.Process.Kill()
-			<-m.exited
-		}
-		if t.Failed() {
-			t.Logf("manager %s output (last lines):\n%s", m.name, lastLines(m.logs.String(), 40))
-		}
-	})
-	return m
-}
-
-// running reports whether the process has not exited.
-func (m *manager) running() bool {
-	select {
-	case <-m.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// exitErr is the error of an exited manager (nil: it exited 0).
-func (m *manager) exitErr() error {
-	<-m.exited
-	return m.waitErr
-}
-
-// stop sends SIGTERM and reports whether the process exited within timeout.
-func (m *manager) stop(timeout time.Duration) bool {
-	if !m.running() {
-		return true
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
+	return envtestutil.StartManager(t, name, c.kubeconfig, args...)
 }
 
 // mustRun fails the test at once when the manager has exited.
-func (m *manager) mustRun(t *testing.T, when string) {
+func mustRun(t *testing.T, m *manager, when string) {
 	t.Helper()
-	if !m.running() {
-		t.Fatalf("manager %s exited %s: %v\noutput (last lines):\n%s", m.name, when, m.exitErr(), lastLines(m.logs.String(), 40))
+	if !m.Running() {
+		t.Fatalf("manager %s exited %s: %v\noutput (last lines):\n%s", m.Name, when, m.ExitErr(), envtestutil.LastLines(m.Logs.String(), 40))
 	}
 }
 
@@ -260,26 +192,17 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 			return
 		}
 		for _, m := range managers {
-			m.mustRun(t, "while waiting for "+what)
+			mustRun(t, m, "while waiting for "+what)
 		}
 		if time.Now().After(deadline) {
 			var out strings.Builder
 			for _, m := range managers {
-				fmt.Fprintf(&out, "\nmanager %s output (last lines):\n%s", m.name, lastLines(m.logs.String(), 30))
+				fmt.Fprintf(&out, "\nmanager %s output (last lines):\n%s", m.Name, envtestutil.LastLines(m.Logs.String(), 30))
 			}
 			t.Fatalf("%s: not within %s: %v%s", what, timeout, err, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// lastLines keeps failure messages readable when a log is long.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // linesWith returns the lines of s that contain every one of words.

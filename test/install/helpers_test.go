@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mcpgate/mcpgate/internal/envtestutil"
-	"github.com/mcpgate/mcpgate/internal/localstack"
-	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
 
 // repoRoot is the repository, relative to this package.
@@ -249,23 +246,8 @@ func writeTemp(t *testing.T, name string, data []byte) string {
 	return path
 }
 
-// mcpgateBinary builds cmd/mcpgate into the shared cache (a no-op when it is
-// up to date).
-func mcpgateBinary(t *testing.T) string {
-	t.Helper()
-	bins, err := localstack.Build(context.Background(), localstack.BuildOptions{RepoRoot: repoRoot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bins.Mcpgate
-}
-
 // manager is `mcpgate manager` running as a subprocess.
-type manager struct {
-	cmd    *exec.Cmd
-	logs   syncbuf.Buffer
-	exited chan struct{}
-}
+type manager = envtestutil.Manager
 
 // startManager runs the manager with the arguments of the chart's Deployment
 // container (as installed in the cluster), with a kubeconfig in place of the
@@ -277,32 +259,7 @@ func startManager(t *testing.T, kubeconfig string, chartArgs []string) *manager 
 		t.Fatalf("the chart's container args %q do not start the manager", chartArgs)
 	}
 	args := append(append([]string{}, chartArgs...), "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
-	m := &manager{cmd: exec.Command(mcpgateBinary(t), args...), exited: make(chan struct{})}
-	// Only what a pod would have: no MCPGATE_* settings leak in from the test's environment.
-	m.cmd.Env = []string{"KUBECONFIG=" + kubeconfig, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
-	m.cmd.Stdout, m.cmd.Stderr = &m.logs, &m.logs
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = m.cmd.Wait(); close(m.exited) }()
-	t.Cleanup(func() { m.stop(t) })
-	return m
-}
-
-// stop sends SIGTERM and waits for the manager to exit.
-func (m *manager) stop(t *testing.T) {
-	select {
-	case <-m.exited:
-		return
-	default:
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-	case <-time.After(30 * time.Second):
-		_ = m.cmd.Process.Kill()
-		t.Errorf("the manager did not stop within 30s of SIGTERM\n%s", m.logs.String())
-	}
+	return envtestutil.StartManager(t, "chart", kubeconfig, args...)
 }
 
 // eventually retries check until it succeeds or a minute has passed.
@@ -315,7 +272,7 @@ func eventually(t *testing.T, what string, check func() error, logs func() strin
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v\nmanager output (last lines):\n%s", what, err, lastLines(logs(), 30))
+			t.Fatalf("%s: %v\nmanager output (last lines):\n%s", what, err, envtestutil.LastLines(logs(), 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -328,13 +285,4 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// lastLines keeps failure messages readable when a log is long.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -107,7 +108,7 @@ func (c *cluster) playDeploymentController(t *testing.T, m *manager, namespace, 
 			}},
 		}
 		return c.admin.Status().Update(context.Background(), d)
-	}, m.logs.String)
+	}, m.Logs.String)
 }
 
 // playIngressController publishes a load balancer address on the Ingress.
@@ -120,7 +121,7 @@ func (c *cluster) playIngressController(t *testing.T, m *manager, namespace, nam
 		}
 		ing.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "203.0.113.7"}}
 		return c.admin.Status().Update(context.Background(), ing)
-	}, m.logs.String)
+	}, m.Logs.String)
 }
 
 // waitReady waits until the McpServer's Ready condition has the status and,
@@ -146,7 +147,7 @@ func (c *cluster) waitReady(t *testing.T, m *manager, key client.ObjectKey, stat
 			return fmt.Errorf("Ready message %q lacks %q", ready.Message, want)
 		}
 		return nil
-	}, m.logs.String)
+	}, m.Logs.String)
 	return mcp
 }
 
@@ -198,8 +199,8 @@ func TestChartPermissionsAreEnough(t *testing.T) {
 		if !slices.ContainsFunc(events.Items, func(e eventsv1.Event) bool { return e.Regarding.Name == "tools" }) {
 			t.Errorf("the manager recorded no event about the McpServer; events: %+v", events.Items)
 		}
-		if strings.Contains(m.logs.String(), "forbidden") {
-			t.Errorf("the manager was refused something:\n%s", m.logs.String())
+		if strings.Contains(m.Logs.String(), "forbidden") {
+			t.Errorf("the manager was refused something:\n%s", m.Logs.String())
 		}
 		c.checkGatewayPodSecurity(t, "team-a", "tools-gateway")
 	})
@@ -253,7 +254,9 @@ func TestChartPermissionsAreEnough(t *testing.T) {
 	})
 
 	t.Run("helm uninstall keeps the CRD and the McpServers", func(t *testing.T) {
-		m.stop(t)
+		if !m.Stop(30 * time.Second) {
+			t.Fatal("the manager did not stop within 30s of SIGTERM")
+		}
 		c.helm(t, "uninstall", "mcpgate", "--namespace", releaseNamespace)
 		if err := c.admin.Get(ctx, client.ObjectKey{Name: "mcpservers.mcpgate.dev"}, &apiextensionsv1.CustomResourceDefinition{}); err != nil {
 			t.Errorf("the CRD is gone after uninstall: %v", err)
@@ -352,7 +355,7 @@ func TestChartWatchNamespaces(t *testing.T) {
 			return fmt.Errorf("conditions = %+v", got.Status.Conditions)
 		}
 		return nil
-	}, m.logs.String)
+	}, m.Logs.String)
 
 	ignored := &mcpv1.McpServer{}
 	if err := c.admin.Get(ctx, client.ObjectKey{Namespace: "team-b", Name: "ignored"}, ignored); err != nil {
@@ -366,7 +369,7 @@ func TestChartWatchNamespaces(t *testing.T) {
 			t.Errorf("%T team-b/ignored-gateway: err = %v, want NotFound", obj, err)
 		}
 	}
-	if logs := m.logs.String(); strings.Contains(logs, "forbidden") || strings.Contains(logs, "team-b") {
+	if logs := m.Logs.String(); strings.Contains(logs, "forbidden") || strings.Contains(logs, "team-b") {
 		t.Errorf("the manager looked outside its namespaces:\n%s", logs)
 	}
 }
