@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/netaddr"
 )
 
 // maxKeys is how many keys the JWKS serves: the signing key and the one it
@@ -90,10 +92,10 @@ func Start(frontendAddr, backendAddr string, opts ...Option) (*Server, error) {
 		_ = feLn.Close()
 		return nil, fmt.Errorf("listen for the backend api: %w", err)
 	}
-	feHost := advertisedHostPort(feLn.Addr())
+	feHost := netaddr.Advertised(feLn.Addr())
 	s := &Server{
 		frontendURL:    "http://" + feHost,
-		backendURL:     "http://" + advertisedHostPort(beLn.Addr()) + "/v1",
+		backendURL:     "http://" + netaddr.Advertised(beLn.Addr()) + "/v1",
 		publishableKey: "pk_test_" + base64.StdEncoding.EncodeToString([]byte(feHost+"$")),
 		secretKey:      "sk_test_" + randomBase62(40),
 		instanceID:     key.kid,
@@ -169,23 +171,6 @@ func (s *Server) Close() {
 		s.inflight.Wait()
 		s.logger.Info("Stopped Clerk emulator")
 	})
-}
-
-// advertisedHostPort is the host:port clients should use for a listener: a
-// wildcard address (0.0.0.0, ::) is replaced by the matching loopback address.
-func advertisedHostPort(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return addr.String()
-	}
-	ip := tcp.IP
-	switch {
-	case ip == nil || ip.Equal(net.IPv4zero):
-		ip = net.IPv4(127, 0, 0, 1)
-	case ip.Equal(net.IPv6unspecified):
-		ip = net.IPv6loopback
-	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
 }
 
 // FrontendAPIURL is the Frontend API's base URL, "http://127.0.0.1:PORT". It

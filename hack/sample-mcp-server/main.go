@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/netaddr"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
 )
 
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go func() { served <- srv.Serve(ln) }()
 
 	// NOTE: the line goes out after Listen, so a reader may connect at once.
-	line, err := json.Marshal(endpoint{URL: "http://" + advertised(ln.Addr()) + *path})
+	line, err := json.Marshal(endpoint{URL: "http://" + netaddr.Advertised(ln.Addr()) + *path})
 	if err == nil {
 		_, err = fmt.Fprintf(stdout, "%s\n", line)
 	}
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = srv.Close()
 		return 1
 	}
-	logger.Info("Serving the sample MCP server", "url", "http://"+advertised(ln.Addr())+*path, "stateless", *stateless)
+	logger.Info("Serving the sample MCP server", "url", "http://"+netaddr.Advertised(ln.Addr())+*path, "stateless", *stateless)
 
 	select {
 	case err := <-served:
@@ -117,22 +118,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = srv.Close()
 	}
 	return 0
-}
-
-// advertised is the host:port clients should use: a wildcard listen address
-// becomes loopback, which is also the only plain-http address the MCP SDKs
-// will fetch OAuth metadata from.
-func advertised(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return addr.String()
-	}
-	ip := tcp.IP
-	switch {
-	case ip == nil || ip.Equal(net.IPv4zero):
-		ip = net.IPv4(127, 0, 0, 1)
-	case ip.Equal(net.IPv6unspecified):
-		ip = net.IPv6loopback
-	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
 }
