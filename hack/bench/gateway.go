@@ -80,6 +80,15 @@ type bench struct {
 	clerk    *clerktest.Server
 	upstream *process
 	bare     *process
+	logs     []*os.File // closed by close, after the processes writing them
+}
+
+// close closes the emulator and the process logs.
+func (b *bench) close() {
+	b.clerk.Close()
+	for _, f := range b.logs {
+		_ = f.Close()
+	}
 }
 
 // runGatewaySuite measures every mode for both upstreams and both response
@@ -87,7 +96,7 @@ type bench struct {
 // back, so that each ratio compares figures taken moments apart.
 func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, error) {
 	b := &bench{opts: opts, clerk: clerktest.NewServer()}
-	defer b.clerk.Close()
+	defer b.close()
 	var err error
 	if b.upstream, err = startProcess(ctx, "upstream", nil, b.logFile("upstream"), opts.self, "serve", "upstream"); err != nil {
 		return gatewaySuite{}, err
@@ -379,6 +388,7 @@ func (b *bench) logFile(name string) io.Writer {
 	if err != nil {
 		return io.Discard
 	}
+	b.logs = append(b.logs, f)
 	return f
 }
 

@@ -40,7 +40,7 @@ type streamsOptions struct {
 func runStreams(ctx context.Context, gopts gatewayOptions, sopts streamsOptions) (streamsResult, error) {
 	res := streamsResult{Streams: sopts.streams, EventsPerStream: sopts.events}
 	b := &bench{opts: gopts, clerk: clerktest.NewServer()}
-	defer b.clerk.Close()
+	defer b.close()
 	up, err := startProcess(ctx, "stream upstream", nil, b.logFile("stream-upstream"), gopts.self, "serve", "upstream",
 		"--stream-events", fmt.Sprint(sopts.events), "--stream-interval", sopts.interval.String())
 	if err != nil {
