@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk"
@@ -25,109 +28,196 @@ type declared struct {
 	dynamicClientRegistration *bool
 	clientIDMetadataDocuments *bool
 	jwtAccessTokens           *bool
+	defaultScopes             []string
 }
 
-// settingField ties one declared field to its spec name and its Backend API field.
+// settingField ties one declared field to its spec name and its Backend API
+// field. Values are compared in their rendered form, which is also how
+// messages show them.
 type settingField struct {
-	spec    string // field name under spec.clerk
-	of      func(*declared) **bool
-	current func(*clerk.OAuthApplicationSettings) bool
-	patch   func(*clerk.OAuthApplicationSettingsPatch, *bool)
+	spec     string // field name under the declaring object's settings
+	declared func(d declared) (string, bool)
+	current  func(s *clerk.OAuthApplicationSettings) string
+	patch    func(p *clerk.OAuthApplicationSettingsPatch, d declared)
+	take     func(dst *declared, src declared)
 }
 
-// settingFields lists the instance settings an McpServer may declare.
+// boolField is a settingField for a boolean setting.
+func boolField(spec string, of func(*declared) **bool, current func(*clerk.OAuthApplicationSettings) bool,
+	patch func(*clerk.OAuthApplicationSettingsPatch, *bool)) settingField {
+	return settingField{
+		spec: spec,
+		declared: func(d declared) (string, bool) {
+			if v := *of(&d); v != nil {
+				return strconv.FormatBool(*v), true
+			}
+			return "", false
+		},
+		current: func(s *clerk.OAuthApplicationSettings) string { return strconv.FormatBool(current(s)) },
+		patch:   func(p *clerk.OAuthApplicationSettingsPatch, d declared) { patch(p, *of(&d)) },
+		take:    func(dst *declared, src declared) { *of(dst) = *of(&src) },
+	}
+}
+
+// renderScopes shows a scope list as a set: sorted, in brackets.
+func renderScopes(scopes []string) string {
+	sorted := slices.Sorted(slices.Values(scopes))
+	return "[" + strings.Join(sorted, " ") + "]"
+}
+
+// settingFields lists the instance settings that may be declared.
 func settingFields() []settingField {
 	return []settingField{
+		boolField("dynamicClientRegistration",
+			func(d *declared) **bool { return &d.dynamicClientRegistration },
+			func(s *clerk.OAuthApplicationSettings) bool { return s.DynamicOAuthClientRegistration },
+			func(p *clerk.OAuthApplicationSettingsPatch, v *bool) { p.DynamicOAuthClientRegistration = v }),
+		boolField("clientIdMetadataDocuments",
+			func(d *declared) **bool { return &d.clientIDMetadataDocuments },
+			func(s *clerk.OAuthApplicationSettings) bool { return s.ClientIDMetadataDocumentsAdvertised },
+			func(p *clerk.OAuthApplicationSettingsPatch, v *bool) { p.ClientIDMetadataDocumentsAdvertised = v }),
+		boolField("jwtAccessTokens",
+			func(d *declared) **bool { return &d.jwtAccessTokens },
+			func(s *clerk.OAuthApplicationSettings) bool { return s.OAuthJWTAccessTokens },
+			func(p *clerk.OAuthApplicationSettingsPatch, v *bool) { p.OAuthJWTAccessTokens = v }),
 		{
-			spec:    "dynamicClientRegistration",
-			of:      func(d *declared) **bool { return &d.dynamicClientRegistration },
-			current: func(s *clerk.OAuthApplicationSettings) bool { return s.DynamicOAuthClientRegistration },
-			patch:   func(p *clerk.OAuthApplicationSettingsPatch, v *bool) { p.DynamicOAuthClientRegistration = v },
-		},
-		{
-			spec:    "clientIdMetadataDocuments",
-			of:      func(d *declared) **bool { return &d.clientIDMetadataDocuments },
-			current: func(s *clerk.OAuthApplicationSettings) bool { return s.ClientIDMetadataDocumentsAdvertised },
-			patch:   func(p *clerk.OAuthApplicationSettingsPatch, v *bool) { p.ClientIDMetadataDocumentsAdvertised = v },
-		},
-		{
-			spec:    "jwtAccessTokens",
-			of:      func(d *declared) **bool { return &d.jwtAccessTokens },
-			current: func(s *clerk.OAuthApplicationSettings) bool { return s.OAuthJWTAccessTokens },
-			patch:   func(p *clerk.OAuthApplicationSettingsPatch, v *bool) { p.OAuthJWTAccessTokens = v },
+			spec: "defaultScopes",
+			declared: func(d declared) (string, bool) {
+				if d.defaultScopes == nil {
+					return "", false
+				}
+				return renderScopes(d.defaultScopes), true
+			},
+			current: func(s *clerk.OAuthApplicationSettings) string { return renderScopes(s.DefaultScopes) },
+			patch: func(p *clerk.OAuthApplicationSettingsPatch, d declared) {
+				// Clone keeps an empty list non-nil: a JSON null would reset
+				// the instance to Clerk's defaults.
+				scopes := slices.Clone(d.defaultScopes)
+				slices.Sort(scopes)
+				p.DefaultScopes = &scopes
+			},
+			take: func(dst *declared, src declared) { dst.defaultScopes = src.defaultScopes },
 		},
 	}
 }
 
-func declaredBy(spec mcpv1.ClerkSpec) declared {
-	return declared{
-		dynamicClientRegistration: spec.DynamicClientRegistration,
-		clientIDMetadataDocuments: spec.ClientIDMetadataDocuments,
-		jwtAccessTokens:           spec.JWTAccessTokens,
+// declaredSettings reads the settings an McpServer's inline block or an
+// instance object declares; scopes may be nil.
+func declaredSettings(s mcpv1.ClerkSettings, scopes []mcpv1.Scope) declared {
+	d := declared{
+		dynamicClientRegistration: s.DynamicClientRegistration,
+		clientIDMetadataDocuments: s.ClientIDMetadataDocuments,
+		jwtAccessTokens:           s.JWTAccessTokens,
 	}
+	if scopes != nil {
+		d.defaultScopes = make([]string, 0, len(scopes))
+		for _, sc := range scopes {
+			d.defaultScopes = append(d.defaultScopes, string(sc))
+		}
+	}
+	return d
 }
 
 func (d declared) empty() bool {
-	return d.dynamicClientRegistration == nil && d.clientIDMetadataDocuments == nil && d.jwtAccessTokens == nil
+	for _, f := range settingFields() {
+		if _, ok := f.declared(d); ok {
+			return false
+		}
+	}
+	return true
 }
 
 // String lists the declared fields, for condition messages and events.
 func (d declared) String() string {
 	var parts []string
 	for _, f := range settingFields() {
-		if v := *f.of(&d); v != nil {
-			parts = append(parts, fmt.Sprintf("%s=%t", f.spec, *v))
+		if v, ok := f.declared(d); ok {
+			parts = append(parts, f.spec+"="+v)
 		}
 	}
 	return strings.Join(parts, ", ")
 }
 
-// mergeDeclared combines what every McpServer using one instance declares.
+// declarer is one object that declares settings for a Clerk instance: an
+// McpServer with an inline clerk block, a ClerkInstance or a
+// ClusterClerkInstance.
+type declarer struct {
+	// id names the object, as "McpServer team-a/tools"; it orders declarers.
+	id string
+	// fieldPrefix is where its settings are, as "spec.clerk.".
+	fieldPrefix string
+	declared    declared
+}
+
+func mcpServerDeclarer(mcp *mcpv1.McpServer) declarer {
+	return declarer{
+		id:          "McpServer " + mcp.Namespace + "/" + mcp.Name,
+		fieldPrefix: "spec.clerk.",
+		declared:    declaredSettings(mcp.Spec.Clerk.ClerkSettings, nil),
+	}
+}
+
+func instanceDeclarer(kind string, inst mcpv1.GenericClerkInstance) declarer {
+	spec := inst.GetInstanceSpec()
+	return declarer{
+		id:          kind + " " + instanceID(inst),
+		fieldPrefix: "spec.",
+		declared:    declaredSettings(spec.ClerkSettings, spec.DefaultScopes),
+	}
+}
+
+// instanceID is namespace/name, or name for a cluster-scoped object.
+func instanceID(obj metav1.Object) string {
+	if obj.GetNamespace() == "" {
+		return obj.GetName()
+	}
+	return obj.GetNamespace() + "/" + obj.GetName()
+}
+
+// mergeDeclared combines what every object using one instance declares.
 // A field on which they disagree is left out of the result, so that no
 // reconcile flips it back and forth; conflict names, for self, the first
-// other McpServer that disagrees with it ("" when self agrees with all).
-// The result is the same whichever of the McpServers computes it.
-func mergeDeclared(self *mcpv1.McpServer, users []mcpv1.McpServer) (merged declared, conflict string) {
-	users = slices.Clone(users)
-	if !slices.ContainsFunc(users, func(u mcpv1.McpServer) bool { return u.UID == self.UID }) {
-		users = append(users, *self) // the cache may not have seen self yet
+// other declarer that disagrees with it ("" when self agrees with all).
+// The result is the same whichever of the declarers computes it.
+func mergeDeclared(self declarer, all []declarer) (merged declared, conflict string) {
+	all = slices.Clone(all)
+	if !slices.ContainsFunc(all, func(d declarer) bool { return d.id == self.id }) {
+		all = append(all, self) // the cache may not have seen self yet
 	}
-	slices.SortFunc(users, func(a, b mcpv1.McpServer) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
-	})
-	mine := declaredBy(self.Spec.Clerk)
+	slices.SortFunc(all, func(a, b declarer) int { return strings.Compare(a.id, b.id) })
 	for _, f := range settingFields() {
-		var agreed *bool
+		own, mineSet := f.declared(self.declared)
+		var agreed *declarer
 		disagree := false
-		for _, u := range users {
-			d := declaredBy(u.Spec.Clerk)
-			v := *f.of(&d)
-			switch {
-			case v == nil:
-			case agreed == nil:
-				agreed = v
-			case *v != *agreed:
+		for i, d := range all {
+			v, ok := f.declared(d.declared)
+			if !ok {
+				continue
+			}
+			if agreed == nil {
+				agreed = &all[i]
+			} else if first, _ := f.declared(agreed.declared); v != first {
 				disagree = true
 			}
-			if own := *f.of(&mine); own != nil && v != nil && *v != *own && conflict == "" && u.UID != self.UID {
-				conflict = fmt.Sprintf("spec.clerk.%s is %t here but %t in McpServer %s/%s, which uses the same Clerk instance",
-					f.spec, *own, *v, u.Namespace, u.Name)
+			if mineSet && v != own && conflict == "" && d.id != self.id {
+				conflict = fmt.Sprintf("%s%s is %s here but %s in %s, which uses the same Clerk instance",
+					self.fieldPrefix, f.spec, own, v, d.id)
 			}
 		}
-		if !disagree {
-			*f.of(&merged) = agreed
+		if agreed != nil && !disagree {
+			f.take(&merged, agreed.declared)
 		}
 	}
 	return merged, conflict
 }
 
-// patchFor is the PATCH that brings current to what is declared; ok is false
-// when nothing differs.
+// patchFor is the PATCH that brings current to what is declared, and the
+// fields it changes (none when nothing differs).
 func patchFor(current *clerk.OAuthApplicationSettings, want declared) (p clerk.OAuthApplicationSettingsPatch, changed []string) {
 	for _, f := range settingFields() {
-		if v := *f.of(&want); v != nil && f.current(current) != *v {
-			f.patch(&p, v)
-			changed = append(changed, fmt.Sprintf("%s=%t", f.spec, *v))
+		if v, ok := f.declared(want); ok && f.current(current) != v {
+			f.patch(&p, want)
+			changed = append(changed, f.spec+"="+v)
 		}
 	}
 	return p, changed
@@ -250,4 +340,13 @@ func asClerkError(err error) (*clerkError, bool) {
 	var ce *clerkError
 	ok := errors.As(err, &ce)
 	return ce, ok
+}
+
+// observed returns the settings last read from the instance of issuer, and
+// when; nil before the first successful call. The settings must not be changed.
+func (s *clerkInstances) observed(issuer string) (*clerk.OAuthApplicationSettings, time.Time) {
+	inst := s.instance(issuer)
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	return inst.observed, inst.observedAt
 }

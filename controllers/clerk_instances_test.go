@@ -5,29 +5,39 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk"
 )
 
-func declaring(ns, name string, dcr, cimd, jwt *bool) mcpv1.McpServer {
+func declaring(ns, name string, dcr, cimd, jwt *bool) declarer {
 	m := newMcpServer(ns, name, func(m *mcpv1.McpServer) {
-		m.UID = types.UID(ns + "/" + name)
 		m.Spec.Clerk.DynamicClientRegistration = dcr
 		m.Spec.Clerk.ClientIDMetadataDocuments = cimd
 		m.Spec.Clerk.JWTAccessTokens = jwt
 	})
-	return *m
+	return mcpServerDeclarer(m)
+}
+
+func instanceDeclaring(ns, name string, jwt *bool, scopes ...mcpv1.Scope) declarer {
+	inst := &mcpv1.ClerkInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	inst.Spec.JWTAccessTokens = jwt
+	inst.Spec.DefaultScopes = scopes
+	kind := mcpv1.KindClerkInstance
+	if ns == "" {
+		kind = mcpv1.KindClusterClerkInstance
+	}
+	return instanceDeclarer(kind, inst)
 }
 
 func TestMergeDeclared(t *testing.T) {
 	t.Parallel()
 	yes, no := ptr.To(true), ptr.To(false)
 	tests := map[string]struct {
-		self         mcpv1.McpServer
-		others       []mcpv1.McpServer // other McpServers of the same instance
+		self         declarer
+		others       []declarer // other objects declaring for the same instance
 		want         declared
 		wantConflict string // substring of the conflict message; "" for none
 	}{
@@ -37,30 +47,45 @@ func TestMergeDeclared(t *testing.T) {
 		},
 		"agreeing and complementing": {
 			self:   declaring("a", "one", yes, nil, nil),
-			others: []mcpv1.McpServer{declaring("b", "two", yes, yes, nil)},
+			others: []declarer{declaring("b", "two", yes, yes, nil)},
 			want:   declared{dynamicClientRegistration: yes, clientIDMetadataDocuments: yes},
 		},
 		"conflict names the other and drops the field": {
 			self:         declaring("a", "one", yes, nil, yes),
-			others:       []mcpv1.McpServer{declaring("b", "two", no, nil, yes)},
+			others:       []declarer{declaring("b", "two", no, nil, yes)},
 			want:         declared{jwtAccessTokens: yes},
 			wantConflict: "spec.clerk.dynamicClientRegistration is true here but false in McpServer b/two",
 		},
 		"a conflict between others drops the field, but self has no conflict": {
 			self:   declaring("a", "one", nil, nil, yes),
-			others: []mcpv1.McpServer{declaring("b", "two", no, nil, nil), declaring("c", "three", yes, nil, nil)},
+			others: []declarer{declaring("b", "two", no, nil, nil), declaring("c", "three", yes, nil, nil)},
 			want:   declared{jwtAccessTokens: yes},
 		},
 		"self already in the list": {
 			self:   declaring("a", "one", yes, nil, nil),
-			others: []mcpv1.McpServer{declaring("a", "one", yes, nil, nil)},
+			others: []declarer{declaring("a", "one", yes, nil, nil)},
 			want:   declared{dynamicClientRegistration: yes},
+		},
+		"an instance and an inline McpServer disagree": {
+			self:         instanceDeclaring("", "shared", yes),
+			others:       []declarer{declaring("a", "one", nil, nil, no)},
+			wantConflict: "spec.jwtAccessTokens is true here but false in McpServer a/one",
+		},
+		"scopes compare as sets": {
+			self:   instanceDeclaring("a", "main", nil, "openid", "email"),
+			others: []declarer{instanceDeclaring("", "shared", nil, "email", "openid")},
+			want:   declared{defaultScopes: []string{"email", "openid"}},
+		},
+		"different scopes conflict": {
+			self:         instanceDeclaring("a", "main", nil, "openid"),
+			others:       []declarer{instanceDeclaring("", "shared", nil, "email", "openid")},
+			wantConflict: "spec.defaultScopes is [openid] here but [email openid] in ClusterClerkInstance shared",
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			got, conflict := mergeDeclared(&tc.self, tc.others)
+			got, conflict := mergeDeclared(tc.self, tc.others)
 			if got.String() != tc.want.String() {
 				t.Errorf("merged = %q, want %q", got, tc.want)
 			}
@@ -69,9 +94,9 @@ func TestMergeDeclared(t *testing.T) {
 			}
 			// Every McpServer of the instance computes the same merge.
 			for _, other := range tc.others {
-				peers := append([]mcpv1.McpServer{tc.self}, tc.others...)
-				if theirs, _ := mergeDeclared(&other, peers); theirs.String() != got.String() {
-					t.Errorf("%s/%s merges to %q, self to %q", other.Namespace, other.Name, theirs, got)
+				peers := append([]declarer{tc.self}, tc.others...)
+				if theirs, _ := mergeDeclared(other, peers); theirs.String() != got.String() {
+					t.Errorf("%s merges to %q, self to %q", other.id, theirs, got)
 				}
 			}
 		})
@@ -81,16 +106,19 @@ func TestMergeDeclared(t *testing.T) {
 func TestPatchFor(t *testing.T) {
 	t.Parallel()
 	yes, no := ptr.To(true), ptr.To(false)
-	current := &clerk.OAuthApplicationSettings{DynamicOAuthClientRegistration: false, OAuthJWTAccessTokens: true}
+	current := &clerk.OAuthApplicationSettings{DynamicOAuthClientRegistration: false, OAuthJWTAccessTokens: true, DefaultScopes: []string{"email", "openid"}}
 	tests := map[string]struct {
 		want        declared
 		wantPatch   clerk.OAuthApplicationSettingsPatch
 		wantChanged []string
 	}{
-		"nothing declared":  {want: declared{}},
-		"already as wanted": {want: declared{dynamicClientRegistration: no, jwtAccessTokens: yes}},
-		"one field differs": {want: declared{dynamicClientRegistration: yes, jwtAccessTokens: yes}, wantPatch: clerk.OAuthApplicationSettingsPatch{DynamicOAuthClientRegistration: yes}, wantChanged: []string{"dynamicClientRegistration=true"}},
-		"two fields differ": {want: declared{clientIDMetadataDocuments: yes, jwtAccessTokens: no}, wantPatch: clerk.OAuthApplicationSettingsPatch{ClientIDMetadataDocumentsAdvertised: yes, OAuthJWTAccessTokens: no}, wantChanged: []string{"clientIdMetadataDocuments=true", "jwtAccessTokens=false"}},
+		"nothing declared":             {want: declared{}},
+		"already as wanted":            {want: declared{dynamicClientRegistration: no, jwtAccessTokens: yes}},
+		"one field differs":            {want: declared{dynamicClientRegistration: yes, jwtAccessTokens: yes}, wantPatch: clerk.OAuthApplicationSettingsPatch{DynamicOAuthClientRegistration: yes}, wantChanged: []string{"dynamicClientRegistration=true"}},
+		"two fields differ":            {want: declared{clientIDMetadataDocuments: yes, jwtAccessTokens: no}, wantPatch: clerk.OAuthApplicationSettingsPatch{ClientIDMetadataDocumentsAdvertised: yes, OAuthJWTAccessTokens: no}, wantChanged: []string{"clientIdMetadataDocuments=true", "jwtAccessTokens=false"}},
+		"same scopes in another order": {want: declared{defaultScopes: []string{"openid", "email"}}},
+		"scopes differ":                {want: declared{defaultScopes: []string{"profile"}}, wantPatch: clerk.OAuthApplicationSettingsPatch{DefaultScopes: &[]string{"profile"}}, wantChanged: []string{"defaultScopes=[profile]"}},
+		"empty scopes are declared":    {want: declared{defaultScopes: []string{}}, wantPatch: clerk.OAuthApplicationSettingsPatch{DefaultScopes: &[]string{}}, wantChanged: []string{"defaultScopes=[]"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -233,14 +233,13 @@ func pullSecrets(names []string) []*corev1ac.LocalObjectReferenceApplyConfigurat
 }
 
 // buildDeployment runs the gateway of mcp. The Clerk secret key reaches it
-// only as a file from the Secret volume, which the kubelet refreshes when the
-// Secret is rotated.
-func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string) *appsv1ac.DeploymentApplyConfiguration {
+// only as a file from the Secret volume (ref, in mcp's namespace), which the
+// kubelet refreshes when the Secret is rotated.
+func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.SecretKeyReference) *appsv1ac.DeploymentApplyConfiguration {
 	replicas := int32(1)
 	if r := mcp.Spec.Gateway.Replicas; r != nil {
 		replicas = *r
 	}
-	ref := mcp.Spec.Clerk.SecretKeyRef
 
 	container := corev1ac.Container().
 		WithName(gatewayContainer).

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -68,7 +69,7 @@ func TestBuildDeploymentImagePull(t *testing.T) {
 			t.Parallel()
 			opts := testOptions
 			opts.GatewayImagePullPolicy, opts.GatewayImagePullSecrets = tc.policy, tc.secrets
-			pod := typed[appsv1.Deployment](t, buildDeployment(newMcpServer("team-a", "tools"), opts, "h")).Spec.Template.Spec
+			pod := typed[appsv1.Deployment](t, buildDeployment(newMcpServer("team-a", "tools"), opts, "h", mcpv1.SecretKeyReference{Name: "clerk", Key: "secret-key"})).Spec.Template.Spec
 			if got := pod.Containers[0].ImagePullPolicy; got != tc.wantPolicy {
 				t.Errorf("image pull policy = %q, want %q", got, tc.wantPolicy)
 			}
@@ -121,7 +122,7 @@ func TestBuildDeployment(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			d := typed[appsv1.Deployment](t, buildDeployment(tc.mcp, testOptions, "abc123"))
+			d := typed[appsv1.Deployment](t, buildDeployment(tc.mcp, testOptions, "abc123", tc.mcp.Spec.Clerk.SecretKeyRef))
 			if d.Name != "tools-gateway" || d.Namespace != "team-a" {
 				t.Fatalf("name = %s/%s", d.Namespace, d.Name)
 			}
@@ -509,6 +510,8 @@ func TestSetProgress(t *testing.T) {
 		"host and path taken":        {ready: metav1.ConditionFalse, reason: mcpv1.ReasonHostPathConflict, wantStall: true},
 		"Clerk refuses the key":      {ready: metav1.ConditionFalse, reason: mcpv1.ReasonClerkUnauthorized, wantStall: true},
 		"conflicting Clerk settings": {ready: metav1.ConditionFalse, reason: mcpv1.ReasonConflict, wantStall: true},
+		"instance not there yet":     {ready: metav1.ConditionFalse, reason: mcpv1.ReasonClerkInstanceNotFound, wantReconciling: true},
+		"copy's name taken":          {ready: metav1.ConditionFalse, reason: mcpv1.ReasonSecretConflict, wantStall: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -518,7 +521,7 @@ func TestSetProgress(t *testing.T) {
 			// Start from the opposite, to see stale conditions removed.
 			r.setCondition(mcp, mcpv1.ConditionReconciling, metav1.ConditionTrue, "Old", "old")
 			r.setCondition(mcp, mcpv1.ConditionStalled, metav1.ConditionTrue, "Old", "old")
-			r.setProgress(mcp, tc.ready, tc.reason, "the message")
+			setProgress(&mcp.Status.Conditions, mcp.Generation, time.Now(), tc.ready, tc.reason, "the message")
 			for typ, want := range map[string]bool{mcpv1.ConditionReconciling: tc.wantReconciling, mcpv1.ConditionStalled: tc.wantStall} {
 				c := meta.FindStatusCondition(mcp.Status.Conditions, typ)
 				switch {
@@ -539,7 +542,7 @@ func TestBuildAutoscaling(t *testing.T) {
 	mcp := newMcpServer("team-a", "tools", withReplicas(5), func(m *mcpv1.McpServer) {
 		m.Spec.Gateway.Autoscaling = &mcpv1.GatewayAutoscaling{MinReplicas: 2, MaxReplicas: 10, TargetCPUUtilizationPercentage: 70}
 	})
-	d := typed[appsv1.Deployment](t, buildDeployment(mcp, testOptions, "h"))
+	d := typed[appsv1.Deployment](t, buildDeployment(mcp, testOptions, "h", mcp.Spec.Clerk.SecretKeyRef))
 	if d.Spec.Replicas != nil {
 		t.Errorf("replicas = %d with autoscaling, want unset so the autoscaler owns it", *d.Spec.Replicas)
 	}

@@ -6,9 +6,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
@@ -23,10 +22,16 @@ const eventReasonSettingsPatched = "ClerkSettingsPatched"
 // line with what the McpServers using it declare. It owns the ClerkConfigured
 // condition. It runs last and never fails the reconcile for a Clerk problem:
 // those are reported on the condition and retried after a backoff, while the
-// Deployment, Service and Ingress are already in place.
+// Deployment, Service and Ingress are already in place. With an instanceRef,
+// the instance object owns the settings and ClerkConfigured follows its
+// Ready condition.
 func (r *McpServerReconciler) reconcileClerk(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
-	want := declaredBy(mcp.Spec.Clerk)
-	if want.empty() {
+	if st.clerk.instance != nil {
+		r.followInstance(mcp, st.clerk)
+		return nil
+	}
+	self := mcpServerDeclarer(mcp)
+	if self.declared.empty() {
 		r.setCondition(mcp, mcpv1.ConditionClerkConfigured, metav1.ConditionTrue, mcpv1.ReasonNothingToConfigure,
 			"No Clerk instance settings declared")
 		return nil
@@ -36,18 +41,18 @@ func (r *McpServerReconciler) reconcileClerk(ctx context.Context, mcp *mcpv1.Mcp
 		return nil
 	}
 
-	var users mcpv1.McpServerList
-	if err := r.List(ctx, &users, client.MatchingFields{issuerIndex: st.issuer}); err != nil {
-		return fmt.Errorf("list mcpservers of issuer %s: %w", st.issuer, err)
+	declarers, err := listDeclarers(ctx, r.Client, st.issuer)
+	if err != nil {
+		return err
 	}
-	merged, conflict := mergeDeclared(mcp, users.Items)
+	merged, conflict := mergeDeclared(self, declarers)
 	if conflict != "" {
 		r.setClerkCondition(mcp, metav1.ConditionFalse, mcpv1.ReasonConflict, conflict)
 		return nil
 	}
 
 	connect := func(ctx context.Context) (settingsAPI, error) {
-		key, err := r.secretKey(ctx, mcp)
+		key, err := readSecretKey(ctx, r.APIReader, mcp.Namespace, mcp.Spec.Clerk.SecretKeyRef)
 		if err != nil {
 			return nil, err
 		}
@@ -66,9 +71,54 @@ func (r *McpServerReconciler) reconcileClerk(ctx context.Context, mcp *mcpv1.Mcp
 		r.Recorder.Eventf(mcp, nil, corev1.EventTypeNormal, eventReasonSettingsPatched, "PatchClerkSettings",
 			"Patched Clerk instance %s: %s", st.issuer, strings.Join(patched, ", "))
 	}
-	r.setClerkCondition(mcp, metav1.ConditionTrue, mcpv1.ReasonSettingsSynced, "Clerk instance settings match: "+want.String())
+	r.setClerkCondition(mcp, metav1.ConditionTrue, mcpv1.ReasonSettingsSynced, "Clerk instance settings match: "+self.declared.String())
 	st.requeueAfter(r.Options.ClerkResyncInterval)
 	return nil
+}
+
+// followInstance sets ClerkConfigured from the Ready condition of the
+// instance object that owns the settings.
+func (r *McpServerReconciler) followInstance(mcp *mcpv1.McpServer, b clerkBinding) {
+	status := b.instance.GetInstanceStatus()
+	ready := meta.FindStatusCondition(status.Conditions, mcpv1.ConditionReady)
+	switch {
+	case ready == nil || status.ObservedGeneration != b.instance.GetGeneration():
+		r.setCondition(mcp, mcpv1.ConditionClerkConfigured, metav1.ConditionFalse, mcpv1.ReasonProgressing,
+			"Waiting for "+b.describe()+" to sync the instance settings")
+	case ready.Status == metav1.ConditionTrue:
+		r.setClerkCondition(mcp, metav1.ConditionTrue, mcpv1.ReasonSettingsSynced, "Instance settings are kept by "+b.describe())
+	default:
+		r.setClerkCondition(mcp, metav1.ConditionFalse, ready.Reason, b.describe()+": "+ready.Message)
+	}
+}
+
+// listDeclarers finds every object that declares settings for the Clerk
+// instance of issuer: McpServers with an inline block, ClerkInstances and
+// ClusterClerkInstances.
+func listDeclarers(ctx context.Context, c client.Reader, issuer string) ([]declarer, error) {
+	var servers mcpv1.McpServerList
+	if err := c.List(ctx, &servers, client.MatchingFields{issuerIndex: issuer}); err != nil {
+		return nil, fmt.Errorf("list mcpservers of issuer %s: %w", issuer, err)
+	}
+	var instances mcpv1.ClerkInstanceList
+	if err := c.List(ctx, &instances, client.MatchingFields{instanceIssuerIndex: issuer}); err != nil {
+		return nil, fmt.Errorf("list clerkinstances of issuer %s: %w", issuer, err)
+	}
+	var clusterInstances mcpv1.ClusterClerkInstanceList
+	if err := c.List(ctx, &clusterInstances, client.MatchingFields{instanceIssuerIndex: issuer}); err != nil {
+		return nil, fmt.Errorf("list clusterclerkinstances of issuer %s: %w", issuer, err)
+	}
+	out := make([]declarer, 0, len(servers.Items)+len(instances.Items)+len(clusterInstances.Items))
+	for i := range servers.Items {
+		out = append(out, mcpServerDeclarer(&servers.Items[i]))
+	}
+	for i := range instances.Items {
+		out = append(out, instanceDeclarer(mcpv1.KindClerkInstance, &instances.Items[i]))
+	}
+	for i := range clusterInstances.Items {
+		out = append(out, instanceDeclarer(mcpv1.KindClusterClerkInstance, &clusterInstances.Items[i]))
+	}
+	return out, nil
 }
 
 // setClerkCondition sets ClerkConfigured, with a Warning Event when it turns
@@ -80,22 +130,4 @@ func (r *McpServerReconciler) setClerkCondition(mcp *mcpv1.McpServer, status met
 		}
 	}
 	r.setCondition(mcp, mcpv1.ConditionClerkConfigured, status, reason, message)
-}
-
-// secretKey reads the Clerk secret key with the uncached reader: the cache
-// holds Secret keys, never their values.
-func (r *McpServerReconciler) secretKey(ctx context.Context, mcp *mcpv1.McpServer) (string, error) {
-	ref := mcp.Spec.Clerk.SecretKeyRef
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: ref.Name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return "", &clerkError{reason: mcpv1.ReasonSecretNotFound, err: fmt.Errorf("secret %q not found", ref.Name)}
-		}
-		return "", fmt.Errorf("get secret %s: %w", ref.Name, err)
-	}
-	key := strings.TrimSpace(string(secret.Data[ref.Key]))
-	if key == "" {
-		return "", &clerkError{reason: mcpv1.ReasonSecretNotFound, err: fmt.Errorf("secret %q has no key %q", ref.Name, ref.Key)}
-	}
-	return key, nil
 }

@@ -54,6 +54,10 @@ type Options struct {
 	ClerkRetryBase, ClerkRetryMax time.Duration
 	// ClerkHTTPClient calls the Backend API; nil uses clerk.NewHTTPClient.
 	ClerkHTTPClient *http.Client
+	// ClusterResourceNamespace holds the Secrets ClusterClerkInstances
+	// name: the operator's own namespace, which service teams need no
+	// access to. Empty leaves ClusterClerkInstances without a secret key.
+	ClusterResourceNamespace string
 }
 
 // withDefaults fills in the unset options.
@@ -94,6 +98,8 @@ type McpServerReconciler struct {
 
 // reconcileState carries what one step learns to the steps after it.
 type reconcileState struct {
+	// clerk is the Clerk instance the McpServer uses.
+	clerk       clerkBinding
 	issuer      string
 	upstreamURL string
 	configHash  string
@@ -130,7 +136,9 @@ func (st *reconcileState) block(reason, message string) {
 // +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=mcpgate.dev,resources=mcpservers/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mcpgate.dev,resources=clerkinstances;clusterclerkinstances,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mcpgate.dev,resources=clerkinstances/status;clusterclerkinstances/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
@@ -166,6 +174,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}()
 
 	steps := []func(context.Context, *mcpv1.McpServer, *reconcileState) error{
+		r.resolveClerk,
 		r.reconcileSecret,
 		r.reconcileConfig,
 		r.reconcileDeployment,
@@ -190,36 +199,12 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	return ctrl.Result{RequeueAfter: st.requeue}, nil
 }
 
-// reconcileSecret checks that the Clerk Secret and its key exist. A missing
-// one blocks Ready (reason SecretNotFound) but not the other steps: the
-// gateway pods wait for the Secret and start as soon as it appears.
-func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
-	ref := mcp.Spec.Clerk.SecretKeyRef
-	// The cache holds Secret keys without their values (see CacheOptions).
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: ref.Name}, secret)
-	switch {
-	case apierrors.IsNotFound(err):
-		st.secretMissing = fmt.Sprintf("Secret %q not found", ref.Name)
-	case err != nil:
-		return fmt.Errorf("get secret %s: %w", ref.Name, err)
-	default:
-		if _, ok := secret.Data[ref.Key]; !ok {
-			st.secretMissing = fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)
-		}
-	}
-	if st.secretMissing != "" {
-		st.block(mcpv1.ReasonSecretNotFound, st.secretMissing)
-	}
-	return nil
-}
-
 // reconcileConfig resolves the issuer and the upstream URL and applies the
 // gateway's ConfigMap. A spec it cannot act on ends the reconcile with
 // Ready=False: InvalidSpec (terminal) or UpstreamPortNotFound (waits for the
 // upstream Service to change).
 func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
-	issuer, err := resolveIssuer(mcp.Spec.Clerk)
+	issuer, err := resolveIssuer(st.clerk.publishableKey, st.clerk.issuer, st.clerk.field)
 	if err != nil {
 		st.block(mcpv1.ReasonInvalidSpec, err.Error())
 		return reconcile.TerminalError(err)
@@ -254,17 +239,6 @@ func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.Mc
 		return fmt.Errorf("apply configmap: %w", err)
 	}
 	return nil
-}
-
-func resolveIssuer(spec mcpv1.ClerkSpec) (string, error) {
-	if spec.Issuer != "" {
-		return spec.Issuer, nil
-	}
-	issuer, err := clerk.IssuerFromPublishableKey(spec.PublishableKey)
-	if err != nil {
-		return "", fmt.Errorf("spec.clerk.publishableKey: %w", err)
-	}
-	return issuer, nil
 }
 
 // apply writes obj with server-side apply, taking ownership of its fields.

@@ -29,7 +29,7 @@ func (r *McpServerReconciler) reconcileDeployment(ctx context.Context, mcp *mcpv
 	if err != nil {
 		return err
 	}
-	deploy := buildDeployment(mcp, r.Options, st.configHash)
+	deploy := buildDeployment(mcp, r.Options, st.configHash, st.clerk.gatewaySecret)
 	if err := r.apply(ctx, deploy); err != nil {
 		return fmt.Errorf("apply deployment: %w", err)
 	}

@@ -2,12 +2,15 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -29,6 +33,13 @@ const (
 	upstreamServiceIndex = ".spec.upstream.service.name"
 	hostPathIndex        = ".spec.ingress.hostPath"
 	issuerIndex          = ".spec.clerk.issuer"
+	instanceRefIndex     = ".spec.clerk.instanceRef"
+)
+
+// Field indexes over ClerkInstances and ClusterClerkInstances.
+const (
+	instanceSecretIndex = ".spec.secretKeyRef.name"
+	instanceIssuerIndex = "issuer" // resolved from the publishable key or the issuer field
 )
 
 // CacheOptions is how the manager's cache must be set up for the reconciler:
@@ -39,23 +50,28 @@ const (
 //     them, so the cache does not grow with every ConfigMap in the cluster
 //     (Services are also read as upstreams, so all are held);
 //   - managed fields are dropped from everything;
-//   - with namespaces given, only those are watched (everything the
-//     reconciler reads is namespaced), so the manager needs no cluster-wide
-//     permissions; none means the whole cluster.
-func CacheOptions(namespaces ...string) cache.Options {
+//   - with namespaces given, only those are watched, so the manager needs
+//     no cluster-wide permissions on namespaced kinds; none means the whole
+//     cluster. Secrets are also watched in clusterResourceNamespace, where
+//     ClusterClerkInstances keep theirs.
+func CacheOptions(clusterResourceNamespace string, namespaces ...string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{labelManagedBy: managedByValue})
-	var watched map[string]cache.Config
+	var watched, secretNamespaces map[string]cache.Config
 	if len(namespaces) > 0 {
 		watched = make(map[string]cache.Config, len(namespaces))
 		for _, ns := range namespaces {
 			watched[ns] = cache.Config{}
+		}
+		secretNamespaces = maps.Clone(watched)
+		if clusterResourceNamespace != "" {
+			secretNamespaces[clusterResourceNamespace] = cache.Config{}
 		}
 	}
 	return cache.Options{
 		DefaultNamespaces: watched,
 		DefaultTransform:  cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:                         {Transform: secretKeysOnly},
+			&corev1.Secret{}:                         {Transform: secretKeysOnly, Namespaces: secretNamespaces},
 			&corev1.ConfigMap{}:                      {Label: managed},
 			&appsv1.Deployment{}:                     {Label: managed},
 			&networkingv1.Ingress{}:                  {Label: managed},
@@ -84,37 +100,14 @@ func secretKeysOnly(obj any) (any, error) {
 	return s, nil
 }
 
-// SetupWithManager registers the field indexes and the watches of the reconciler.
+// SetupWithManager registers the field indexes and the watches of the
+// McpServer reconciler, and the ClerkInstance and ClusterClerkInstance
+// controllers, which share its Clerk state.
 func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	indexes := map[string]client.IndexerFunc{
-		secretIndex: func(o client.Object) []string {
-			return []string{o.(*mcpv1.McpServer).Spec.Clerk.SecretKeyRef.Name}
-		},
-		upstreamServiceIndex: func(o client.Object) []string {
-			if svc := o.(*mcpv1.McpServer).Spec.Upstream.Service; svc != nil {
-				return []string{svc.Name}
-			}
-			return nil
-		},
-		hostPathIndex: func(o client.Object) []string {
-			if key := hostPathKey(o.(*mcpv1.McpServer)); key != "" {
-				return []string{key}
-			}
-			return nil
-		},
-		issuerIndex: func(o client.Object) []string {
-			if issuer := issuerKey(o.(*mcpv1.McpServer)); issuer != "" {
-				return []string{issuer}
-			}
-			return nil
-		},
-	}
 	r.Options = r.Options.withDefaults()
 	r.clerk = newClerkInstances(r.Clock.Now, r.Options.ClerkResyncInterval, r.Options.ClerkRetryBase, r.Options.ClerkRetryMax)
-	for field, fn := range indexes {
-		if err := mgr.GetFieldIndexer().IndexField(ctx, &mcpv1.McpServer{}, field, fn); err != nil {
-			return err
-		}
+	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
 	}
 
 	// HTTPRoutes are watched only where the API exists; elsewhere
@@ -128,17 +121,18 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if r.httpRoutes {
 		b = b.Owns(newHTTPRoute())
 	}
-	return b.
+	err = b.
 		Named("mcpserver").
 		For(&mcpv1.McpServer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&corev1.Secret{}). // copies of ClusterClerkInstance secret keys
 		Owns(&networkingv1.Ingress{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(secretIndex))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretRequests)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.requestsFor(upstreamServiceIndex))).
 		// When a host and path change hands (an McpServer deleted or moved),
 		// the others claiming them must look again.
@@ -148,8 +142,151 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		// the others using that instance must re-check for conflicts.
 		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.peers(issuerIndex, issuerKey)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&mcpv1.ClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.instanceUsers(mcpv1.KindClerkInstance)),
+			builder.WithPredicates(instanceChanged())).
+		Watches(&mcpv1.ClusterClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.instanceUsers(mcpv1.KindClusterClerkInstance)),
+			builder.WithPredicates(instanceChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
 		Complete(r)
+	if err != nil {
+		return err
+	}
+	for _, kind := range []string{mcpv1.KindClerkInstance, mcpv1.KindClusterClerkInstance} {
+		ir := &clerkInstanceReconciler{
+			Client: r.Client, APIReader: r.APIReader, Recorder: r.Recorder, Clock: r.Clock, Options: r.Options,
+			kind: kind, clerk: r.clerk,
+		}
+		if err := ir.setupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up %s controller: %w", kind, err)
+		}
+	}
+	return nil
+}
+
+// registerIndexes adds the field indexes the reconcilers look objects up by.
+func registerIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+	single := func(v string) []string {
+		if v == "" {
+			return nil
+		}
+		return []string{v}
+	}
+	mcpServerIndexes := map[string]func(*mcpv1.McpServer) string{
+		secretIndex: func(m *mcpv1.McpServer) string { return m.Spec.Clerk.SecretKeyRef.Name },
+		upstreamServiceIndex: func(m *mcpv1.McpServer) string {
+			if svc := m.Spec.Upstream.Service; svc != nil {
+				return svc.Name
+			}
+			return ""
+		},
+		hostPathIndex:    hostPathKey,
+		issuerIndex:      issuerKey,
+		instanceRefIndex: instanceRefKey,
+	}
+	for field, key := range mcpServerIndexes {
+		fn := func(o client.Object) []string { return single(key(o.(*mcpv1.McpServer))) }
+		if err := indexer.IndexField(ctx, &mcpv1.McpServer{}, field, fn); err != nil {
+			return fmt.Errorf("index mcpservers by %s: %w", field, err)
+		}
+	}
+	instanceIndexes := map[string]func(mcpv1.GenericClerkInstance) string{
+		instanceSecretIndex: func(i mcpv1.GenericClerkInstance) string { return i.GetInstanceSpec().SecretKeyRef.Name },
+		instanceIssuerIndex: instanceIssuerKey,
+	}
+	for _, obj := range []client.Object{&mcpv1.ClerkInstance{}, &mcpv1.ClusterClerkInstance{}} {
+		for field, key := range instanceIndexes {
+			fn := func(o client.Object) []string { return single(key(o.(mcpv1.GenericClerkInstance))) }
+			if err := indexer.IndexField(ctx, obj, field, fn); err != nil {
+				return fmt.Errorf("index %T by %s: %w", obj, field, err)
+			}
+		}
+	}
+	return nil
+}
+
+// instanceIssuerKey is the issuer an instance object declares, "" when its
+// publishable key does not decode.
+func instanceIssuerKey(inst mcpv1.GenericClerkInstance) string {
+	spec := inst.GetInstanceSpec()
+	issuer, err := resolveIssuer(spec.PublishableKey, spec.Issuer, "")
+	if err != nil {
+		return ""
+	}
+	return issuer
+}
+
+// instanceChanged passes the instance events McpServers care about: a new
+// spec, or a new Ready condition to mirror. A resync that only moves
+// lastSyncTime passes nothing.
+func instanceChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() {
+			return true
+		}
+		before := meta.FindStatusCondition(e.ObjectOld.(mcpv1.GenericClerkInstance).GetInstanceStatus().Conditions, mcpv1.ConditionReady)
+		after := meta.FindStatusCondition(e.ObjectNew.(mcpv1.GenericClerkInstance).GetInstanceStatus().Conditions, mcpv1.ConditionReady)
+		if before == nil || after == nil {
+			return before != after
+		}
+		return before.Status != after.Status || before.Reason != after.Reason || before.Message != after.Message ||
+			before.ObservedGeneration != after.ObservedGeneration
+	}}
+}
+
+// instanceUsers maps an instance object to the McpServers that reference it
+// and to the McpServers that declare settings inline for the same Clerk
+// instance, which must re-check for conflicts.
+func (r *McpServerReconciler) instanceUsers(kind string) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var users, inline mcpv1.McpServerList
+		key := instanceKey(kind, obj.GetNamespace(), obj.GetName())
+		if err := r.List(ctx, &users, client.MatchingFields{instanceRefIndex: key}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to list McpServers", "index", instanceRefIndex)
+			return nil
+		}
+		if issuer := instanceIssuerKey(obj.(mcpv1.GenericClerkInstance)); issuer != "" {
+			if err := r.List(ctx, &inline, client.MatchingFields{issuerIndex: issuer}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "Failed to list McpServers", "index", issuerIndex)
+				return nil
+			}
+		}
+		return requests(append(users.Items, inline.Items...), "")
+	}
+}
+
+// secretRequests maps a Secret to the McpServers whose gateway uses it:
+// directly, through a ClerkInstance in the same namespace, or, in the
+// cluster resource namespace, through a ClusterClerkInstance.
+func (r *McpServerReconciler) secretRequests(ctx context.Context, obj client.Object) []reconcile.Request {
+	reqs := r.requestsFor(secretIndex)(ctx, obj)
+	var keys []string
+	var instances mcpv1.ClerkInstanceList
+	if err := r.List(ctx, &instances, client.InNamespace(obj.GetNamespace()), client.MatchingFields{instanceSecretIndex: obj.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Failed to list ClerkInstances", "index", instanceSecretIndex)
+		return reqs
+	}
+	for _, inst := range instances.Items {
+		keys = append(keys, instanceKey(mcpv1.KindClerkInstance, inst.Namespace, inst.Name))
+	}
+	if ns := r.Options.ClusterResourceNamespace; ns != "" && obj.GetNamespace() == ns {
+		var cluster mcpv1.ClusterClerkInstanceList
+		if err := r.List(ctx, &cluster, client.MatchingFields{instanceSecretIndex: obj.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to list ClusterClerkInstances", "index", instanceSecretIndex)
+			return reqs
+		}
+		for _, inst := range cluster.Items {
+			keys = append(keys, instanceKey(mcpv1.KindClusterClerkInstance, "", inst.Name))
+		}
+	}
+	for _, key := range keys {
+		var users mcpv1.McpServerList
+		if err := r.List(ctx, &users, client.MatchingFields{instanceRefIndex: key}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to list McpServers", "index", instanceRefIndex)
+			continue
+		}
+		reqs = append(reqs, requests(users.Items, "")...)
+	}
+	return reqs
 }
 
 // requestsFor maps a namespaced object to the McpServers in its namespace
@@ -181,9 +318,12 @@ func (r *McpServerReconciler) peers(field string, key func(*mcpv1.McpServer) str
 	}
 }
 
-// issuerKey is the issuer of mcp's Clerk instance, "" when it has none.
+// issuerKey is the issuer of mcp's inline Clerk block, "" when it has none.
 func issuerKey(mcp *mcpv1.McpServer) string {
-	issuer, err := resolveIssuer(mcp.Spec.Clerk)
+	if mcp.Spec.Clerk.InstanceRef != nil {
+		return ""
+	}
+	issuer, err := resolveIssuer(mcp.Spec.Clerk.PublishableKey, mcp.Spec.Clerk.Issuer, "")
 	if err != nil {
 		return ""
 	}

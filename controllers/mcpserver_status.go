@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,13 +13,19 @@ import (
 // setCondition sets one condition, stamped with the generation it describes.
 // LastTransitionTime moves only when the status changes.
 func (r *McpServerReconciler) setCondition(mcp *mcpv1.McpServer, typ string, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&mcp.Status.Conditions, metav1.Condition{
+	setCondition(&mcp.Status.Conditions, mcp.Generation, r.Clock.Now(), typ, status, reason, message)
+}
+
+// setCondition sets one condition in conds, stamped with generation;
+// LastTransitionTime becomes now only when the status changes.
+func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
 		Type:               typ,
 		Status:             status,
 		Reason:             reason,
 		Message:            message,
-		ObservedGeneration: mcp.Generation,
-		LastTransitionTime: metav1.NewTime(r.Clock.Now()),
+		ObservedGeneration: generation,
+		LastTransitionTime: metav1.NewTime(now),
 	})
 }
 
@@ -28,7 +36,7 @@ func (r *McpServerReconciler) summarize(mcp *mcpv1.McpServer, st *reconcileState
 	mcp.Status.ResourceMetadataURL = ep.resourceMetadataURL
 	status, reason, message := readiness(mcp, st.blocked)
 	r.setCondition(mcp, mcpv1.ConditionReady, status, reason, message)
-	r.setProgress(mcp, status, reason, message)
+	setProgress(&mcp.Status.Conditions, mcp.Generation, r.Clock.Now(), status, reason, message)
 }
 
 // stalledReasons are the Ready=False reasons nothing but a person can fix:
@@ -41,6 +49,7 @@ var stalledReasons = map[string]bool{
 	mcpv1.ReasonConflict:          true,
 	mcpv1.ReasonClerkUnauthorized: true,
 	mcpv1.ReasonClerkRejected:     true,
+	mcpv1.ReasonSecretConflict:    true,
 	// The Gateway API missing, or a Gateway refusing the route, needs the
 	// platform team.
 	mcpv1.ReasonGatewayAPIUnavailable: true,
@@ -48,11 +57,11 @@ var stalledReasons = map[string]bool{
 }
 
 // setProgress writes the kstatus conditions that GitOps tools read beside
-// Ready: Reconciling while the McpServer is on its way to Ready, Stalled
-// when it cannot get there without a change. Both are "abnormal-true": they
-// are removed rather than set to False. A gateway scaled to zero is done,
-// not reconciling.
-func (r *McpServerReconciler) setProgress(mcp *mcpv1.McpServer, ready metav1.ConditionStatus, reason, message string) {
+// Ready: Reconciling while the object is on its way to Ready, Stalled when it
+// cannot get there without a change. Both are "abnormal-true": they are
+// removed rather than set to False. A gateway scaled to zero is done, not
+// reconciling.
+func setProgress(conds *[]metav1.Condition, generation int64, now time.Time, ready metav1.ConditionStatus, reason, message string) {
 	reconciling, stalled := false, false
 	if ready != metav1.ConditionTrue && reason != mcpv1.ReasonScaledToZero {
 		stalled = stalledReasons[reason]
@@ -60,9 +69,9 @@ func (r *McpServerReconciler) setProgress(mcp *mcpv1.McpServer, ready metav1.Con
 	}
 	for typ, on := range map[string]bool{mcpv1.ConditionReconciling: reconciling, mcpv1.ConditionStalled: stalled} {
 		if on {
-			r.setCondition(mcp, typ, metav1.ConditionTrue, reason, message)
+			setCondition(conds, generation, now, typ, metav1.ConditionTrue, reason, message)
 		} else {
-			meta.RemoveStatusCondition(&mcp.Status.Conditions, typ)
+			meta.RemoveStatusCondition(conds, typ)
 		}
 	}
 }
@@ -115,7 +124,8 @@ func (r *McpServerReconciler) recordReadyTransition(before, after *mcpv1.McpServ
 func needsUserAction(reason string) bool {
 	switch reason {
 	case mcpv1.ReasonSecretNotFound, mcpv1.ReasonUpstreamPortNotFound, mcpv1.ReasonInvalidSpec, mcpv1.ReasonHostPathConflict,
-		mcpv1.ReasonConflict, mcpv1.ReasonClerkUnauthorized, mcpv1.ReasonClerkRejected:
+		mcpv1.ReasonConflict, mcpv1.ReasonClerkUnauthorized, mcpv1.ReasonClerkRejected, mcpv1.ReasonClerkInstanceNotFound,
+		mcpv1.ReasonSecretConflict:
 		return true
 	}
 	return false

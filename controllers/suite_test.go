@@ -38,6 +38,10 @@ import (
 // testOptions are the reconciler options of the envtest manager.
 // The manager's Clerk Backend API is a Clerk emulator started with the
 // cluster; McpServers that declare no instance settings never call it.
+// testClusterResourceNamespace is the operator's namespace in the test
+// cluster, where ClusterClerkInstances keep their Secrets.
+const testClusterResourceNamespace = "mcpgate-system"
+
 var testOptions = Options{
 	GatewayImage:   "example.test/mcpgate:test",
 	ClerkAPIURL:    "https://api.clerk.test/v1",
@@ -156,7 +160,7 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(),
+		Cache:                  CacheOptions(testClusterResourceNamespace),
 	})
 	if err != nil {
 		return nil, err
@@ -164,6 +168,7 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 	emulator := clerktest.NewServer()
 	opts := testOptions
 	opts.ClerkAPIURL = emulator.BackendAPIURL()
+	opts.ClusterResourceNamespace = testClusterResourceNamespace
 	r := &McpServerReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -181,13 +186,18 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 		cancel()
 		return nil, err
 	}
+	operatorNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testClusterResourceNamespace}}
+	if err := c.Create(ctx, operatorNS); err != nil {
+		cancel()
+		return nil, fmt.Errorf("create namespace %s: %w", testClusterResourceNamespace, err)
+	}
 	tc := &testCluster{env: env, cfg: cfg, clerk: emulator, client: c, mgrClient: mgr.GetClient(), reconciler: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { tc.done <- mgr.Start(ctx) }()
 	// Sync every informer the controller watches before any test runs, so
 	// tests start from a warm cache and a short run does not stop the manager
 	// while its watches are still starting.
 	for _, obj := range []client.Object{&mcpv1.McpServer{}, &corev1.ConfigMap{}, &appsv1.Deployment{}, &corev1.Service{},
-		&networkingv1.Ingress{}, &policyv1.PodDisruptionBudget{}, &corev1.Secret{}} {
+		&networkingv1.Ingress{}, &policyv1.PodDisruptionBudget{}, &corev1.Secret{}, &mcpv1.ClerkInstance{}, &mcpv1.ClusterClerkInstance{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			cancel()
 			return nil, fmt.Errorf("sync informer for %T: %w", obj, err)

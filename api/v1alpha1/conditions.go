@@ -67,6 +67,13 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonSecretNotFound: the Clerk Secret, or its key, does not exist (Ready=False).
 	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonClerkInstanceNotFound: the ClerkInstance or ClusterClerkInstance
+	// that spec.clerk.instanceRef names does not exist (Ready=False,
+	// ClerkConfigured=False). What was built is left as it is.
+	ReasonClerkInstanceNotFound = "ClerkInstanceNotFound"
+	// ReasonSecretConflict: the Secret that would hold the gateway's copy of a
+	// ClusterClerkInstance's secret key exists and belongs to someone else (Ready=False).
+	ReasonSecretConflict = "SecretConflict"
 	// ReasonUpstreamPortNotFound: the named upstream port cannot be resolved
 	// from the upstream Service (Ready=False).
 	ReasonUpstreamPortNotFound = "UpstreamPortNotFound"

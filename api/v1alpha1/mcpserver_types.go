@@ -150,34 +150,79 @@ type ToolScope struct {
 	Scopes []Scope `json:"scopes"`
 }
 
-// ClerkSpec identifies the Clerk instance that is the authorization server.
-// The token issuer comes from publishableKey or is given as issuer, never both.
-// +kubebuilder:validation:XValidation:rule="has(self.publishableKey) != has(self.issuer)",message="exactly one of clerk.publishableKey or clerk.issuer must be set"
+// ClerkSpec identifies the Clerk instance that is the authorization server:
+// either by reference to a ClerkInstance or ClusterClerkInstance the platform
+// team defined once, or inline. Inline, the token issuer comes from
+// publishableKey or is given as issuer, never both.
+// +kubebuilder:validation:XValidation:rule="!has(self.instanceRef) || !(has(self.publishableKey) || has(self.issuer) || has(self.secretKeyRef) || has(self.dynamicClientRegistration) || has(self.clientIdMetadataDocuments) || has(self.jwtAccessTokens))",message="set clerk.instanceRef or the inline fields (publishableKey or issuer, secretKeyRef and the settings), not both",fieldPath=".instanceRef",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="has(self.instanceRef) || has(self.publishableKey) != has(self.issuer)",message="exactly one of clerk.publishableKey or clerk.issuer must be set, unless clerk.instanceRef is"
+// +kubebuilder:validation:XValidation:rule="has(self.instanceRef) || has(self.secretKeyRef)",message="clerk.secretKeyRef is required, unless clerk.instanceRef is set",fieldPath=".secretKeyRef",reason=FieldValueRequired
 type ClerkSpec struct {
+	// instanceRef uses a ClerkInstance in the McpServer's namespace, or a
+	// ClusterClerkInstance, for the issuer, the secret key and the instance
+	// settings. The instance object owns the settings, so McpServers that
+	// share it cannot disagree about them.
+	// +optional
+	InstanceRef *ClerkInstanceReference `json:"instanceRef,omitempty"`
+
 	// publishableKey is the instance's publishable key (pk_test_... or
 	// pk_live_...); it encodes the Frontend API host, which is the issuer.
-	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="self.matches('^pk_(test|live)_[A-Za-z0-9+/_=-]+$')",message="must be a Clerk publishable key: pk_test_... or pk_live_..."
 	// +optional
-	PublishableKey string `json:"publishableKey,omitempty"`
+	PublishableKey PublishableKey `json:"publishableKey,omitempty"`
 
 	// issuer is the Frontend API URL, for Clerk proxy and custom-domain setups.
 	// It must equal the iss claim of the instance's tokens. https is required,
 	// except for loopback hosts (localhost, 127.0.0.1, ::1) in local development.
-	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0",message="must be an absolute https URL"
-	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || url(self).getHostname() in ['localhost', '127.0.0.1', '::1']",message="must use https; plain http is allowed only for the loopback hosts localhost, 127.0.0.1 and ::1"
-	// +kubebuilder:validation:XValidation:rule="!self.endsWith('/') && !self.contains('?') && !self.contains('#')",message="must not end with '/' or hold a query or fragment: it must equal the tokens' iss claim exactly"
 	// +optional
-	Issuer string `json:"issuer,omitempty"`
+	Issuer IssuerURL `json:"issuer,omitempty"`
 
 	// secretKeyRef selects the key of a Secret, in the McpServer's namespace,
 	// that holds the instance's secret key (sk_...). The gateway reads it from
 	// a mounted file; it never appears in a ConfigMap, an argument or an
-	// environment value.
-	// +required
-	SecretKeyRef SecretKeyReference `json:"secretKeyRef"`
+	// environment value. Required without instanceRef.
+	// +optional
+	SecretKeyRef SecretKeyReference `json:"secretKeyRef,omitzero"`
 
+	ClerkSettings `json:",inline"`
+}
+
+// ClerkInstanceReference names a ClerkInstance in the McpServer's namespace
+// or a ClusterClerkInstance.
+type ClerkInstanceReference struct {
+	// kind of the instance object.
+	// +kubebuilder:validation:Enum=ClerkInstance;ClusterClerkInstance
+	// +kubebuilder:default=ClerkInstance
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// name of the instance object.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be an object name (a lowercase DNS subdomain)"
+	// +required
+	Name string `json:"name"`
+}
+
+// Kinds an McpServer's clerk.instanceRef may name.
+const (
+	KindClerkInstance        = "ClerkInstance"
+	KindClusterClerkInstance = "ClusterClerkInstance"
+)
+
+// PublishableKey is a Clerk publishable key.
+// +kubebuilder:validation:MaxLength=512
+// +kubebuilder:validation:XValidation:rule="self.matches('^pk_(test|live)_[A-Za-z0-9+/_=-]+$')",message="must be a Clerk publishable key: pk_test_... or pk_live_..."
+type PublishableKey string
+
+// IssuerURL is a Clerk Frontend API URL, exactly as in the tokens' iss claim.
+// +kubebuilder:validation:MaxLength=512
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0",message="must be an absolute https URL"
+// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || url(self).getHostname() in ['localhost', '127.0.0.1', '::1']",message="must use https; plain http is allowed only for the loopback hosts localhost, 127.0.0.1 and ::1"
+// +kubebuilder:validation:XValidation:rule="!self.endsWith('/') && !self.contains('?') && !self.contains('#')",message="must not end with '/' or hold a query or fragment: it must equal the tokens' iss claim exactly"
+type IssuerURL string
+
+// ClerkSettings are the OAuth application settings of a Clerk instance that
+// mcpgate keeps. An unset field leaves the instance's setting alone.
+type ClerkSettings struct {
 	// dynamicClientRegistration turns the instance's RFC 7591 dynamic client
 	// registration on or off, which MCP clients such as Claude and Cursor use
 	// to register themselves. Unset leaves the instance setting alone.

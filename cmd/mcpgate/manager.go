@@ -39,6 +39,7 @@ type managerFlags struct {
 	gatewayPullPolicy       string
 	gatewayPullSecrets      []string
 	watchNamespaces         []string
+	clusterResourceNS       string
 	clerkAPIURL             string
 	concurrency             int
 	clerkResync             time.Duration
@@ -64,6 +65,8 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 		return nil
 	})
 	f.watchNamespaces = splitList(os.Getenv("MCPGATE_WATCH_NAMESPACES"))
+	fs.StringVar(&f.clusterResourceNS, "cluster-resource-namespace", envOr("POD_NAMESPACE", inClusterNamespace()),
+		"Namespace of the Secrets that ClusterClerkInstances name; default: the namespace the manager runs in (env POD_NAMESPACE).")
 	fs.StringVar(&f.clerkAPIURL, "clerk-api-url", envOr("MCPGATE_CLERK_API_URL", defaultClerkAPIURL), "Clerk Backend API base URL handed to gateways (env MCPGATE_CLERK_API_URL).")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "Number of McpServers reconciled in parallel.")
 	fs.DurationVar(&f.clerkResync, "clerk-resync-interval", 5*time.Minute, "How often each Clerk instance's OAuth settings are read again to catch changes made elsewhere.")
@@ -86,6 +89,11 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	for _, ns := range f.watchNamespaces {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 			return f, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+	}
+	if ns := f.clusterResourceNS; ns != "" {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return f, fmt.Errorf("--cluster-resource-namespace: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
 		}
 	}
 	for _, name := range f.gatewayPullSecrets {
@@ -130,6 +138,15 @@ func splitList(v string) []string {
 	return out
 }
 
+// inClusterNamespace is the namespace of the pod's service account, "" outside a cluster.
+func inClusterNamespace() string {
+	ns, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(ns))
+}
+
 func envOr(key, fallback string) string {
 	if v, ok := os.LookupEnv(key); ok && v != "" {
 		return v
@@ -149,7 +166,7 @@ func runManager(args []string, stderr io.Writer) int {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("Starting mcpgate manager", "version", version.Get().Version, "gatewayImage", f.gatewayImage,
-		"clerkAPIURL", f.clerkAPIURL, "watchNamespaces", f.watchNamespaces)
+		"clerkAPIURL", f.clerkAPIURL, "watchNamespaces", f.watchNamespaces, "clusterResourceNamespace", f.clusterResourceNS)
 
 	if err := startManager(f); err != nil {
 		log.Error(err, "Manager exited")
@@ -176,7 +193,7 @@ func startManager(f managerFlags) error {
 		LeaderElectionNamespace: f.leaderElectionNamespace,
 		// The manager exits right after losing the lease, so it can hand over quickly.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(f.watchNamespaces...),
+		Cache:                         controllers.CacheOptions(f.clusterResourceNS, f.watchNamespaces...),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -188,12 +205,13 @@ func startManager(f managerFlags) error {
 		Recorder:  mgr.GetEventRecorder("mcpgate"),
 		Clock:     clock.RealClock{},
 		Options: controllers.Options{
-			GatewayImage:            f.gatewayImage,
-			GatewayImagePullPolicy:  corev1.PullPolicy(f.gatewayPullPolicy),
-			GatewayImagePullSecrets: f.gatewayPullSecrets,
-			ClerkAPIURL:             f.clerkAPIURL,
-			MaxConcurrentReconciles: f.concurrency,
-			ClerkResyncInterval:     f.clerkResync,
+			GatewayImage:             f.gatewayImage,
+			GatewayImagePullPolicy:   corev1.PullPolicy(f.gatewayPullPolicy),
+			GatewayImagePullSecrets:  f.gatewayPullSecrets,
+			ClerkAPIURL:              f.clerkAPIURL,
+			MaxConcurrentReconciles:  f.concurrency,
+			ClerkResyncInterval:      f.clerkResync,
+			ClusterResourceNamespace: f.clusterResourceNS,
 		},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {

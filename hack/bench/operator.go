@@ -372,9 +372,9 @@ func benchMcpServers(opts operatorOptions, frontendURL string) []*mcpv1.McpServe
 			Spec: mcpv1.McpServerSpec{
 				Upstream: mcpv1.Upstream{Service: &mcpv1.UpstreamService{Name: benchUpstream, Port: intstr.FromInt32(8080)}},
 				Clerk: mcpv1.ClerkSpec{
-					Issuer:                    benchIssuer(frontendURL, i%opts.ClerkInstances),
-					SecretKeyRef:              mcpv1.SecretKeyReference{Name: benchSecretName, Key: benchSecretKey},
-					DynamicClientRegistration: ptr.To(true),
+					Issuer:        mcpv1.IssuerURL(benchIssuer(frontendURL, i%opts.ClerkInstances)),
+					SecretKeyRef:  mcpv1.SecretKeyReference{Name: benchSecretName, Key: benchSecretKey},
+					ClerkSettings: mcpv1.ClerkSettings{DynamicClientRegistration: ptr.To(true)},
 				},
 				Ingress: &mcpv1.IngressSpec{Host: fmt.Sprintf("%s.%s.bench.example", name, ns)},
 			},

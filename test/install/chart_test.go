@@ -164,6 +164,7 @@ func TestHelmTemplate(t *testing.T) {
 		args := containerArgs(t, d)
 		for _, want := range []string{
 			"manager", "--leader-elect", "--leader-election-namespace=mcpgate-system", "--metrics-bind-address=:8080",
+			"--cluster-resource-namespace=mcpgate-system",
 			"--gateway-image=ghcr.io/mcpgate/mcpgate:" + chartAppVersion(t), "--zap-log-level=info",
 		} {
 			if !slices.Contains(args, want) {
@@ -179,15 +180,26 @@ func TestHelmTemplate(t *testing.T) {
 			t.Errorf("image = %q, want the chart's appVersion as the tag", image)
 		}
 	})
-	t.Run("watchNamespaces: Roles only", func(t *testing.T) {
+	t.Run("watchNamespaces: Roles, and reading ClusterClerkInstances", func(t *testing.T) {
 		t.Parallel()
 		objs := decodeAll(t, helmTemplate(t, "ops", "--values", filepath.Join("testdata", "values-custom.yaml")))
+		// The one cluster-wide grant: the cluster-scoped ClusterClerkInstances.
 		for key, role := range find(objs, "ClusterRole") {
-			t.Errorf("ClusterRole %s rendered with watchNamespaces (rules %v)", key, role.Object["rules"])
+			rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+			for _, rule := range rules {
+				resources, _, _ := unstructured.NestedStringSlice(rule.(map[string]any), "resources")
+				for _, res := range resources {
+					if !strings.HasPrefix(res, "clusterclerkinstances") {
+						t.Errorf("ClusterRole %s grants %s with watchNamespaces", key, res)
+					}
+				}
+			}
 		}
-		if n := len(find(objs, "ClusterRoleBinding")); n != 0 {
-			t.Errorf("%d ClusterRoleBindings rendered with watchNamespaces", n)
+		one(t, objs, "ClusterRole", "/mcpgate-cluster-instances")
+		if n := len(find(objs, "ClusterRoleBinding")); n != 1 {
+			t.Errorf("%d ClusterRoleBindings rendered with watchNamespaces, want the ClusterClerkInstance reader's only", n)
 		}
+		one(t, objs, "Role", "ops/mcpgate-cluster-instance-secrets")
 		for _, ns := range []string{"team-a", "team-b"} {
 			one(t, objs, "Role", ns+"/mcpgate-manager")
 			binding := one(t, objs, "RoleBinding", ns+"/mcpgate-manager")
@@ -201,7 +213,7 @@ func TestHelmTemplate(t *testing.T) {
 			"--watch-namespaces=team-a,team-b", "--leader-election-namespace=ops", "--metrics-bind-address=:9090",
 			"--gateway-image=registry.example:5000/platform/mcpgate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 			"--gateway-image-pull-policy=Always", "--gateway-image-pull-secrets=regcred,mirror",
-			"--clerk-api-url=https://clerk-egress.platform.svc/v1", "--concurrency=8", "--clerk-resync-interval=2m30s", "--zap-log-level=debug",
+			"--clerk-api-url=https://clerk-egress.platform.svc/v1", "--cluster-resource-namespace=ops", "--concurrency=8", "--clerk-resync-interval=2m30s", "--zap-log-level=debug",
 		} {
 			if !slices.Contains(args, want) {
 				t.Errorf("args %q lack %q", args, want)

@@ -77,7 +77,7 @@ func newMcpServer(namespace, name string, dcr bool, host string) *mcpv1.McpServe
 // declare creates the Clerk Secret and the McpServer.
 func (c *cluster) declare(t *testing.T, emu *clerktest.Server, mcp *mcpv1.McpServer) {
 	t.Helper()
-	mcp.Spec.Clerk.Issuer = emu.FrontendAPIURL()
+	mcp.Spec.Clerk.Issuer = mcpv1.IssuerURL(emu.FrontendAPIURL())
 	ctx := context.Background()
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: mcp.Namespace, Name: "clerk"},
@@ -321,6 +321,10 @@ func TestChartWatchNamespaces(t *testing.T) {
 		{[]string{"get", "secrets", "-n", "team-b"}, "no"},
 		{[]string{"patch", "deployments.apps", "-n", "team-a"}, "yes"},
 		{[]string{"patch", "mcpservers.mcpgate.dev", "--subresource=status", "-n", "team-a"}, "yes"},
+		{[]string{"list", "clusterclerkinstances.mcpgate.dev"}, "yes"},
+		{[]string{"list", "clerkinstances.mcpgate.dev", "--all-namespaces"}, "no"},
+		{[]string{"list", "secrets", "-n", releaseNamespace}, "yes"},
+		{[]string{"create", "secrets", "-n", releaseNamespace}, "no"},
 	} {
 		out, _, _ := c.kubectl(t, nil, append([]string{"auth", "can-i", "--as", serviceAccount}, check.args...)...)
 		if got := strings.TrimSpace(out); got != check.want {
