@@ -75,7 +75,9 @@ func withReplicas(n int32) mcpOption {
 }
 
 func withIssuer(issuer string) mcpOption {
-	return func(m *mcpv1.McpServer) { m.Spec.Clerk.PublishableKey, m.Spec.Clerk.Issuer = "", mcpv1.IssuerURL(issuer) }
+	return func(m *mcpv1.McpServer) {
+		m.Spec.Clerk.PublishableKey, m.Spec.Clerk.Issuer = "", mcpv1.IssuerURL(issuer)
+	}
 }
 
 func withUpstreamURL(url string) mcpOption {
