@@ -26,7 +26,7 @@ const (
 // emulator behind the manager's --clerk-api-url. The counter keeps repeated
 // runs (-count=N) from finding the previous run's cached instance state.
 func clerkIssuer(tc *testCluster, t *testing.T) string {
-	return fmt.Sprintf("%s/%d-%s", tc.clerk.FrontendAPIURL(), nsCounter.Add(1), strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
+	return fmt.Sprintf("%s/%d-%s", tc.clerk.FrontendAPIURL(), nsCounter.Add(1), dnsSafe(t.Name()))
 }
 
 func usingEmulator(issuer string, dcr, jwt *bool) mcpOption {

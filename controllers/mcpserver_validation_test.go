@@ -142,7 +142,17 @@ func TestMcpServerValidation_refused(t *testing.T) {
 			set("spec.clerk.publishableKey", nil)(o)
 			set("spec.clerk.issuer", "clerk.example.com")(o)
 		}, "spec.clerk.issuer", "absolute https URL"},
-		"no secretKeyRef":             {set("spec.clerk.secretKeyRef", nil), "spec.clerk.secretKeyRef", "Required value"},
+		"no secretKeyRef":                  {set("spec.clerk.secretKeyRef", nil), "spec.clerk.secretKeyRef", "Required value"},
+		"instanceRef beside inline fields": {set("spec.clerk.instanceRef", map[string]any{"name": "main"}), "spec.clerk.instanceRef", "not both"},
+		"instanceRef of an unknown kind": {set("spec.clerk", map[string]any{"instanceRef": map[string]any{"kind": "Issuer", "name": "main"}}),
+			"spec.clerk.instanceRef.kind", "Unsupported value"},
+		"instanceRef without a name": {set("spec.clerk", map[string]any{"instanceRef": map[string]any{"kind": "ClusterClerkInstance"}}),
+			"spec.clerk.instanceRef.name", "Required value"},
+		"instanceRef with a bad name": {set("spec.clerk", map[string]any{"instanceRef": map[string]any{"name": "Main_1"}}),
+			"spec.clerk.instanceRef.name", "lowercase DNS subdomain"},
+		"instanceRef beside a setting": {func(o map[string]any) {
+			set("spec.clerk", map[string]any{"instanceRef": map[string]any{"name": "main"}, "jwtAccessTokens": true})(o)
+		}, "spec.clerk.instanceRef", "not both"},
 		"secretKeyRef without key":    {set("spec.clerk.secretKeyRef.key", nil), "spec.clerk.secretKeyRef.key", "Required value"},
 		"ingress host not DNS":        {set("spec.ingress.host", "Tools_Example.com"), "spec.ingress.host", "lowercase DNS name"},
 		"ingress host with a port":    {set("spec.ingress.host", "tools.example.com:443"), "spec.ingress.host", "lowercase DNS name"},
@@ -197,6 +207,8 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 		"root path":              set("spec.path", "/"),
 		"no ingress, no gateway": func(o map[string]any) { set("spec.ingress", nil)(o); set("spec.gateway", nil)(o) },
 		"live key":               set("spec.clerk.publishableKey", "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
+		"instanceRef":            set("spec.clerk", map[string]any{"instanceRef": map[string]any{"name": "main"}}),
+		"clusterInstanceRef":     set("spec.clerk", map[string]any{"instanceRef": map[string]any{"kind": "ClusterClerkInstance", "name": "shared"}}),
 	}
 	i := 0
 	for name, edit := range tests {
@@ -215,6 +227,9 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 			}
 			if got.Spec.Path == "" || got.Spec.Upstream.Path != "/mcp" || got.Spec.Gateway.Replicas == nil {
 				t.Errorf("defaults not applied: path %q, upstream.path %q, replicas %v", got.Spec.Path, got.Spec.Upstream.Path, got.Spec.Gateway.Replicas)
+			}
+			if ref := got.Spec.Clerk.InstanceRef; name == "instanceRef" && (ref == nil || ref.Kind != mcpv1.KindClerkInstance) {
+				t.Errorf("instanceRef = %+v, want kind defaulted to ClerkInstance", ref)
 			}
 			if name == "no ingress, no gateway" && (got.Spec.Path != "/mcp" || *got.Spec.Gateway.Replicas != 1) {
 				t.Errorf("defaults = path %q, replicas %d; want /mcp and 1", got.Spec.Path, *got.Spec.Gateway.Replicas)

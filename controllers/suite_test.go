@@ -223,7 +223,7 @@ func envtestAssets() (string, error) {
 // newNamespace creates a namespace of its own for one test.
 func (tc *testCluster) newNamespace(t *testing.T) string {
 	t.Helper()
-	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), dnsSafe(t.Name()))
 	if len(name) > 63 {
 		name = strings.TrimRight(name[:63], "-")
 	}
@@ -232,6 +232,16 @@ func (tc *testCluster) newNamespace(t *testing.T) string {
 		t.Fatalf("create namespace: %v", err)
 	}
 	return name
+}
+
+// dnsSafe lowercases s and turns everything but letters and digits into '-'.
+func dnsSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(s))
 }
 
 // eventually retries check until it returns nil or the time is up. Waiting
