@@ -340,6 +340,59 @@ func TestChartWatchNamespaces(t *testing.T) {
 	c.playDeploymentController(t, m, "team-a", "tools-gateway")
 	c.waitReady(t, m, client.ObjectKey{Namespace: "team-a", Name: "tools"}, metav1.ConditionTrue, "Serving at")
 
+	// A ClusterClerkInstance keeps its Secret in the release namespace; an
+	// McpServer in a watched namespace gets a copy, with the chart's
+	// permissions only, and the instance's settings sync records an Event
+	// (which, for a cluster-scoped object, goes to the default namespace).
+	emu.SetSettings(clerktest.OAuthApplicationSettings{DynamicOAuthClientRegistration: false})
+	platformSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: releaseNamespace, Name: "platform-clerk"},
+		StringData: map[string]string{"secret-key": emu.SecretKey()},
+	}
+	if err := c.admin.Create(ctx, platformSecret); err != nil {
+		t.Fatal(err)
+	}
+	platform := &mcpv1.ClusterClerkInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "platform"},
+		Spec: mcpv1.ClerkInstanceSpec{
+			Issuer:        mcpv1.IssuerURL(emu.FrontendAPIURL()),
+			SecretKeyRef:  mcpv1.SecretKeyReference{Name: "platform-clerk", Key: "secret-key"},
+			ClerkSettings: mcpv1.ClerkSettings{DynamicClientRegistration: ptr.To(true)},
+		},
+	}
+	if err := c.admin.Create(ctx, platform); err != nil {
+		t.Fatal(err)
+	}
+	shared := newMcpServer("team-a", "shared", false, "")
+	shared.Spec.Clerk = mcpv1.ClerkSpec{InstanceRef: &mcpv1.ClerkInstanceReference{Kind: mcpv1.KindClusterClerkInstance, Name: "platform"}}
+	if err := c.admin.Create(ctx, shared); err != nil {
+		t.Fatal(err)
+	}
+	c.playDeploymentController(t, m, "team-a", "shared-gateway")
+	c.waitReady(t, m, client.ObjectKeyFromObject(shared), metav1.ConditionTrue, "Serving at")
+	copied := &corev1.Secret{}
+	if err := c.admin.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "shared-gateway-clerk"}, copied); err != nil {
+		t.Fatalf("the copy of the platform's secret key: %v", err)
+	}
+	if string(copied.Data["secret-key"]) != emu.SecretKey() {
+		t.Error("the copied Secret does not hold the platform's secret key")
+	}
+	if !emu.Settings().DynamicOAuthClientRegistration {
+		t.Errorf("the ClusterClerkInstance's settings were not applied: %+v", emu.Settings())
+	}
+	eventually(t, "the ClusterClerkInstance's Event", func() error {
+		var events eventsv1.EventList
+		if err := c.admin.List(ctx, &events, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Kind == mcpv1.KindClusterClerkInstance && e.Reason == "ClerkSettingsPatched" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ClerkSettingsPatched Event about the ClusterClerkInstance among %d", len(events.Items))
+	}, m.Logs.String)
+
 	// This cluster has no Gateway API: the manager started all the same, and
 	// an McpServer asking for an HTTPRoute is told why it cannot have one.
 	routed := newMcpServer("team-a", "routed", false, "")
