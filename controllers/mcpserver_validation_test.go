@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,6 +182,69 @@ func TestMcpServerValidation_refused(t *testing.T) {
 	}
 }
 
+// TestClerkInstanceValidation: the API server refuses bad ClerkInstances and
+// ClusterClerkInstances (they share a schema), naming the field.
+func TestClerkInstanceValidation(t *testing.T) {
+	t.Parallel()
+	tc := envCluster(t)
+	ns := tc.newNamespace(t)
+	valid := func() map[string]any {
+		return map[string]any{
+			"apiVersion": "mcpgate.dev/v1alpha1",
+			"metadata":   map[string]any{"generateName": "inst-"},
+			"spec": map[string]any{
+				"publishableKey": "pk_test_aGFwcHktb3R0ZXItMTIuY2xlcmsuYWNjb3VudHMuZGV2JA",
+				"secretKeyRef":   map[string]any{"name": "clerk", "key": "secret-key"},
+				"defaultScopes":  []any{"openid", "email"},
+			},
+		}
+	}
+	tests := map[string]struct {
+		edit      func(map[string]any)
+		wantField string
+		wantText  string
+	}{
+		"no issuer":           {set("spec.publishableKey", nil), "spec", "exactly one of publishableKey or issuer"},
+		"both issuer and key": {set("spec.issuer", "https://clerk.example.com"), "spec", "exactly one of publishableKey or issuer"},
+		"bad publishable key": {set("spec.publishableKey", "sk_test_abc"), "spec.publishableKey", "pk_test_... or pk_live_..."},
+		"http issuer": {func(o map[string]any) {
+			set("spec.publishableKey", nil)(o)
+			set("spec.issuer", "http://clerk.example.com")(o)
+		}, "spec.issuer", "must use https"},
+		"no secretKeyRef":     {set("spec.secretKeyRef", nil), "spec.secretKeyRef", "Required value"},
+		"empty defaultScopes": {set("spec.defaultScopes", []any{}), "spec.defaultScopes", "at least 1 item"},
+		"repeated scope":      {set("spec.defaultScopes", []any{"openid", "openid"}), "spec.defaultScopes[1]", "Duplicate value"},
+		"scope with a space":  {set("spec.defaultScopes", []any{"open id"}), "spec.defaultScopes[0]", "without spaces"},
+		"setting not a bool":  {set("spec.jwtAccessTokens", "yes"), "spec.jwtAccessTokens", "must be of type boolean"},
+	}
+	for name, tt := range tests {
+		for _, kind := range []string{mcpv1.KindClerkInstance, mcpv1.KindClusterClerkInstance} {
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				obj := valid()
+				obj["kind"] = kind
+				tt.edit(obj)
+				u := &unstructured.Unstructured{Object: obj}
+				if kind == mcpv1.KindClerkInstance {
+					u.SetNamespace(ns)
+				}
+				err := tc.client.Create(context.Background(), u)
+				if err == nil {
+					_ = tc.client.Delete(context.Background(), u)
+					t.Fatalf("the API server accepted the object; want it refused naming %s", tt.wantField)
+				}
+				msg := err.Error()
+				if !strings.Contains(msg, tt.wantField+":") && !strings.Contains(msg, tt.wantField+" ") {
+					t.Errorf("error does not name %s: %s", tt.wantField, msg)
+				}
+				if !strings.Contains(msg, tt.wantText) {
+					t.Errorf("error does not say %q: %s", tt.wantText, msg)
+				}
+			})
+		}
+	}
+}
+
 func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 	t.Parallel()
 	tc := envCluster(t)
@@ -303,6 +367,28 @@ func TestKubectl(t *testing.T) {
 	if fields := strings.Fields(lines[1]); fields[0] != "valid" || fields[1] != "http://"+f.ns+".example.com/mcp" || fields[2] != "False" {
 		t.Errorf("kubectl get mcps row = %q", lines[1])
 	}
+
+	// A ClerkInstance whose Secret is missing, by its short name.
+	instance := []byte("apiVersion: mcpgate.dev/v1alpha1\nkind: ClerkInstance\nmetadata: {name: main}\n" +
+		"spec: {issuer: 'https://clerk.example.com', secretKeyRef: {name: absent, key: secret-key}}\n")
+	if out, err := run(instance, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	eventually(t, func() error {
+		out, err := run(nil, "get", "clerk", "-o", "wide")
+		if err != nil {
+			return fmt.Errorf("kubectl get clerk: %v\n%s", err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME ISSUER READY REASON LAST SYNC AGE" {
+			return fmt.Errorf("kubectl get clerk printed:\n%s", out)
+		}
+		if fields := strings.Fields(lines[1]); len(fields) < 4 || fields[0] != "main" || fields[1] != "https://clerk.example.com" ||
+			fields[2] != "False" || fields[3] != mcpv1.ReasonSecretNotFound {
+			return fmt.Errorf("kubectl get clerk row = %q", lines[1])
+		}
+		return nil
+	})
 }
 
 // TestKustomizeInstall applies config/default, the complete install, with the
@@ -323,6 +409,9 @@ func TestKustomizeInstall(t *testing.T) {
 	}
 	for _, want := range []string{
 		"namespace/mcpgate-system", "customresourcedefinition.apiextensions.k8s.io/mcpservers.mcpgate.dev",
+		"customresourcedefinition.apiextensions.k8s.io/clerkinstances.mcpgate.dev",
+		"customresourcedefinition.apiextensions.k8s.io/clusterclerkinstances.mcpgate.dev",
+		"clusterrole.rbac.authorization.k8s.io/mcpgate-clerkinstance-editor",
 		"clusterrole.rbac.authorization.k8s.io/mcpgate-manager", "deployment.apps/mcpgate-manager",
 	} {
 		if !strings.Contains(out, want) {
@@ -330,7 +419,9 @@ func TestKustomizeInstall(t *testing.T) {
 		}
 	}
 	out, err = run(nil, "apply", "--dry-run=server", "-k", filepath.Join("..", "config", "samples"))
-	if err != nil || !strings.Contains(out, "mcpserver.mcpgate.dev/github-tools created (server dry run)") {
-		t.Errorf("the sample is not a valid McpServer: %v\n%s", err, out)
+	for _, want := range []string{"mcpserver.mcpgate.dev/github-tools", "clerkinstance.mcpgate.dev/main", "mcpserver.mcpgate.dev/search-tools", "clusterclerkinstance.mcpgate.dev/platform"} {
+		if err != nil || !strings.Contains(out, want+" created (server dry run)") {
+			t.Errorf("the samples do not create %s: %v\n%s", want, err, out)
+		}
 	}
 }
