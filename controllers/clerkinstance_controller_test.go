@@ -18,6 +18,7 @@ import (
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
+	"github.com/mcpgate/mcpgate/hack/argocd"
 )
 
 // usingInstance makes an McpServer reference an instance object instead of
@@ -136,6 +137,9 @@ func TestClerkInstances(t *testing.T) {
 		if s := inst.Status.Settings; s == nil || s.DynamicClientRegistration != want.DynamicClientRegistration ||
 			s.JWTAccessTokens != want.JWTAccessTokens || !slices.Equal(s.DefaultScopes, want.DefaultScopes) {
 			t.Errorf("status.settings = %+v, want %+v", s, want)
+		}
+		if err := argoHealth[*mcpv1.ClerkInstance](t, argocd.StatusHealthy)(inst); err != nil {
+			t.Errorf("the README's Argo CD health check on a synced ClerkInstance: %v", err)
 		}
 		if inst.Status.Issuer != issuer || inst.Status.LastSyncTime == nil {
 			t.Errorf("status issuer %q, lastSyncTime %v; want %q and a time", inst.Status.Issuer, inst.Status.LastSyncTime, issuer)
@@ -341,7 +345,10 @@ func TestClerkInstances(t *testing.T) {
 		if c := meta.FindStatusCondition(ns.Status.Conditions, mcpv1.ConditionStalled); c == nil || c.Status != metav1.ConditionTrue {
 			t.Errorf("a conflict is not Stalled: %+v", ns.Status.Conditions)
 		}
-		waitInstance(f, f.ns, &mcpv1.ClusterClerkInstance{}, instanceReady[*mcpv1.ClusterClerkInstance](metav1.ConditionFalse, mcpv1.ReasonConflict))
+		cluster := waitInstance(f, f.ns, &mcpv1.ClusterClerkInstance{}, instanceReady[*mcpv1.ClusterClerkInstance](metav1.ConditionFalse, mcpv1.ReasonConflict))
+		if err := argoHealth[*mcpv1.ClusterClerkInstance](t, argocd.StatusDegraded)(cluster); err != nil {
+			t.Errorf("the README's Argo CD health check on a conflicting ClusterClerkInstance: %v", err)
+		}
 		if _, patches := calls(); patches != patches0 || !emu.Settings().OAuthJWTAccessTokens {
 			t.Errorf("conflicting declarations were applied: %d PATCH, settings %+v", patches-patches0, emu.Settings())
 		}

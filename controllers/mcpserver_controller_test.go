@@ -287,7 +287,7 @@ func TestMcpServerReconciler_becomesReady(t *testing.T) {
 	// On its way: GitOps tools see progress, not failure.
 	for _, check := range []func(*mcpv1.McpServer) error{
 		condition(mcpv1.ConditionReconciling, metav1.ConditionTrue, mcpv1.ReasonAddressPending), absent(mcpv1.ConditionStalled),
-		argoHealth(t, argocd.StatusProgressing),
+		argoHealth[*mcpv1.McpServer](t, argocd.StatusProgressing),
 	} {
 		if err := check(mcp); err != nil {
 			t.Error(err)
@@ -305,7 +305,7 @@ func TestMcpServerReconciler_becomesReady(t *testing.T) {
 	})
 	mcp = f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
 	for _, check := range []func(*mcpv1.McpServer) error{
-		absent(mcpv1.ConditionReconciling), absent(mcpv1.ConditionStalled), argoHealth(t, argocd.StatusHealthy),
+		absent(mcpv1.ConditionReconciling), absent(mcpv1.ConditionStalled), argoHealth[*mcpv1.McpServer](t, argocd.StatusHealthy),
 	} {
 		if err := check(mcp); err != nil {
 			t.Error(err)
@@ -516,7 +516,7 @@ func TestMcpServerReconciler_hostPathConflict(t *testing.T) {
 		// A person must act: GitOps tools see the McpServer as failed.
 		condition(mcpv1.ConditionStalled, metav1.ConditionTrue, mcpv1.ReasonHostPathConflict),
 		absent(mcpv1.ConditionReconciling),
-		argoHealth(t, argocd.StatusDegraded),
+		argoHealth[*mcpv1.McpServer](t, argocd.StatusDegraded),
 	} {
 		if err := check(mcp); err != nil {
 			t.Error(err)
@@ -540,9 +540,9 @@ func TestMcpServerReconciler_hostPathConflict(t *testing.T) {
 
 // argoHealth runs the Argo CD health check (hack/argocd) on the McpServer as
 // the API server returns it, the way Argo CD would.
-func argoHealth(t *testing.T, want string) func(*mcpv1.McpServer) error {
-	return func(mcp *mcpv1.McpServer) error {
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mcp)
+func argoHealth[T client.Object](t *testing.T, want string) func(T) error {
+	return func(live T) error {
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
 		if err != nil {
 			return err
 		}
