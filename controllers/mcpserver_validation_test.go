@@ -75,6 +75,24 @@ func set(path string, value any) func(map[string]any) {
 	}
 }
 
+// assertRefused creates obj and expects the API server to refuse it with an
+// error that names field and says text.
+func assertRefused(t *testing.T, tc *testCluster, obj *unstructured.Unstructured, field, text string) {
+	t.Helper()
+	err := tc.client.Create(context.Background(), obj)
+	if err == nil {
+		_ = tc.client.Delete(context.Background(), obj)
+		t.Fatalf("the API server accepted the object; want it refused naming %s", field)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, field+":") && !strings.Contains(msg, field+" ") {
+		t.Errorf("error does not name %s: %s", field, msg)
+	}
+	if !strings.Contains(msg, text) {
+		t.Errorf("error does not say %q: %s", text, msg)
+	}
+}
+
 func TestMcpServerValidation_refused(t *testing.T) {
 	t.Parallel()
 	tc := envCluster(t)
@@ -167,17 +185,7 @@ func TestMcpServerValidation_refused(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			err := tc.client.Create(context.Background(), manifest(t, ns, tt.edit))
-			if err == nil {
-				t.Fatalf("the API server accepted the object; want it refused naming %s", tt.wantField)
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, tt.wantField+":") && !strings.Contains(msg, tt.wantField+" ") {
-				t.Errorf("error does not name %s: %s", tt.wantField, msg)
-			}
-			if !strings.Contains(msg, tt.wantText) {
-				t.Errorf("error does not say %q: %s", tt.wantText, msg)
-			}
+			assertRefused(t, tc, manifest(t, ns, tt.edit), tt.wantField, tt.wantText)
 		})
 	}
 }
@@ -228,18 +236,7 @@ func TestClerkInstanceValidation(t *testing.T) {
 				if kind == mcpv1.KindClerkInstance {
 					u.SetNamespace(ns)
 				}
-				err := tc.client.Create(context.Background(), u)
-				if err == nil {
-					_ = tc.client.Delete(context.Background(), u)
-					t.Fatalf("the API server accepted the object; want it refused naming %s", tt.wantField)
-				}
-				msg := err.Error()
-				if !strings.Contains(msg, tt.wantField+":") && !strings.Contains(msg, tt.wantField+" ") {
-					t.Errorf("error does not name %s: %s", tt.wantField, msg)
-				}
-				if !strings.Contains(msg, tt.wantText) {
-					t.Errorf("error does not say %q: %s", tt.wantText, msg)
-				}
+				assertRefused(t, tc, u, tt.wantField, tt.wantText)
 			})
 		}
 	}
