@@ -415,10 +415,17 @@ func TestKustomizeInstall(t *testing.T) {
 			t.Errorf("apply output lacks %s:\n%s", want, out)
 		}
 	}
-	out, err = run(nil, "apply", "--dry-run=server", "-k", filepath.Join("..", "config", "samples"))
-	for _, want := range []string{"mcpserver.mcpgate.dev/github-tools", "clerkinstance.mcpgate.dev/main", "mcpserver.mcpgate.dev/search-tools", "clusterclerkinstance.mcpgate.dev/platform"} {
-		if err != nil || !strings.Contains(out, want+" created (server dry run)") {
-			t.Errorf("the samples do not create %s: %v\n%s", want, err, out)
+	samples := filepath.Join("..", "config", "samples")
+	for args, wants := range map[string][]string{
+		"-k " + samples: {"mcpserver.mcpgate.dev/github-tools"},
+		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_clerkinstance.yaml"):        {"clerkinstance.mcpgate.dev/main", "mcpserver.mcpgate.dev/search-tools"},
+		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_clusterclerkinstance.yaml"): {"clusterclerkinstance.mcpgate.dev/platform"},
+	} {
+		out, err := run(nil, append([]string{"apply", "--dry-run=server"}, strings.Fields(args)...)...)
+		for _, want := range wants {
+			if err != nil || !strings.Contains(out, want+" created (server dry run)") {
+				t.Errorf("kubectl apply %s does not create %s: %v\n%s", args, want, err, out)
+			}
 		}
 	}
 }
