@@ -43,11 +43,15 @@ import (
 
 // operatorOptions size the operator scale run.
 type operatorOptions struct {
-	McpServers     int           // total, e.g. 1000
-	Namespaces     int           // spread evenly, e.g. 20
-	ClerkInstances int           // distinct issuers, e.g. 2, assigned round-robin
-	Timeout        time.Duration // for each phase; exceeded = error
-	Log            io.Writer     // progress lines (one per phase, plus periodic "converged N/M")
+	McpServers     int // total, e.g. 1000
+	Namespaces     int // spread evenly, e.g. 20
+	ClerkInstances int // distinct issuers, e.g. 2, assigned round-robin
+	// ClusterInstances makes the McpServers reference one ClusterClerkInstance
+	// per issuer instead of declaring the instance inline, so the run also
+	// times the copy of its secret key into each McpServer's namespace.
+	ClusterInstances bool
+	Timeout          time.Duration // for each phase; exceeded = error
+	Log              io.Writer     // progress lines (one per phase, plus periodic "converged N/M")
 }
 
 // operatorResult is what the run measured (JSON tags are fixed: results.json uses them).
@@ -55,8 +59,9 @@ type operatorResult struct {
 	McpServers          int     `json:"mcpservers"`
 	Namespaces          int     `json:"namespaces"`
 	ClerkInstances      int     `json:"clerk_instances"`
-	CreateSettleSeconds float64 `json:"create_settle_s"` // first create → every McpServer has Deployment, Service, Ingress and status.observedGeneration == generation
-	UpdateSettleSeconds float64 `json:"update_settle_s"` // spec change on all → all observedGeneration == new generation and the gateway ConfigMap reflects the change
+	ClerkReferences     string  `json:"clerk_references,omitempty"` // "inline" or "ClusterClerkInstance"
+	CreateSettleSeconds float64 `json:"create_settle_s"`            // first create → every McpServer has Deployment, Service, Ingress and status.observedGeneration == generation
+	UpdateSettleSeconds float64 `json:"update_settle_s"`            // spec change on all → all observedGeneration == new generation and the gateway ConfigMap reflects the change
 	ManagerPeakRSSMiB   float64 `json:"manager_peak_rss_mib"`
 	ManagerCPUSeconds   float64 `json:"manager_cpu_s"`     // whole run
 	BackendAPICalls     int     `json:"backend_api_calls"` // every call the manager made to the Clerk Backend API (emulator) during the run
@@ -87,6 +92,8 @@ const (
 	benchSecretName = "clerk"
 	benchSecretKey  = "secret-key"
 	benchUpstream   = "upstream"
+	// benchOperatorNamespace holds the ClusterClerkInstances' Secret.
+	benchOperatorNamespace = "mcpgate-system"
 
 	// updatePatch is the phase 2 spec change. The gateway configuration lists
 	// the scopes, so the ConfigMap shows when the change reached it.
@@ -163,11 +170,17 @@ func (s *scaleRun) logf(format string, args ...any) {
 }
 
 func (s *scaleRun) run(ctx context.Context) (operatorResult, error) {
-	res := operatorResult{McpServers: s.opts.McpServers, Namespaces: s.opts.Namespaces, ClerkInstances: s.opts.ClerkInstances}
+	res := operatorResult{McpServers: s.opts.McpServers, Namespaces: s.opts.Namespaces, ClerkInstances: s.opts.ClerkInstances, ClerkReferences: "inline"}
+	if s.opts.ClusterInstances {
+		res.ClerkReferences = mcpv1.KindClusterClerkInstance
+	}
 	if err := s.start(ctx); err != nil {
 		return res, err
 	}
 	if err := s.createNamespaces(ctx); err != nil {
+		return res, err
+	}
+	if err := s.createClusterInstances(ctx); err != nil {
 		return res, err
 	}
 	s.servers = benchMcpServers(s.opts, s.emu.FrontendAPIURL())
@@ -363,6 +376,17 @@ func benchIssuer(frontendURL string, n int) string {
 // benchMcpServers are the McpServers of the run: round-robin over the
 // namespaces and, independently, over the Clerk instances.
 func benchMcpServers(opts operatorOptions, frontendURL string) []*mcpv1.McpServer {
+	clerk := func(i int) mcpv1.ClerkSpec {
+		if opts.ClusterInstances {
+			return mcpv1.ClerkSpec{InstanceRef: &mcpv1.ClerkInstanceReference{
+				Kind: mcpv1.KindClusterClerkInstance, Name: benchClusterInstance(i % opts.ClerkInstances)}}
+		}
+		return mcpv1.ClerkSpec{
+			Issuer:        mcpv1.IssuerURL(benchIssuer(frontendURL, i%opts.ClerkInstances)),
+			SecretKeyRef:  mcpv1.SecretKeyReference{Name: benchSecretName, Key: benchSecretKey},
+			ClerkSettings: mcpv1.ClerkSettings{DynamicClientRegistration: ptr.To(true)},
+		}
+	}
 	out := make([]*mcpv1.McpServer, opts.McpServers)
 	for i := range out {
 		ns := benchNamespace(i % opts.Namespaces)
@@ -371,16 +395,50 @@ func benchMcpServers(opts operatorOptions, frontendURL string) []*mcpv1.McpServe
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: mcpv1.McpServerSpec{
 				Upstream: mcpv1.Upstream{Service: &mcpv1.UpstreamService{Name: benchUpstream, Port: intstr.FromInt32(8080)}},
-				Clerk: mcpv1.ClerkSpec{
-					Issuer:        mcpv1.IssuerURL(benchIssuer(frontendURL, i%opts.ClerkInstances)),
-					SecretKeyRef:  mcpv1.SecretKeyReference{Name: benchSecretName, Key: benchSecretKey},
-					ClerkSettings: mcpv1.ClerkSettings{DynamicClientRegistration: ptr.To(true)},
-				},
-				Ingress: &mcpv1.IngressSpec{Host: fmt.Sprintf("%s.%s.bench.example", name, ns)},
+				Clerk:    clerk(i),
+				Ingress:  &mcpv1.IngressSpec{Host: fmt.Sprintf("%s.%s.bench.example", name, ns)},
 			},
 		}
 	}
 	return out
+}
+
+// benchClusterInstance names the ClusterClerkInstance of Clerk instance n.
+func benchClusterInstance(n int) string { return fmt.Sprintf("bench-%d", n+1) }
+
+// createClusterInstances creates, with opts.ClusterInstances, the operator's
+// namespace, the Secret there and one ClusterClerkInstance per issuer,
+// declaring what the inline McpServers would. It is set-up, not timed.
+func (s *scaleRun) createClusterInstances(ctx context.Context) error {
+	if !s.opts.ClusterInstances {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if err := s.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchOperatorNamespace}}); err != nil {
+		return fmt.Errorf("create namespace %s: %w", benchOperatorNamespace, err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchOperatorNamespace, Name: benchSecretName},
+		Data:       map[string][]byte{benchSecretKey: []byte(s.emu.SecretKey())},
+	}
+	if err := s.c.Create(ctx, secret); err != nil {
+		return fmt.Errorf("create secret %s/%s: %w", benchOperatorNamespace, benchSecretName, err)
+	}
+	for n := range s.opts.ClerkInstances {
+		inst := &mcpv1.ClusterClerkInstance{
+			ObjectMeta: metav1.ObjectMeta{Name: benchClusterInstance(n)},
+			Spec: mcpv1.ClerkInstanceSpec{
+				Issuer:        mcpv1.IssuerURL(benchIssuer(s.emu.FrontendAPIURL(), n)),
+				SecretKeyRef:  mcpv1.SecretKeyReference{Name: benchSecretName, Key: benchSecretKey},
+				ClerkSettings: mcpv1.ClerkSettings{DynamicClientRegistration: ptr.To(true)},
+			},
+		}
+		if err := s.c.Create(ctx, inst); err != nil {
+			return fmt.Errorf("create clusterclerkinstance %s: %w", inst.Name, err)
+		}
+	}
+	return nil
 }
 
 // createNamespaces creates the namespaces and, in each, the Secret with
@@ -522,7 +580,8 @@ func (s *scaleRun) waitConverged(ctx context.Context, progress func(context.Cont
 }
 
 // createdProgress counts the McpServers whose current generation the
-// manager has observed and whose Deployment, Service and Ingress exist.
+// manager has observed and whose Deployment, Service and Ingress (and, with
+// ClusterClerkInstances, the copy of the secret key) exist.
 func (s *scaleRun) createdProgress(ctx context.Context) (int, error) {
 	observed, err := s.observedGenerations(ctx)
 	if err != nil {
@@ -540,10 +599,17 @@ func (s *scaleRun) createdProgress(ctx context.Context) (int, error) {
 		}
 		owned = append(owned, names)
 	}
+	copies := map[string]bool{}
+	if s.opts.ClusterInstances {
+		if copies, err = s.gatewayObjects(ctx, corev1.SchemeGroupVersion.WithKind("SecretList")); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for _, m := range s.servers {
 		key := gatewayKey(m)
-		if gen := observed[objectKey(m)]; gen != 0 && gen >= m.Generation && owned[0][key] && owned[1][key] && owned[2][key] {
+		copied := !s.opts.ClusterInstances || copies[key+"-clerk"]
+		if gen := observed[objectKey(m)]; gen != 0 && gen >= m.Generation && owned[0][key] && owned[1][key] && owned[2][key] && copied {
 			n++
 		}
 	}
@@ -646,6 +712,7 @@ func startManagerProcess(bin, kubeconfig, clerkAPIURL, logPath string) (*manager
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:0",
 		"--gateway-image="+benchGatewayImage,
+		"--cluster-resource-namespace="+benchOperatorNamespace,
 		"--clerk-api-url="+clerkAPIURL)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

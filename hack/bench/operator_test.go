@@ -15,7 +15,15 @@ func TestOperatorScaleSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane and the manager")
 	}
-	opts := operatorOptions{McpServers: 6, Namespaces: 2, ClerkInstances: 2, Timeout: 60 * time.Second}
+	for name, cluster := range map[string]bool{"inline": false, "ClusterClerkInstance": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			operatorScaleSmoke(t, operatorOptions{McpServers: 6, Namespaces: 2, ClerkInstances: 2, ClusterInstances: cluster, Timeout: 60 * time.Second})
+		})
+	}
+}
+
+func operatorScaleSmoke(t *testing.T, opts operatorOptions) {
 	var log bytes.Buffer
 	opts.Log = &log
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -26,6 +34,9 @@ func TestOperatorScaleSmoke(t *testing.T) {
 		t.Fatalf("runOperatorScale: %v\nprogress:\n%s", err, log.String())
 	}
 	t.Logf("%+v\nprogress:\n%s", res, log.String())
+	if want := map[bool]string{false: "inline", true: "ClusterClerkInstance"}[opts.ClusterInstances]; res.ClerkReferences != want {
+		t.Errorf("clerk references = %q, want %q", res.ClerkReferences, want)
+	}
 
 	if res.McpServers != opts.McpServers || res.Namespaces != opts.Namespaces || res.ClerkInstances != opts.ClerkInstances {
 		t.Errorf("counts = %d McpServers, %d namespaces, %d instances; want the options' %d, %d, %d",

@@ -179,9 +179,13 @@ func markdown(r *results) string {
 	}
 	if o := r.Operator; o != nil {
 		fmt.Fprintf(&b, "\n## Operator: scale (envtest)\n\n")
+		instances := fmt.Sprint(o.ClerkInstances)
+		if o.ClerkReferences != "" && o.ClerkReferences != "inline" {
+			instances += " (" + o.ClerkReferences + ")"
+		}
 		fmt.Fprintf(&b, "| McpServers | namespaces | Clerk instances | create settled s | update settled s | manager peak RSS MiB | manager CPU s | Backend API calls |\n| --: | --: | --: | --: | --: | --: | --: | --: |\n")
-		fmt.Fprintf(&b, "| %d | %d | %d | %.1f | %.1f | %.0f | %.1f | %d |\n",
-			o.McpServers, o.Namespaces, o.ClerkInstances, o.CreateSettleSeconds, o.UpdateSettleSeconds, o.ManagerPeakRSSMiB, o.ManagerCPUSeconds, o.BackendAPICalls)
+		fmt.Fprintf(&b, "| %d | %d | %s | %.1f | %.1f | %.0f | %.1f | %d |\n",
+			o.McpServers, o.Namespaces, instances, o.CreateSettleSeconds, o.UpdateSettleSeconds, o.ManagerPeakRSSMiB, o.ManagerCPUSeconds, o.BackendAPICalls)
 	}
 	return b.String()
 }
