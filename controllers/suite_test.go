@@ -33,6 +33,7 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/internal/envtestutil"
 )
 
 // testOptions are the reconciler options of the envtest manager.
@@ -120,7 +121,7 @@ func envCluster(t *testing.T) *testCluster {
 }
 
 func startCluster() (*testCluster, error) {
-	assets, err := envtestAssets()
+	assets, err := envtestutil.FromEnvOrScript("..", "KUBEBUILDER_ASSETS", "setup-envtest.sh")
 	if err != nil {
 		return nil, err
 	}
@@ -204,20 +205,6 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 		}
 	}
 	return tc, nil
-}
-
-// envtestAssets finds etcd, kube-apiserver and kubectl: KUBEBUILDER_ASSETS when
-// `make test` set it, otherwise hack/setup-envtest.sh (cached after one run),
-// so that a plain `go test ./...` works too.
-func envtestAssets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	out, err := exec.Command(filepath.Join("..", "hack", "setup-envtest.sh")).Output()
-	if err != nil {
-		return "", fmt.Errorf("hack/setup-envtest.sh: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // newNamespace creates a namespace of its own for one test.

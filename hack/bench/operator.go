@@ -415,15 +415,8 @@ func (s *scaleRun) createClusterInstances(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := s.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchOperatorNamespace}}); err != nil {
-		return fmt.Errorf("create namespace %s: %w", benchOperatorNamespace, err)
-	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: benchOperatorNamespace, Name: benchSecretName},
-		Data:       map[string][]byte{benchSecretKey: []byte(s.emu.SecretKey())},
-	}
-	if err := s.c.Create(ctx, secret); err != nil {
-		return fmt.Errorf("create secret %s/%s: %w", benchOperatorNamespace, benchSecretName, err)
+	if err := s.createNamespaceWithSecret(ctx, benchOperatorNamespace); err != nil {
+		return err
 	}
 	for n := range s.opts.ClerkInstances {
 		inst := &mcpv1.ClusterClerkInstance{
@@ -447,19 +440,24 @@ func (s *scaleRun) createNamespaces(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	return forEach(ctx, s.opts.Namespaces, operatorWorkers, func(ctx context.Context, n int) error {
-		ns := benchNamespace(n)
-		if err := s.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return fmt.Errorf("create namespace %s: %w", ns, err)
-		}
-		secret := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchSecretName},
-			Data:       map[string][]byte{benchSecretKey: []byte(s.emu.SecretKey())},
-		}
-		if err := s.c.Create(ctx, secret); err != nil {
-			return fmt.Errorf("create secret %s/%s: %w", ns, benchSecretName, err)
-		}
-		return nil
+		return s.createNamespaceWithSecret(ctx, benchNamespace(n))
 	})
+}
+
+// createNamespaceWithSecret creates namespace ns and, in it, the Secret with
+// the Clerk secret key.
+func (s *scaleRun) createNamespaceWithSecret(ctx context.Context, ns string) error {
+	if err := s.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return fmt.Errorf("create namespace %s: %w", ns, err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchSecretName},
+		Data:       map[string][]byte{benchSecretKey: []byte(s.emu.SecretKey())},
+	}
+	if err := s.c.Create(ctx, secret); err != nil {
+		return fmt.Errorf("create secret %s/%s: %w", ns, benchSecretName, err)
+	}
+	return nil
 }
 
 // warmUp makes the calls of the phases once before any is timed: the

@@ -1,12 +1,16 @@
 // Package envtestutil starts a real kube-apiserver and etcd (envtest) for a
 // test and hands it what it drives them with: a cluster admin's client and
 // kubeconfig file. The test packages that run mcpgate as its users would
-// (test/install, test/faults) share it.
+// (test/install, test/faults) share it; FromEnvOrScript also serves the
+// controllers suite.
 package envtestutil
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -30,6 +34,21 @@ type Cluster struct {
 	// Kubeconfig is the path of a cluster admin's kubeconfig, for kubectl,
 	// helm and the manager binary.
 	Kubeconfig string
+}
+
+// FromEnvOrScript returns $env when it is set (make test sets KUBEBUILDER_ASSETS
+// and HELM), otherwise the path that hack/<script> under repoRoot prints:
+// the setup scripts build or find the tool in the cache, so that a plain
+// `go test ./...` works too.
+func FromEnvOrScript(repoRoot, env, script string) (string, error) {
+	if v := os.Getenv(env); v != "" {
+		return v, nil
+	}
+	out, err := exec.Command(filepath.Join(repoRoot, "hack", script)).Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/%s: %w", script, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // Scheme knows the built-in, CRD and mcpgate types.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,20 +46,11 @@ var (
 	assetsErr  error
 )
 
-// envtestAssets returns the directory of etcd and kube-apiserver:
-// $KUBEBUILDER_ASSETS when set, else what hack/setup-envtest.sh prints.
+// envtestAssets returns the directory of etcd and kube-apiserver, found once.
 func envtestAssets(t *testing.T) string {
 	t.Helper()
 	assetsOnce.Do(func() {
-		if assetsDir = os.Getenv("KUBEBUILDER_ASSETS"); assetsDir != "" {
-			return
-		}
-		out, err := exec.Command(filepath.Join(repoRoot, "hack", "setup-envtest.sh")).Output()
-		if err != nil {
-			assetsErr = fmt.Errorf("hack/setup-envtest.sh: %w", err)
-			return
-		}
-		assetsDir = strings.TrimSpace(string(out))
+		assetsDir, assetsErr = envtestutil.FromEnvOrScript(repoRoot, "KUBEBUILDER_ASSETS", "setup-envtest.sh")
 	})
 	if assetsErr != nil {
 		t.Fatal(assetsErr)

@@ -45,9 +45,9 @@ var (
 func findTools(t *testing.T) tools {
 	t.Helper()
 	toolsOnce.Do(func() {
-		toolsVal.helm, toolsErr = fromEnvOrScript("HELM", "setup-helm.sh")
+		toolsVal.helm, toolsErr = envtestutil.FromEnvOrScript(repoRoot, "HELM", "setup-helm.sh")
 		if toolsErr == nil {
-			toolsVal.assets, toolsErr = fromEnvOrScript("KUBEBUILDER_ASSETS", "setup-envtest.sh")
+			toolsVal.assets, toolsErr = envtestutil.FromEnvOrScript(repoRoot, "KUBEBUILDER_ASSETS", "setup-envtest.sh")
 		}
 		toolsVal.kubectl = filepath.Join(toolsVal.assets, "kubectl")
 	})
@@ -55,17 +55,6 @@ func findTools(t *testing.T) tools {
 		t.Fatal(toolsErr)
 	}
 	return toolsVal
-}
-
-func fromEnvOrScript(env, script string) (string, error) {
-	if v := os.Getenv(env); v != "" {
-		return v, nil
-	}
-	out, err := exec.Command(filepath.Join(repoRoot, "hack", script)).Output()
-	if err != nil {
-		return "", fmt.Errorf("hack/%s: %w", script, err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // helmEnv keeps helm's cache, config and data out of the user's home.
