@@ -88,14 +88,13 @@ func (r *clerkInstanceReconciler) sync(ctx context.Context, inst instanceObject)
 		return metav1.ConditionFalse, mcpv1.ReasonSecretNotFound,
 			"the operator has no cluster resource namespace (--cluster-resource-namespace) to read the Secret from", 0, nil
 	}
-	// Reading the key first tells a missing Secret apart from a Clerk
-	// problem, even when the settings need no call.
-	key, err := readSecretKey(ctx, r.APIReader, namespace, spec.SecretKeyRef)
-	if ce, ok := asClerkError(err); ok {
-		return metav1.ConditionFalse, ce.reason, fmt.Sprintf("%s in namespace %s", ce.Error(), namespace), 0, nil
-	}
+	// A missing Secret is reported even when the settings need no call.
+	_, missing, err := findSecretKey(ctx, r.Client, namespace, spec.SecretKeyRef)
 	if err != nil {
 		return "", "", "", 0, err
+	}
+	if missing != "" {
+		return metav1.ConditionFalse, mcpv1.ReasonSecretNotFound, missing + " in namespace " + namespace, 0, nil
 	}
 
 	self := instanceDeclarer(r.kind, inst)
@@ -108,7 +107,11 @@ func (r *clerkInstanceReconciler) sync(ctx context.Context, inst instanceObject)
 		return metav1.ConditionFalse, mcpv1.ReasonConflict, conflict, 0, nil
 	}
 
-	connect := func(context.Context) (settingsAPI, error) {
+	connect := func(ctx context.Context) (settingsAPI, error) {
+		key, err := readSecretKey(ctx, r.APIReader, namespace, spec.SecretKeyRef)
+		if err != nil {
+			return nil, err
+		}
 		return clerk.NewSettingsClient(r.Options.ClerkAPIURL, key, r.Options.ClerkHTTPClient), nil
 	}
 	// The instance's settings are read even when it declares none, so that

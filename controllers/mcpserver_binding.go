@@ -180,20 +180,11 @@ func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.Mc
 		return nil
 	}
 
-	// The cache holds Secret keys without their values (see CacheOptions).
-	source := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: b.secretNamespace, Name: b.secretRef.Name}, source)
-	switch {
-	case apierrors.IsNotFound(err):
-		st.secretMissing = fmt.Sprintf("Secret %q not found", b.secretRef.Name)
-	case err != nil:
-		return fmt.Errorf("get secret %s: %w", b.secretRef.Name, err)
-	default:
-		if _, ok := source.Data[b.secretRef.Key]; !ok {
-			st.secretMissing = fmt.Sprintf("Secret %q has no key %q", b.secretRef.Name, b.secretRef.Key)
-		}
+	source, missing, err := findSecretKey(ctx, r.Client, b.secretNamespace, b.secretRef)
+	if err != nil {
+		return err
 	}
-	if st.secretMissing != "" {
+	if st.secretMissing = missing; missing != "" {
 		if b.instance != nil {
 			st.secretMissing = b.describe() + ": " + st.secretMissing
 		}
@@ -226,18 +217,16 @@ func (r *McpServerReconciler) copySecret(ctx context.Context, mcp *mcpv1.McpServ
 		return nil
 	}
 
-	ref := st.clerk.secretRef
-	value := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(source), value); err != nil {
-		return fmt.Errorf("read secret %s/%s: %w", source.Namespace, source.Name, err)
-	}
-	key := strings.TrimSpace(string(value.Data[ref.Key]))
-	if key == "" {
-		st.secretMissing = fmt.Sprintf("%s: Secret %q has no key %q", st.clerk.describe(), ref.Name, ref.Key)
+	key, err := readSecretKey(ctx, r.APIReader, source.Namespace, st.clerk.secretRef)
+	if ce, ok := asClerkError(err); ok {
+		st.secretMissing = st.clerk.describe() + ": " + ce.Error()
 		st.block(mcpv1.ReasonSecretNotFound, st.secretMissing)
 		return nil
 	}
-	if err := r.apply(ctx, buildCopiedSecret(mcp, value, key)); err != nil {
+	if err != nil {
+		return err
+	}
+	if err := r.apply(ctx, buildCopiedSecret(mcp, source, key)); err != nil {
 		return fmt.Errorf("apply copied secret: %w", err)
 	}
 	return nil
@@ -268,6 +257,24 @@ func resolveIssuer(publishableKey mcpv1.PublishableKey, issuer mcpv1.IssuerURL, 
 		return "", fmt.Errorf("%s: %w", field, err)
 	}
 	return resolved, nil
+}
+
+// findSecretKey looks up, in the cache, the Secret that ref names; the cache
+// holds Secret keys without their values (see CacheOptions). missing says
+// why the key cannot be had, "" when the Secret holds it.
+func findSecretKey(ctx context.Context, c client.Reader, namespace string, ref mcpv1.SecretKeyReference) (secret *corev1.Secret, missing string, err error) {
+	secret = &corev1.Secret{}
+	err = c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Sprintf("Secret %q not found", ref.Name), nil
+	case err != nil:
+		return nil, "", fmt.Errorf("get secret %s: %w", ref.Name, err)
+	}
+	if _, ok := secret.Data[ref.Key]; !ok {
+		return nil, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key), nil
+	}
+	return secret, "", nil
 }
 
 // readSecretKey reads a Clerk secret key with the uncached reader: the cache
