@@ -14,50 +14,28 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/internal/envtestutil"
 )
 
 // TestManagerBinary builds mcpgate, runs `mcpgate manager` against a real API
 // server through a kubeconfig, as a user would, and checks that it reconciles
 // an McpServer with the flags given and shuts down cleanly on SIGTERM.
 func TestManagerBinary(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		out, err := exec.Command(filepath.Join("..", "..", "hack", "setup-envtest.sh")).Output()
-		if err != nil {
-			t.Fatalf("hack/setup-envtest.sh: %v", err)
-		}
-		assets = strings.TrimSpace(string(out))
+	assets, err := envtestutil.FromEnvOrScript(filepath.Join("..", ".."), "KUBEBUILDER_ASSETS", "setup-envtest.sh")
+	if err != nil {
+		t.Fatal(err)
 	}
-	env := &envtest.Environment{
+	cluster := envtestutil.Start(t, &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
-	}
-	t.Cleanup(func() { _ = env.Stop() }) // also after a failed start, which can leave processes behind
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-
-	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	bin := filepath.Join(dir, "mcpgate")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -66,7 +44,7 @@ func TestManagerBinary(t *testing.T) {
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "manager", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
 		"--gateway-image=registry.example/mcpgate:test", "--clerk-api-url=http://127.0.0.1:9/v1")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "kubeconfig"))
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -79,13 +57,7 @@ func TestManagerBinary(t *testing.T) {
 		}
 	})
 
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = mcpv1.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := cluster.Admin
 	ctx := context.Background()
 	mcp := &mcpv1.McpServer{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tools"},
