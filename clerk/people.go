@@ -1,0 +1,34 @@
+package clerk
+
+import "errors"
+
+// User is what access rules may need to know about a Clerk user, from
+// GET /v1/users/{user_id}.
+type User struct {
+	// ID is the Clerk user ID ("user_...").
+	ID string
+	// PrimaryEmail is the user's primary email address when it is
+	// verified, else empty.
+	PrimaryEmail string
+	// VerifiedEmails are every email address of the user whose
+	// verification status is "verified", as Clerk spells them.
+	VerifiedEmails []string
+}
+
+// Membership is one of a user's organization memberships, from
+// GET /v1/users/{user_id}/organization_memberships.
+type Membership struct {
+	// OrganizationID is the organization's ID ("org_...").
+	OrganizationID string
+	// OrganizationSlug is the organization's slug; empty when it has none.
+	OrganizationSlug string
+	// Role is the member's role key, such as "org:admin".
+	Role string
+	// Permissions are the permission keys the role grants, such as
+	// "org:sys_memberships:manage".
+	Permissions []string
+}
+
+// ErrUserNotFound means Clerk does not know the user (deleted, or another
+// instance's). It is an answer, cached like any other, not an outage.
+var ErrUserNotFound = errors.New("clerk user not found")
