@@ -29,6 +29,12 @@ type requestInfo struct {
 	// empty afterwards. It is never logged.
 	token    string
 	identity *clerk.Identity
+	// rpc is the request's body as parseRequest understood it; nil for a
+	// request without a body (GET, DELETE) or before parseRequest ran.
+	rpc *rpcRequest
+	// mayCall tells whether the caller may call a tool, for filtering
+	// tools/list results; nil means no filtering (no tool access rules).
+	mayCall func(tool string) bool
 }
 
 type requestInfoKey struct{}
