@@ -6,25 +6,30 @@ import (
 	"time"
 )
 
+// tokenHash is the key of the Verifier's caches: a token's SHA-256, so that
+// no cache holds a usable token.
+type tokenHash = [sha256.Size]byte
+
 // expiring is what a verdictCache holds: anything good until a moment.
 type expiring interface{ expiry() time.Time }
 
-// verdictCache holds token verdicts (opaque lookups, checked JWT signatures)
-// by the token's SHA-256, so the cache never holds a usable token. It is bounded: when full, expired
-// entries go first, then arbitrary ones, an eighth of the capacity at a
-// time so that a flood of distinct tokens costs one sweep per many inserts.
-type verdictCache[V expiring] struct {
+// verdictCache holds answers until they expire: the Verifier's token verdicts
+// (opaque lookups, checked JWT signatures) by token hash, the Directory's
+// answers about users by user ID. It is bounded: when full, expired entries
+// go first, then arbitrary ones, an eighth of the capacity at a time so that
+// a flood of distinct keys costs one sweep per many inserts.
+type verdictCache[K comparable, V expiring] struct {
 	mu      sync.RWMutex
 	max     int
-	entries map[[sha256.Size]byte]V
+	entries map[K]V
 }
 
-func newVerdictCache[V expiring](capacity int) *verdictCache[V] {
-	return &verdictCache[V]{max: capacity, entries: make(map[[sha256.Size]byte]V)}
+func newVerdictCache[K comparable, V expiring](capacity int) *verdictCache[K, V] {
+	return &verdictCache[K, V]{max: capacity, entries: make(map[K]V)}
 }
 
 // get returns the verdict for key while it is still good at now.
-func (c *verdictCache[V]) get(key [sha256.Size]byte, now time.Time) (V, bool) {
+func (c *verdictCache[K, V]) get(key K, now time.Time) (V, bool) {
 	c.mu.RLock()
 	vd, ok := c.entries[key]
 	c.mu.RUnlock()
@@ -36,7 +41,7 @@ func (c *verdictCache[V]) get(key [sha256.Size]byte, now time.Time) (V, bool) {
 }
 
 // put stores vd until its expiry; a verdict already stale at now is dropped.
-func (c *verdictCache[V]) put(key [sha256.Size]byte, vd V, now time.Time) {
+func (c *verdictCache[K, V]) put(key K, vd V, now time.Time) {
 	if !now.Before(vd.expiry()) {
 		return
 	}
@@ -51,7 +56,7 @@ func (c *verdictCache[V]) put(key [sha256.Size]byte, vd V, now time.Time) {
 // evict makes room: expired entries first, then (map order is unspecified,
 // so in effect random ones) until an eighth of the capacity is free.
 // Callers hold mu.
-func (c *verdictCache[V]) evict(now time.Time) {
+func (c *verdictCache[K, V]) evict(now time.Time) {
 	for k, vd := range c.entries {
 		if !now.Before(vd.expiry()) {
 			delete(c.entries, k)
@@ -67,7 +72,7 @@ func (c *verdictCache[V]) evict(now time.Time) {
 }
 
 // len reports the number of entries, expired ones included.
-func (c *verdictCache[V]) len() int {
+func (c *verdictCache[K, V]) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)

@@ -16,7 +16,7 @@ func TestVerdictCache(t *testing.T) {
 		binary.BigEndian.PutUint64(b[:], uint64(i))
 		return sha256.Sum256(b[:])
 	}
-	c := newVerdictCache[verdict](100)
+	c := newVerdictCache[tokenHash, verdict](100)
 	c.put(key(0), verdict{until: now.Add(time.Second)}, now)
 	if _, ok := c.get(key(0), now); !ok {
 		t.Fatal("fresh entry missing")

@@ -110,7 +110,7 @@ func (v *Verifier) fetchKeys(ctx context.Context) (struct{}, error) {
 	defer ks.mu.Unlock()
 	ks.triedAt, ks.lastErr = now, err
 	if err != nil {
-		return struct{}{}, v.unavailable(err)
+		return struct{}{}, v.limit.unavailable(err)
 	}
 	ks.keys, ks.fetchedAt = keys, now
 	return struct{}{}, nil
@@ -120,7 +120,7 @@ func (v *Verifier) fetchKeys(ctx context.Context) (struct{}, error) {
 // public keys of at least 2048 bits, not marked for encryption or for
 // another algorithm. Other key types are skipped, never misused.
 func (v *Verifier) getJWKS(ctx context.Context) (map[string]*rsa.PublicKey, error) {
-	secret, err := v.secretKey(ctx)
+	secret, err := currentSecretKey(ctx, v.opts.SecretKey)
 	if err != nil {
 		return nil, err
 	}

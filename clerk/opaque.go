@@ -83,7 +83,7 @@ func (v *Verifier) verifyOpaque(ctx context.Context, token string) (Identity, er
 	if vd, ok := v.opaque.get(key, v.opts.Now()); ok {
 		return vd.result()
 	}
-	if err := v.backingOff(); err != nil {
+	if err := v.limit.active(); err != nil {
 		return Identity{}, err
 	}
 	ch := v.flights.DoChan(string(key[:]), func() (any, error) {
@@ -98,7 +98,7 @@ func (v *Verifier) verifyOpaque(ctx context.Context, token string) (Identity, er
 
 // lookupOpaque asks Clerk about token and caches the verdict. It runs as the
 // only flight for key.
-func (v *Verifier) lookupOpaque(ctx context.Context, key [sha256.Size]byte, token string) (verdict, error) {
+func (v *Verifier) lookupOpaque(ctx context.Context, key tokenHash, token string) (verdict, error) {
 	// NOTE: a caller may have missed the cache just before the previous
 	// flight for this token filled it; the verdict is there now.
 	if vd, ok := v.opaque.get(key, v.opts.Now()); ok {
@@ -106,7 +106,7 @@ func (v *Verifier) lookupOpaque(ctx context.Context, key [sha256.Size]byte, toke
 	}
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	secret, err := v.secretKey(ctx)
+	secret, err := currentSecretKey(ctx, v.opts.SecretKey)
 	if err != nil {
 		return verdict{}, err
 	}
@@ -123,11 +123,11 @@ func (v *Verifier) lookupOpaque(ctx context.Context, key [sha256.Size]byte, toke
 		// Clerk's answer for a token it does not know.
 		vd.err = invalid("unknown token")
 	case err != nil:
-		return verdict{}, v.unavailable(err)
+		return verdict{}, v.limit.unavailable(err)
 	default:
 		vd, err = v.opaqueVerdict(&resp, now)
 		if err != nil {
-			return verdict{}, v.unavailable(err)
+			return verdict{}, v.limit.unavailable(err)
 		}
 	}
 	if vd.err != nil {

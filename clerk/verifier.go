@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -114,18 +113,14 @@ type Verifier struct {
 	opts    VerifierOptions
 	backend backend
 	keys    *keySet
-	opaque  *verdictCache[verdict]
-	signed  *verdictCache[signedJWT]
+	opaque  *verdictCache[tokenHash, verdict]
+	signed  *verdictCache[tokenHash, signedJWT]
 	// flights collapses concurrent Backend API calls: key "jwks" for the
 	// key set, the raw SHA-256 of a token for an opaque lookup.
 	flights singleflight.Group
-
-	// mu guards backoffUntil and backoffErr: after a 429, opaque lookups
-	// that miss the cache fail fast until Retry-After has passed, because
-	// the rate limit is shared by every gateway and the controller.
-	mu           sync.Mutex
-	backoffUntil time.Time
-	backoffErr   error
+	// limit classifies failed calls; after a 429, opaque lookups that miss
+	// the cache fail fast until Retry-After has passed.
+	limit *backoff
 }
 
 // NewVerifier checks opts, fills in defaults and returns a Verifier. It makes
@@ -157,8 +152,9 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		opts:    opts,
 		backend: newBackend(opts.BackendAPIURL, opts.HTTPClient),
 		keys:    &keySet{},
-		opaque:  newVerdictCache[verdict](opts.MaxCacheEntries),
-		signed:  newVerdictCache[signedJWT](opts.MaxCacheEntries),
+		opaque:  newVerdictCache[tokenHash, verdict](opts.MaxCacheEntries),
+		signed:  newVerdictCache[tokenHash, signedJWT](opts.MaxCacheEntries),
+		limit:   &backoff{now: opts.Now},
 	}, nil
 }
 
@@ -179,70 +175,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	default:
 		return Identity{}, invalid("unrecognized token format")
 	}
-}
-
-// secretKey asks the configured source for the key of the moment. A failure
-// is ours, not the client's: it becomes unavailability.
-func (v *Verifier) secretKey(ctx context.Context) (string, error) {
-	key, err := v.opts.SecretKey(ctx)
-	if err == nil && key == "" {
-		err = errors.New("secret key is empty")
-	}
-	if err != nil {
-		return "", &UnavailableError{RetryAfter: retryMisconfigured, Err: fmt.Errorf("get secret key: %w", err)}
-	}
-	return key, nil
-}
-
-// Retry-After values suggested when Clerk sent none.
-const (
-	// retryTransient follows an outage, a timeout or a 5xx.
-	retryTransient = time.Second
-	// retryRateLimited follows a 429 without Retry-After: Clerk's rate
-	// limits count over 10 s windows.
-	retryRateLimited = 10 * time.Second
-	// retryMisconfigured follows a rejected or missing secret key, which
-	// takes a Secret update to fix.
-	retryMisconfigured = 30 * time.Second
-)
-
-// unavailable wraps a failed Backend API call. Rate limiting also starts the
-// back-off that keeps other lookups from calling Clerk until it has passed.
-func (v *Verifier) unavailable(err error) error {
-	var ue *UnavailableError
-	if errors.As(err, &ue) {
-		return err
-	}
-	ue = &UnavailableError{RetryAfter: retryTransient, Err: err}
-	var be *BackendError
-	if errors.As(err, &be) {
-		switch {
-		case be.StatusCode == http.StatusTooManyRequests:
-			ue.RetryAfter = retryRateLimited
-			if be.RetryAfter > 0 {
-				ue.RetryAfter = be.RetryAfter
-			}
-			v.mu.Lock()
-			v.backoffUntil, v.backoffErr = v.opts.Now().Add(ue.RetryAfter), err
-			v.mu.Unlock()
-		case be.unauthorized():
-			ue.RetryAfter = retryMisconfigured
-		case be.RetryAfter > 0:
-			ue.RetryAfter = be.RetryAfter
-		}
-	}
-	return ue
-}
-
-// backingOff returns an *UnavailableError while a 429's Retry-After runs.
-func (v *Verifier) backingOff() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	left := v.backoffUntil.Sub(v.opts.Now())
-	if left <= 0 {
-		return nil
-	}
-	return &UnavailableError{RetryAfter: left, Err: fmt.Errorf("backing off after rate limit: %w", v.backoffErr)}
 }
 
 // waitFlight waits for a collapsed call, or for ctx to end. The call itself
