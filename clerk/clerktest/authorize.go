@@ -29,6 +29,7 @@ func isCodeVerifier(s string) bool {
 
 // authCode is an issued authorization code and what it grants.
 type authCode struct {
+	subject       string // the user who signed in
 	clientID      string
 	redirectURI   string
 	redirectGiven bool // redirect_uri was in the request, so the token request must repeat it
@@ -55,7 +56,9 @@ type authorizeRequest struct {
 // handleAuthorize is the authorization endpoint. Problems with the client or
 // the redirect URI are answered directly (the redirect cannot be trusted);
 // everything else redirects back with error and state (RFC 6749 4.1.2.1).
-// The signed-in user consents at once unless WithAutoConsent(false).
+// The user named by login_hint (a user ID, or a verified or reserved email
+// address), else the default user, signs in and consents at once unless
+// WithAutoConsent(false).
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the request parameters could not be parsed")
@@ -167,6 +170,19 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, ar authorizeR
 		fail("invalid_request", "prompt must be none, login or consent")
 		return
 	}
+	// Who signs in: at Clerk, login_hint only fills in the sign-in form, and
+	// someone who cannot sign in as that identity never comes back; the
+	// emulator says so at once, as login_required when the client asked for
+	// no interaction (OpenID Connect Core 3.1.2.6), else access_denied.
+	subject, why := s.signInAs(q.Get("login_hint"))
+	if subject == "" {
+		if slices.Contains(prompts, "none") {
+			fail("login_required", why)
+		} else {
+			fail("access_denied", why)
+		}
+		return
+	}
 	if !s.autoConsent {
 		if slices.Contains(prompts, "none") {
 			fail("consent_required", "the user has not consented to this client")
@@ -179,7 +195,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, ar authorizeR
 	now := s.now()
 	s.mu.Lock()
 	s.codes[code] = &authCode{
-		clientID: c.id, redirectURI: ar.redirectURI, redirectGiven: redirectGiven,
+		subject: subject, clientID: c.id, redirectURI: ar.redirectURI, redirectGiven: redirectGiven,
 		challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), sid: s.sessionID,
 		scopes: scopes, resources: slices.Clone(resources),
 		authTime: now, expires: now.Add(authCodeTTL), family: newSecret(),

@@ -13,12 +13,14 @@ import (
 // backendHandler serves the Backend API under /v1. Every request must carry
 // the secret key; the observer sees every exchange.
 func (s *Server) backendHandler() http.Handler {
-	return s.serve("backend", routes{
+	rt := routes{
 		"GET /v1/jwks": s.handleJWKS,
 		"POST /v1/oauth_applications/access_tokens/verify": s.handleVerify,
 		"GET /v1/instance/oauth_application_settings":      s.handleGetSettings,
 		"PATCH /v1/instance/oauth_application_settings":    s.handlePatchSettings,
-	}, s.requireSecretKey, true)
+	}
+	maps.Copy(rt, s.peopleRoutes())
+	return s.serve("backend", rt, s.requireSecretKey, true)
 }
 
 // requireSecretKey answers 401 with Clerk's authentication_invalid error

@@ -29,9 +29,12 @@ type Fault struct {
 
 // SetFault injects f into endpoint: "METHOD /path" exactly as routed, such
 // as "POST /v1/oauth_applications/access_tokens/verify" or
-// "GET /.well-known/jwks.json", or "*" for every endpoint of both APIs. A
-// fault set for an endpoint takes precedence over "*". The zero Fault
-// removes the endpoint's fault.
+// "GET /.well-known/jwks.json"; for a route with path parameters, the
+// pattern with the spec's parameter names, such as "GET /v1/users/{user_id}"
+// (every user), or one concrete path, such as "GET /v1/users/user_123"
+// (that user only); or "*" for every endpoint of both APIs. The most
+// specific fault applies: concrete path, then pattern, then "*". The zero
+// Fault removes the endpoint's fault.
 func (s *Server) SetFault(endpoint string, f Fault) {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
@@ -50,12 +53,18 @@ func (s *Server) ClearFaults() {
 }
 
 // Calls reports how many requests endpoint received since the start or the
-// last ResetCalls, faulted ones included; "*" counts all endpoints.
+// last ResetCalls, faulted ones included; "*" counts all endpoints. Endpoint
+// names are those of SetFault: a pattern such as
+// "GET /v1/users/{user_id}/organization_memberships" counts every user, a
+// concrete path such as "GET /v1/users/user_123" one user.
 func (s *Server) Calls(endpoint string) int {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	if endpoint != AllEndpoints {
-		return s.calls[endpoint]
+		if n, ok := s.calls[endpoint]; ok {
+			return n
+		}
+		return s.pathCalls[endpoint]
 	}
 	total := 0
 	for _, n := range s.calls {
@@ -69,14 +78,22 @@ func (s *Server) ResetCalls() {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	clear(s.calls)
+	clear(s.pathCalls)
 }
 
-// countAndFault counts a request to endpoint and returns the fault that
-// applies to it, if any.
-func (s *Server) countAndFault(endpoint string) (Fault, bool) {
+// countAndFault counts a request to endpoint (the route's name) and, when
+// the route has path parameters, to its concrete "METHOD /path", and returns
+// the fault that applies to it, if any.
+func (s *Server) countAndFault(endpoint, concrete string) (Fault, bool) {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	s.calls[endpoint]++
+	if concrete != endpoint {
+		s.pathCalls[concrete]++
+		if f, ok := s.faults[concrete]; ok {
+			return f, true
+		}
+	}
 	if f, ok := s.faults[endpoint]; ok {
 		return f, true
 	}

@@ -135,7 +135,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
 }
 
 // userInfo is the spec's OAuth.UserInfo; the emulator knows only the user's
-// ID and email, so profile fields are absent.
+// ID and primary email address, so profile fields are absent.
 type userInfo struct {
 	Object        string `json:"object"`
 	InstanceID    string `json:"instance_id"`
@@ -165,9 +165,8 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := userInfo{Object: "oauth_user_info", InstanceID: s.instanceID, UserID: rec.subject, Sub: rec.subject}
-	if rec.subject == s.user.ID && containsScope(rec.scopes, "email") {
-		verified := true
-		info.Email, info.EmailVerified = s.user.Email, &verified
+	if email, verified, ok := s.emailClaim(rec.subject); ok && containsScope(rec.scopes, "email") {
+		info.Email, info.EmailVerified = email, &verified
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, info)

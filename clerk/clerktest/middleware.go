@@ -4,13 +4,64 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
 // routes maps an endpoint, "METHOD /path", to its handler. Routing on the
 // same string that names faults and counters keeps the three in step; a
-// method the path does not serve is a 404, as at Clerk.
+// method the path does not serve is a 404, as at Clerk. A path segment
+// written "{name}" matches any one non-empty segment, whose value the
+// handler reads with r.PathValue(name); the endpoint is then the pattern
+// itself ("GET /v1/users/{user_id}"), so that one counter and one fault
+// cover every user, as one operation of the spec does.
 type routes map[string]http.HandlerFunc
+
+// match finds the route for r: the exact "METHOD /path" first, then a
+// pattern. It sets the pattern's path values on r and returns the endpoint
+// name (the pattern, or "METHOD /path" when nothing matched) and the
+// handler, nil when nothing matched.
+func (rt routes) match(r *http.Request) (string, http.HandlerFunc) {
+	endpoint := r.Method + " " + r.URL.Path
+	if h, ok := rt[endpoint]; ok {
+		return endpoint, h
+	}
+	segments := strings.Split(r.URL.Path, "/")
+	for pattern, h := range rt {
+		method, path, _ := strings.Cut(pattern, " ")
+		if method != r.Method || !strings.Contains(path, "{") {
+			continue
+		}
+		if values, ok := matchSegments(strings.Split(path, "/"), segments); ok {
+			for name, v := range values {
+				r.SetPathValue(name, v)
+			}
+			return pattern, h
+		}
+	}
+	return endpoint, nil
+}
+
+// matchSegments matches a path, split at "/", against a pattern split the
+// same way, and returns the values of the pattern's "{name}" segments.
+func matchSegments(pattern, segments []string) (map[string]string, bool) {
+	if len(pattern) != len(segments) {
+		return nil, false
+	}
+	values := map[string]string{}
+	for i, p := range pattern {
+		switch {
+		case strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}"):
+			if segments[i] == "" {
+				return nil, false
+			}
+			values[p[1:len(p)-1]] = segments[i]
+		case p != segments[i]:
+			return nil, false
+		}
+	}
+	return values, true
+}
 
 // faultOutcome says what an injected fault did to a request.
 type faultOutcome int
@@ -27,7 +78,7 @@ const (
 func (s *Server) serve(api string, rt routes, authenticate func(http.ResponseWriter, *http.Request) bool, observe bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now() // wall time for the log; the injected clock may stand still
-		endpoint := r.Method + " " + r.URL.Path
+		endpoint, handler := rt.match(r)
 		cw := &captureWriter{ResponseWriter: w}
 
 		observer := s.observer
@@ -44,12 +95,12 @@ func (s *Server) serve(api string, rt routes, authenticate func(http.ResponseWri
 		}
 
 		outcome := faultNone
-		if f, ok := s.countAndFault(endpoint); ok {
+		if f, ok := s.countAndFault(endpoint, r.Method+" "+r.URL.Path); ok {
 			outcome = applyFault(cw, r, f)
 		}
 		if outcome == faultNone && (authenticate == nil || authenticate(cw, r)) {
-			if h, ok := rt[endpoint]; ok {
-				h(cw, r)
+			if handler != nil {
+				handler(cw, r)
 			} else {
 				notFound(cw, r)
 			}

@@ -20,10 +20,12 @@ const (
 	DefaultAccessTokenTTL = time.Hour
 )
 
-// User is the person who signs in at the authorization endpoint. The
-// emulator has exactly one, as a test has one browser.
+// User is a user of the instance: the default user who signs in at the
+// authorization endpoint (WithUser), or one made with CreateUser.
 type User struct {
-	ID    string
+	// ID is the user ID ("user_...").
+	ID string
+	// Email is the primary email address; "" if the user has none.
 	Email string
 }
 
@@ -52,6 +54,7 @@ type options struct {
 	observer     func(Exchange)
 	customScopes []string
 	logger       *slog.Logger
+	roles        map[string][]string
 }
 
 func defaultOptions() options {
@@ -65,6 +68,7 @@ func defaultOptions() options {
 		accessTTL:   DefaultAccessTokenTTL,
 		now:         time.Now,
 		logger:      slog.New(slog.DiscardHandler),
+		roles:       DefaultOrganizationRoles(),
 	}
 }
 
@@ -142,4 +146,14 @@ func WithLogger(l *slog.Logger) Option {
 			o.logger = l
 		}
 	}
+}
+
+// WithOrganizationRoles replaces the instance's organization roles: each
+// role key ("org:admin", "org:billing") with the permission keys it grants,
+// which memberships report in permissions. Memberships may only use these
+// roles. The default is DefaultOrganizationRoles; to add a custom role,
+// start from it. An organization's creator gets org:admin, so without that
+// role organizations can only be created without created_by.
+func WithOrganizationRoles(roles map[string][]string) Option {
+	return func(o *options) { o.roles = cloneRoles(roles) }
 }

@@ -46,10 +46,19 @@ type Server struct {
 	jwtRevoked    map[string]string        // jti → reason; recorded only
 	refreshTokens map[string]*refreshRecord
 
-	// faultMu guards faults and calls.
-	faultMu sync.Mutex
-	faults  map[string]Fault
-	calls   map[string]int
+	// faultMu guards faults and the call counters.
+	faultMu   sync.Mutex
+	faults    map[string]Fault
+	calls     map[string]int // by endpoint: "METHOD /path" or a route's pattern
+	pathCalls map[string]int // by concrete "METHOD /path" of routes with path parameters
+
+	// roles are the instance's organization roles and their permissions;
+	// fixed at start.
+	roles map[string][]string
+	// peopleMu guards people: users, email addresses, organizations and
+	// memberships.
+	peopleMu sync.Mutex
+	people   directory
 
 	// lifeMu guards closed; inflight counts running handlers, so Close can
 	// wait for them (like httptest.Server.Close) and no observer runs after it.
@@ -117,6 +126,16 @@ func Start(frontendAddr, backendAddr string, opts ...Option) (*Server, error) {
 		refreshTokens:  map[string]*refreshRecord{},
 		faults:         map[string]Fault{},
 		calls:          map[string]int{},
+		pathCalls:      map[string]int{},
+		roles:          cloneRoles(o.roles),
+		people:         newDirectory(),
+	}
+	// The user who signs in by default exists, with a verified address, so
+	// that the Backend API knows the subject of every token a test mints.
+	if _, err := s.CreateUser(UserParams{ID: o.user.ID, Emails: nonEmpty(o.user.Email)}); err != nil {
+		_ = feLn.Close()
+		_ = beLn.Close()
+		return nil, fmt.Errorf("create the default user: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

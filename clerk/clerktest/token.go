@@ -203,7 +203,7 @@ func (s *Server) exchangeCode(form url.Values, c *client) (tokenResponse, *oauth
 		return tokenResponse{}, oerr
 	}
 	return s.issueTokens(c, refreshRecord{
-		clientID: c.id, subject: s.user.ID, sid: grant.sid, scopes: grant.scopes,
+		clientID: c.id, subject: grant.subject, sid: grant.sid, scopes: grant.scopes,
 		resources: grant.resources, family: grant.family, authTime: grant.authTime,
 	}, grant.scopes, audience, grant.nonce)
 }
@@ -273,7 +273,7 @@ func (s *Server) issueTokens(c *client, next refreshRecord, scopes, audience []s
 		Scope:        strings.Join(scopes, " "),
 	}
 	if slices.Contains(scopes, "openid") {
-		idToken, err := s.issueIDToken(c.id, next.sid, nonce, scopes, next.authTime)
+		idToken, err := s.issueIDToken(c.id, next.subject, next.sid, nonce, scopes, next.authTime)
 		if err != nil {
 			return tokenResponse{}, serverError
 		}

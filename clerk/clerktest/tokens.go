@@ -159,17 +159,17 @@ func (s *Server) issueAccessToken(g grant) (string, error) {
 	})
 }
 
-// issueIDToken creates the OpenID Connect ID token for an openid grant.
-func (s *Server) issueIDToken(clientID, sid, nonce string, scopes []string, authTime time.Time) (string, error) {
+// issueIDToken creates the OpenID Connect ID token for an openid grant. The
+// email claims are the subject's primary address as it is now.
+func (s *Server) issueIDToken(clientID, subject, sid, nonce string, scopes []string, authTime time.Time) (string, error) {
 	now := s.now()
 	claims := idClaims{
-		Iss: s.frontendURL, Sub: s.user.ID, Aud: clientID, Azp: clientID,
+		Iss: s.frontendURL, Sub: subject, Aud: clientID, Azp: clientID,
 		Iat: now.Unix(), Exp: now.Add(s.accessTTL).Unix(), AuthTime: authTime.Unix(),
 		Nonce: nonce, Sid: sid,
 	}
-	if slices.Contains(scopes, "email") {
-		verified := true
-		claims.Email, claims.EmailVerified = s.user.Email, &verified
+	if email, verified, ok := s.emailClaim(subject); ok && slices.Contains(scopes, "email") {
+		claims.Email, claims.EmailVerified = email, &verified
 	}
 	key, _ := s.signingKeys()
 	return signJWT(key, "JWT", claims)
