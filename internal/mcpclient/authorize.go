@@ -22,6 +22,7 @@ type fetcher struct {
 	client      *http.Client // follows no redirects
 	redirect    *url.URL
 	onAuthorize func(Authorization)
+	loginHint   string // added to each authorization request when set
 }
 
 // fetch is the SDK's AuthorizationCodeFetcher.
@@ -31,7 +32,18 @@ func (f *fetcher) fetch(ctx context.Context, args *auth.AuthorizationArgs) (*aut
 		q := u.Query()
 		a = Authorization{ClientID: q.Get("client_id"), Scopes: strings.Fields(q.Get("scope")), Resource: q.Get("resource")}
 	}
-	res, err := f.authorize(ctx, args.URL)
+	authURL := args.URL
+	if f.loginHint != "" {
+		u, err := url.Parse(authURL)
+		if err != nil {
+			return nil, fmt.Errorf("authorization url: %w", err)
+		}
+		q := u.Query()
+		q.Set("login_hint", f.loginHint)
+		u.RawQuery = q.Encode()
+		authURL = u.String()
+	}
+	res, err := f.authorize(ctx, authURL)
 	if f.onAuthorize != nil {
 		a.Err = err
 		f.onAuthorize(a)

@@ -85,6 +85,12 @@ type Options struct {
 	// ProgressNotificationHandler. Nil uses the SDK's defaults.
 	ClientOptions *mcp.ClientOptions
 
+	// LoginHint, if set, goes into the authorization request as the OIDC
+	// login_hint parameter: the user (an ID or email address) to sign in as.
+	// The Clerk emulator signs that user in, so tests can act as different
+	// people; real Clerk pre-fills its sign-in form with it.
+	LoginHint string
+
 	// OnAuthorize, if set, is called once per authorization request sent to
 	// the authorization server, after it answered, so that callers (tests)
 	// can count authorizations and see what each asked for. It may be called
@@ -121,7 +127,7 @@ func Connect(ctx context.Context, opts Options) (*mcp.ClientSession, error) {
 	if err != nil || !redirect.IsAbs() {
 		return nil, fmt.Errorf("redirect url %q is not an absolute URL", opts.RedirectURL)
 	}
-	f := &fetcher{client: noRedirects(opts.HTTPClient), redirect: redirect, onAuthorize: opts.OnAuthorize}
+	f := &fetcher{client: noRedirects(opts.HTTPClient), redirect: redirect, onAuthorize: opts.OnAuthorize, loginHint: opts.LoginHint}
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
 			Metadata: &oauthex.ClientRegistrationMetadata{

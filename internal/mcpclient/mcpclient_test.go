@@ -397,3 +397,38 @@ func fakeResource(t *testing.T, authorize http.HandlerFunc) string {
 	t.Cleanup(srv.Close)
 	return origin + "/mcp"
 }
+
+// TestConnect_loginHint signs in as another user than the emulator's default
+// by naming them in login_hint, by ID and by email address; whoami shows the
+// token's subject reached the server.
+func TestConnect_loginHint(t *testing.T) {
+	t.Parallel()
+	em := newEmulator(t)
+	other, err := em.CreateUser(clerktest.UserParams{Emails: []string{"hint@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := protectedServer(t, em)
+	for name, hint := range map[string]string{"none": "", "user id": other.ID, "email": "hint@example.com"} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			cs, err := mcpclient.Connect(ctx, mcpclient.Options{URL: url, LoginHint: hint})
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer cs.Close()
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: sampleserver.ToolWhoami, Arguments: map[string]any{}})
+			if err != nil || res.IsError {
+				t.Fatalf("whoami: %v, %+v", err, res)
+			}
+			want := other.ID
+			if hint == "" {
+				want = clerktest.DefaultUserID
+			}
+			if got, _ := res.StructuredContent.(map[string]any); got["userId"] != want {
+				t.Errorf("whoami = %v, want user %s", got, want)
+			}
+		})
+	}
+}
