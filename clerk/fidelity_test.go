@@ -3,7 +3,9 @@ package clerk
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +26,7 @@ var undocumentedStatuses = map[int]bool{http.StatusUnauthorized: true, http.Stat
 
 // TestFidelityToClerkSpec checks every Backend API exchange between our
 // client and the emulator against Clerk's published OpenAPI spec: each
-// request our verifier and settings client send, and each response the
+// request our verifier, directory and settings client send, and each response the
 // emulator gives, including its error responses.
 func TestFidelityToClerkSpec(t *testing.T) {
 	t.Parallel()
@@ -96,6 +98,40 @@ func TestFidelityToClerkSpec(t *testing.T) {
 		}
 	}
 
+	// The directory: a user with verified and unverified addresses, two
+	// pages of memberships, and a user Clerk does not know.
+	dir, err := NewDirectory(DirectoryOptions{
+		BackendAPIURL: emu.BackendAPIURL(),
+		SecretKey:     func(context.Context) (string, error) { return emu.SecretKey(), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	person, err := emu.CreateUser(clerktest.UserParams{Emails: []string{"ada@example.com"}, UnverifiedEmails: []string{"ada@unverified.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := emu.AddEmailAddress(person.ID, "ada@pending.example", false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range membershipsPageSize + 1 {
+		if _, err := emu.CreateOrganization(fmt.Sprintf("Fidelity %d", i), fmt.Sprintf("fidelity-%d", i), person.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dir.User(ctx, person.ID); err != nil {
+		t.Fatalf("directory user: %v", err)
+	}
+	if ms, err := dir.Memberships(ctx, person.ID); err != nil || len(ms) != membershipsPageSize+1 {
+		t.Fatalf("directory memberships: %d, %v", len(ms), err)
+	}
+	if _, err := dir.Memberships(ctx, "user_2fidelityUnknown000000000"); err != nil {
+		t.Fatalf("memberships of an unknown user: %v", err)
+	}
+	if _, err := dir.User(ctx, "user_2fidelityUnknown000000000"); !errors.Is(err, ErrUserNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+
 	// The emulator's error answers to requests our client never sends.
 	raw := func(method, path, body string) {
 		req, err := http.NewRequestWithContext(ctx, method, emu.BackendAPIURL()+path, strings.NewReader(body))
@@ -117,9 +153,11 @@ func TestFidelityToClerkSpec(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
+	// userPath finds a user ID in a Backend API path, to name the endpoint.
+	userPath := regexp.MustCompile(`/users/[^/]+`)
 	seen := map[string]int{}
 	for _, e := range exchanges {
-		endpoint := e.Request.Method + " " + e.Request.URL.Path
+		endpoint := e.Request.Method + " " + userPath.ReplaceAllString(e.Request.URL.Path, "/users/{user_id}")
 		seen[endpoint+" "+http.StatusText(e.Status)]++
 		if e.Request.Header.Get(rawHeader) == "" {
 			if err := checker.ValidateRequest(e.Request, e.RequestBody); err != nil {
@@ -141,6 +179,9 @@ func TestFidelityToClerkSpec(t *testing.T) {
 		"GET /v1/instance/oauth_application_settings OK",
 		"PATCH /v1/instance/oauth_application_settings OK",
 		"PATCH /v1/instance/oauth_application_settings Unprocessable Entity",
+		"GET /v1/users/{user_id} OK",
+		"GET /v1/users/{user_id} Not Found",
+		"GET /v1/users/{user_id}/organization_memberships OK",
 	} {
 		if seen[want] == 0 {
 			t.Errorf("no exchange %q was checked; saw %v", want, seen)
