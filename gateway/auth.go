@@ -119,6 +119,13 @@ func (g *Gateway) refuseUnverified(w http.ResponseWriter, r *http.Request, err e
 		g.challenge(w, r, http.StatusUnauthorized, reasonInvalidToken, "invalid_token", invalid.Reason, g.scopes)
 		return
 	}
+	g.refuseUnavailable(w, r, err, "Could not verify a token")
+}
+
+// refuseUnavailable answers a request Clerk could not be asked about: 503
+// with the Retry-After of err's *clerk.UnavailableError (1 s without one),
+// never a pass. what is the log message.
+func (g *Gateway) refuseUnavailable(w http.ResponseWriter, r *http.Request, err error, what string) {
 	retry := time.Second
 	var unavailable *clerk.UnavailableError
 	if errors.As(err, &unavailable) {
@@ -129,8 +136,8 @@ func (g *Gateway) refuseUnverified(w http.ResponseWriter, r *http.Request, err e
 		// A client that hung up is not Clerk's failure.
 		ri.auth = reasonClerkUnavailable
 		g.metrics.countAuth(reasonClerkUnavailable)
-		g.log.LogAttrs(r.Context(), slog.LevelWarn, "Could not verify a token",
-			slog.String("request_id", ri.id), slog.String("error", err.Error()))
+		g.log.LogAttrs(r.Context(), slog.LevelWarn, what,
+			slog.String("request_id", ri.id), slog.String("user_id", ri.userID), slog.String("error", err.Error()))
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(retry.Seconds())))))
 	writePlain(w, http.StatusServiceUnavailable, "503 the authorization server is unavailable; retry later")
@@ -159,11 +166,14 @@ func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request, status int, 
 	writePlain(w, status, msg)
 }
 
-// injectIdentity tells the upstream who is calling. It runs after
-// stripInbound, so these are the only identity headers the upstream sees.
+// injectIdentity tells the upstream who is calling: the token's user,
+// client and scopes, and what the gateway learned from Clerk for its access
+// rules (email, organizations). It runs after stripInbound, so these are
+// the only identity headers the upstream sees.
 func injectIdentity(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := infoFrom(r.Context()).identity
+		ri := infoFrom(r.Context())
+		id := ri.identity
 		if id == nil {
 			// Unreachable behind verifyToken; never forward anonymously.
 			writePlain(w, http.StatusInternalServerError, "500 request reached the proxy unverified")
@@ -172,6 +182,7 @@ func injectIdentity(next http.Handler) http.Handler {
 		r.Header.Set(identity.UserHeader, id.UserID)
 		r.Header.Set(identity.ClientHeader, id.ClientID)
 		r.Header.Set(identity.ScopesHeader, strings.Join(id.Scopes, " "))
+		injectPeopleFacts(r.Header, ri)
 		next.ServeHTTP(w, r)
 	})
 }

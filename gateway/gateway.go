@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/gateway/access"
 	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
@@ -133,6 +134,10 @@ type Gateway struct {
 	scopesSupported []string
 	toolScopes      map[string][]string
 	allowedOrigins  map[string]bool
+	// policy is the compiled access rules; people answers what they need
+	// to know about a caller (nil when they need nothing).
+	policy *access.Policy
+	people people
 	// metadataPaths are the paths serving protected resource metadata.
 	metadataPaths map[string]bool
 
@@ -164,6 +169,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		scopes:         unique(cfg.Scopes),
 		toolScopes:     map[string][]string{},
 		allowedOrigins: map[string]bool{},
+		policy:         access.Compile(cfg.Access),
 		metadataPaths:  map[string]bool{wellKnownResource: true, resourceMetadataPath(cfg.Path): true},
 	}
 	var err error
@@ -223,6 +229,21 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("create token verifier: %w", err)
 	}
 	g.asMetadata = newMetadataCache(cfg.Clerk.Issuer, &hc, opts.Now, opts.MetadataCacheTTL, g.log)
+	if g.policy.Needs().Any() {
+		// The same counted client as the verifier's, so that lookups show
+		// in mcpgate_gateway_clerk_calls_total.
+		dir, err := clerk.NewDirectory(clerk.DirectoryOptions{
+			BackendAPIURL: cfg.Clerk.APIURL,
+			SecretKey:     verifierOpts.SecretKey,
+			HTTPClient:    &hc,
+			Now:           opts.Now,
+			TTL:           time.Duration(cfg.Access.CacheTTLSeconds) * time.Second,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create clerk directory: %w", err)
+		}
+		g.people = dir
+	}
 
 	g.probeToken = readinessProbeToken()
 	g.mcp = g.mcpPipeline(g.newProxy())
@@ -240,8 +261,14 @@ func (g *Gateway) mcpPipeline(proxy http.Handler) http.Handler {
 		stripInbound,       // client-sent identity headers, cookies
 		g.extractToken,     // the bearer token of the one Authorization header, never the query
 		g.verifyToken,      // Clerk: 401 invalid, 503 unavailable
-		g.applyScopePolicy, // 403 insufficient_scope; 400/413 for bodies it cannot judge
+		g.parseRequest,     // the body read once: methods, ids, tools; 400/413 for bodies it cannot judge
+		g.identify,         // Clerk: the user and memberships the access rules need; 503 unavailable
+		g.applyAccess,      // 403 JSON-RPC access denied: outside the server's or the tool's allow
+		g.applyScopePolicy, // 403 insufficient_scope, to step up
+		g.checkMcpHeaders,  // 400 JSON-RPC HeaderMismatch: Mcp-Method/Mcp-Name disagree with the body
+		g.admit,            // counted as allowed
 		injectIdentity,     // who is calling, for the upstream
+		g.filterToolsList,  // tools/list results without the tools the caller may not call
 	)
 }
 

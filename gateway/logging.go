@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/gateway/access"
 )
 
 // requestIDHeader carries the request id to the client and the upstream.
@@ -35,6 +36,17 @@ type requestInfo struct {
 	// mayCall tells whether the caller may call a tool, for filtering
 	// tools/list results; nil means no filtering (no tool access rules).
 	mayCall func(tool string) bool
+	// tools are the tools the request calls, by its body or its Mcp-Name
+	// header (duplicates kept): what the access and scope checks judge.
+	tools []string
+	// headerMismatch says how the Mcp-* headers disagree with the body;
+	// empty when they agree. checkMcpHeaders refuses it.
+	headerMismatch string
+	// facts are what identify learned about the caller; nil when the
+	// access rules need nothing from Clerk. membershipsKnown is set when
+	// facts.Memberships were looked up (and may be empty).
+	facts            *access.Facts
+	membershipsKnown bool
 }
 
 type requestInfoKey struct{}

@@ -21,6 +21,8 @@ const (
 	reasonInsufficientScope = "insufficient_scope"
 	reasonMalformedRequest  = "malformed_request"
 	reasonClerkUnavailable  = "clerk_unavailable"
+	reasonAccessDenied      = "access_denied"
+	reasonHeaderMismatch    = "header_mismatch"
 )
 
 // authOutcome maps each reason to its outcome.
@@ -32,6 +34,8 @@ var authOutcome = map[string]string{
 	reasonInsufficientScope: outcomeDenied,
 	reasonMalformedRequest:  outcomeDenied,
 	reasonClerkUnavailable:  outcomeError,
+	reasonAccessDenied:      outcomeDenied,
+	reasonHeaderMismatch:    outcomeDenied,
 }
 
 // metrics are the gateway's Prometheus metrics, in a registry of its own:
@@ -44,6 +48,10 @@ type metrics struct {
 	upstream     prometheus.Histogram
 	openStreams  prometheus.Gauge
 	clerkCalls   *prometheus.CounterVec
+	// identityLookups counts the gateway's questions about users; the
+	// Backend API calls among them are in clerkCalls, the rest were
+	// answered from the directory's cache.
+	identityLookups *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -75,8 +83,12 @@ func newMetrics() *metrics {
 			Name: "mcpgate_gateway_clerk_calls_total",
 			Help: "HTTP calls to Clerk (Backend API and Frontend API metadata), by outcome.",
 		}, []string{"outcome"}),
+		identityLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_gateway_identity_lookups_total",
+			Help: "Lookups of what access rules need to know about a caller, by kind (user, memberships) and result (found, not_found, unavailable); cached answers included.",
+		}, []string{"kind", "result"}),
 	}
-	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls,
+	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.identityLookups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series of the fixed label sets exists from the start, so a
 	// dashboard or an alert sees zeros rather than no data.
@@ -85,6 +97,11 @@ func newMetrics() *metrics {
 	}
 	for _, f := range []string{formatJWT, formatOpaque, formatOther} {
 		m.verification.WithLabelValues(f)
+	}
+	for _, kind := range []string{lookupUser, lookupMemberships} {
+		for _, result := range []string{lookupFound, lookupNotFound, lookupUnavailable} {
+			m.identityLookups.WithLabelValues(kind, result)
+		}
 	}
 	for _, o := range []string{clerkOK, clerkRejected, clerkUnauthorized, clerkRateLimited, clerkServerError, clerkNetworkError} {
 		m.clerkCalls.WithLabelValues(o)

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -21,58 +20,84 @@ const bodyReadTimeout = 30 * time.Second
 // parse; the gateway answers it itself when it must understand the body.
 const jsonRPCParseError = `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}`
 
-// applyScopePolicy requires the configured scopes of every token, and for
-// each tools/call of a tool with tool scopes, those as well; a token without
-// them gets 403 insufficient_scope naming every scope the request needs, so
-// the client can step up. The body is read (bounded) to find the tool calls,
-// a single JSON-RPC message or a batch, and handed on unchanged; a body the
-// policy cannot judge is refused (400, 413) rather than passed.
-func (g *Gateway) applyScopePolicy(next http.Handler) http.Handler {
+// parseRequest reads the body (bounded) once and parses it for the steps
+// after it: the JSON-RPC messages go to requestInfo.rpc, and the tools the
+// request calls, by its body or its Mcp-Name header, to requestInfo.tools.
+// The body is handed on unchanged. A body the gateway cannot judge is
+// refused (400, 413) rather than passed: a tools/call that names no tool
+// the gateway can read, and, while tool scopes or tool access rules are at
+// stake, a body that is not JSON. Other unparseable bodies pass for the
+// upstream to answer. Whether the Mcp-* headers agree with the body is
+// noted here and enforced by checkMcpHeaders.
+func (g *Gateway) parseRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var tools []string
+		ri := infoFrom(r.Context())
 		if r.Body != nil && r.Body != http.NoBody {
 			body, ok := g.readBody(w, r)
 			if !ok {
 				return
 			}
-			var err error
-			tools, err = toolCalls(body)
+			req, err := parseRPC(body)
 			var bad *badCallError
 			switch {
 			case errors.As(err, &bad):
 				g.refuseBody(w, r, http.StatusBadRequest, "400 "+bad.msg)
 				return
-			case err != nil && len(g.toolScopes) > 0:
+			case err != nil && (len(g.toolScopes) > 0 || g.policy.HasToolRules()):
 				// A body we cannot parse might still be a tool call to a
 				// more lenient parser upstream (NaN, comments, trailing
-				// data); with tool scopes at stake it does not pass.
-				infoFrom(r.Context()).auth = reasonMalformedRequest
+				// data); with tool rules at stake it does not pass.
+				ri.auth = reasonMalformedRequest
 				g.metrics.countAuth(reasonMalformedRequest)
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusBadRequest)
 				_, _ = io.WriteString(w, jsonRPCParseError)
 				return
+			case err == nil:
+				ri.rpc = req
+				ri.tools = req.toolNames()
 			}
 		}
 		if slices.Contains(r.Header.Values("Mcp-Method"), "tools/call") {
 			// The 2026-07-28 transport mirrors the tool name into a
-			// header; an upstream that routes on it must not bypass us.
+			// header; an upstream that routes on it must not bypass us,
+			// so the checks before checkMcpHeaders count it as called.
 			for _, name := range r.Header.Values("Mcp-Name") {
-				tools = append(tools, decodeHeaderValue(name))
+				ri.tools = append(ri.tools, decodeHeaderValue(name))
 			}
 		}
+		ri.headerMismatch = headerMismatch(r.Header, ri.rpc)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// applyScopePolicy requires the configured scopes of every token, and for
+// each tool the request calls (parseRequest found them), its tool scopes as
+// well; a token without them gets 403 insufficient_scope naming every scope
+// the request needs, so the client can step up.
+func (g *Gateway) applyScopePolicy(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := infoFrom(r.Context())
 		// NOTE: a copy; appending to g.scopes could write into its spare
 		// capacity, shared by concurrent requests.
 		needed := slices.Clone(g.scopes)
-		for _, t := range tools {
+		for _, t := range ri.tools {
 			needed = append(needed, g.toolScopes[t]...)
 		}
 		// One challenge names everything the request needs, so a client
 		// steps up once.
-		if needed = unique(needed); !containsAll(infoFrom(r.Context()).identity.Scopes, needed) {
+		if needed = unique(needed); !containsAll(ri.identity.Scopes, needed) {
 			g.challenge(w, r, http.StatusForbidden, reasonInsufficientScope, "insufficient_scope", "", needed)
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// admit counts a request that passed every check as allowed. It is the last
+// check of the pipeline, so a request is counted once, by its outcome.
+func (g *Gateway) admit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		infoFrom(r.Context()).auth = reasonOK
 		g.metrics.countAuth(reasonOK)
 		next.ServeHTTP(w, r)
@@ -118,87 +143,6 @@ func (g *Gateway) refuseBody(w http.ResponseWriter, r *http.Request, status int,
 	infoFrom(r.Context()).auth = reasonMalformedRequest
 	g.metrics.countAuth(reasonMalformedRequest)
 	writePlain(w, status, msg)
-}
-
-// badCallError is a tools/call whose shape the gateway must refuse: it
-// cannot tell which tool it calls, and the upstream might read it otherwise.
-type badCallError struct{ msg string }
-
-func (e *badCallError) Error() string { return e.msg }
-
-// toolCalls returns the tool names of every tools/call in body, a JSON-RPC
-// message or a batch of them. A body that is not JSON gives an error; a
-// tools/call whose params or name has an unexpected type gives a
-// *badCallError. Anything else (other methods, responses, odd shapes the
-// upstream will reject) gives no names.
-//
-// The inspection must see at least what any upstream parser sees, so it
-// does not use struct decoding: keys are matched case-insensitively (Go's
-// encoding/json does so upstream) and every duplicate key counts (parsers
-// differ on which one wins).
-func toolCalls(body []byte) ([]string, error) {
-	// Validating first lets the walk below trust the syntax, so it can
-	// find members and elements without decoding what it skips.
-	if !json.Valid(body) {
-		return nil, errors.New("parse body: not one JSON value")
-	}
-	msg := trimSpace(body)
-	if msg[0] != '[' {
-		return messageToolCalls(msg)
-	}
-	var names []string
-	for _, m := range arrayElements(msg) {
-		n, err := messageToolCalls(m)
-		if err != nil {
-			return nil, err
-		}
-		names = append(names, n...)
-	}
-	return names, nil
-}
-
-// messageToolCalls returns the tool names a single message calls.
-func messageToolCalls(msg []byte) ([]string, error) {
-	fields, ok := objectFields(msg)
-	if !ok {
-		return nil, nil
-	}
-	call := false
-	var params [][]byte
-	for _, f := range fields {
-		switch {
-		case strings.EqualFold(f.key, "method"):
-			if m, ok := jsonString(f.value); ok && m == "tools/call" {
-				call = true
-			}
-		case strings.EqualFold(f.key, "params"):
-			params = append(params, f.value)
-		}
-	}
-	if !call {
-		return nil, nil
-	}
-	var names []string
-	for _, p := range params {
-		if string(p) == "null" {
-			continue
-		}
-		pf, ok := objectFields(p)
-		if !ok {
-			return nil, &badCallError{msg: "tools/call params must be an object"}
-		}
-		for _, f := range pf {
-			if !strings.EqualFold(f.key, "name") {
-				continue
-			}
-			name, ok := jsonString(f.value)
-			if !ok {
-				return nil, &badCallError{msg: "tools/call params.name must be a string"}
-			}
-			names = append(names, name)
-		}
-	}
-	return names, nil
 }
 
 // decodeHeaderValue undoes the 2026-07-28 transport's encoding of header

@@ -48,9 +48,12 @@ func TestProxyExchange(t *testing.T) {
 		query  string
 		body   string
 		status int
+		// mcpMethod replaces the tools/call of the Mcp-Method header (and
+		// drops Mcp-Name), for a body of another method.
+		mcpMethod string
 	}{
 		{name: "JSON response", method: http.MethodPost, query: "x=1&y=a%2Fb", body: toolCall("search"), status: http.StatusOK},
-		{name: "notification accepted", method: http.MethodPost, query: "mode=status&code=202", body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`, status: http.StatusAccepted},
+		{name: "notification accepted", method: http.MethodPost, query: "mode=status&code=202", body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`, status: http.StatusAccepted, mcpMethod: "notifications/initialized"},
 		{name: "session gone", method: http.MethodPost, query: "mode=status&code=404", body: toolCall("search"), status: http.StatusNotFound},
 		{name: "no GET stream", method: http.MethodGet, query: "mode=status&code=405", status: http.StatusMethodNotAllowed},
 		{name: "session ended", method: http.MethodDelete, query: "mode=status&code=204", status: http.StatusNoContent},
@@ -63,6 +66,10 @@ func TestProxyExchange(t *testing.T) {
 			req := authorized(t, e, tc.method, tc.query, tc.body)
 			for k, v := range mcpHeaders {
 				req.Header[k] = v
+			}
+			if tc.mcpMethod != "" {
+				req.Header.Set("Mcp-Method", tc.mcpMethod)
+				req.Header.Del("Mcp-Name")
 			}
 			req.Header.Set("X-Request-Id", "req-from-client-1")
 			resp, body := do(t, req)
@@ -94,8 +101,8 @@ func TestProxyExchange(t *testing.T) {
 			if string(got.Body) != tc.body {
 				t.Errorf("upstream body %q, want %q", got.Body, tc.body)
 			}
-			for k, v := range mcpHeaders {
-				if g := got.Header.Values(k); strings.Join(g, "|") != strings.Join(v, "|") {
+			for k := range mcpHeaders {
+				if g, v := got.Header.Values(k), req.Header.Values(k); strings.Join(g, "|") != strings.Join(v, "|") {
 					t.Errorf("upstream %s = %q, want %q", k, g, v)
 				}
 			}

@@ -1,0 +1,201 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/gateway/access"
+	"github.com/mcpgate/mcpgate/gateway/identity"
+)
+
+// people answers what the access rules need to know about a user. The
+// Backend API answers today (*clerk.Directory, which caches and collapses
+// lookups); a later key broker in the operator's namespace will, so that no
+// team namespace holds the secret key. Errors: clerk.ErrUserNotFound for a
+// user Clerk does not know, *clerk.UnavailableError when Clerk cannot be
+// asked.
+type people interface {
+	User(ctx context.Context, userID string) (clerk.User, error)
+	Memberships(ctx context.Context, userID string) ([]clerk.Membership, error)
+}
+
+// Identity lookups, the label values of mcpgate_gateway_identity_lookups_total.
+const (
+	lookupUser        = "user"
+	lookupMemberships = "memberships"
+
+	lookupFound       = "found"
+	lookupNotFound    = "not_found"
+	lookupUnavailable = "unavailable"
+)
+
+// identify looks up in Clerk what the access rules need to know about the
+// caller, and only that: the user (for emailDomain rules) and their
+// memberships (for organization rules). Without such rules it is not in the
+// pipeline at all. A user Clerk does not know has no facts and so matches
+// no rule that needs them; Clerk being unavailable is a 503 with
+// Retry-After, never a decision on missing facts.
+func (g *Gateway) identify(next http.Handler) http.Handler {
+	needs := g.policy.Needs()
+	if !needs.Any() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := infoFrom(r.Context())
+		facts := &access.Facts{UserID: ri.userID}
+		known := true
+		if needs.User {
+			u, err := g.people.User(r.Context(), ri.userID)
+			switch {
+			case errors.Is(err, clerk.ErrUserNotFound):
+				g.metrics.identityLookups.WithLabelValues(lookupUser, lookupNotFound).Inc()
+				known = false
+			case err != nil:
+				g.metrics.identityLookups.WithLabelValues(lookupUser, lookupUnavailable).Inc()
+				g.refuseUnavailable(w, r, err, "Could not look up a user")
+				return
+			default:
+				g.metrics.identityLookups.WithLabelValues(lookupUser, lookupFound).Inc()
+				facts.User = &u
+			}
+		}
+		// NOTE: a user Clerk does not know has no memberships; not asking
+		// saves a call for every request of a deleted user.
+		if needs.Memberships && known {
+			ms, err := g.people.Memberships(r.Context(), ri.userID)
+			switch {
+			case errors.Is(err, clerk.ErrUserNotFound):
+				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupNotFound).Inc()
+			case errors.Is(err, clerk.ErrTooManyMemberships):
+				// No rule can be judged on part of the list: no
+				// organization rule matches; others still may.
+				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupNotFound).Inc()
+				g.log.LogAttrs(r.Context(), slog.LevelWarn, "Judging a user without their organization memberships: too many to list",
+					slog.String("request_id", ri.id), slog.String("user_id", ri.userID))
+			case err != nil:
+				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupUnavailable).Inc()
+				g.refuseUnavailable(w, r, err, "Could not look up a user's organization memberships")
+				return
+			default:
+				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupFound).Inc()
+				facts.Memberships = ms
+				ri.membershipsKnown = true
+			}
+		}
+		ri.facts = facts
+		next.ServeHTTP(w, r)
+	})
+}
+
+// applyAccess enforces the access rules: a caller outside the server's
+// allow list is refused on every request (initialize, GET and DELETE
+// included), and a tools/call of a tool the caller may not call is
+// refused. For tools/list results it leaves requestInfo.mayCall, when tools
+// have rules of their own. Without rules it is not in the pipeline.
+func (g *Gateway) applyAccess(next http.Handler) http.Handler {
+	if !g.policy.RestrictsServer() && !g.policy.HasToolRules() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := infoFrom(r.Context())
+		facts := access.Facts{UserID: ri.userID}
+		if ri.facts != nil {
+			facts = *ri.facts
+		}
+		if !g.policy.MayUseServer(facts) {
+			g.refuseAccess(w, r, "Access denied: your account is not allowed to use this MCP server. "+askOwners)
+			return
+		}
+		for _, t := range ri.tools {
+			if !g.policy.MayCall(facts, t) {
+				g.refuseAccess(w, r, "Access denied: your account is not allowed to call the tool "+quoteTool(t)+" on this MCP server. "+askOwners)
+				return
+			}
+		}
+		if g.policy.HasToolRules() {
+			ri.mayCall = func(tool string) bool { return g.policy.MayCall(facts, tool) }
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// askOwners ends every access refusal: what a person can do about it. The
+// message never names the organizations, domains or users of the rules.
+const askOwners = "Ask the server's owners to grant your Clerk account access."
+
+// quoteTool quotes a tool name the caller sent, shortened, for a message.
+func quoteTool(t string) string {
+	if r := []rune(t); len(r) > 64 {
+		t = string(r[:64]) + "…"
+	}
+	return `"` + t + `"`
+}
+
+// refuseAccess answers a request the access rules refuse: 403 with a
+// JSON-RPC error the client can show to its user, and no WWW-Authenticate
+// challenge, since no token, however scoped, changes who the caller is.
+func (g *Gateway) refuseAccess(w http.ResponseWriter, r *http.Request, msg string) {
+	ri := infoFrom(r.Context())
+	ri.auth = reasonAccessDenied
+	g.metrics.countAuth(reasonAccessDenied)
+	writeRPCError(w, http.StatusForbidden, ri.rpc, codeAccessDenied, msg)
+}
+
+// injectPeopleFacts tells the upstream the caller's primary verified email
+// and organization memberships, when the gateway looked them up for its
+// rules. It runs after stripInbound, so a client cannot set these headers.
+func injectPeopleFacts(h http.Header, ri *requestInfo) {
+	if ri.facts == nil {
+		return
+	}
+	if u := ri.facts.User; u != nil && u.PrimaryEmail != "" {
+		h.Set(identity.EmailHeader, encodeHeaderValue(u.PrimaryEmail))
+	}
+	if ri.membershipsKnown {
+		entries := make([]string, 0, len(ri.facts.Memberships))
+		for _, m := range ri.facts.Memberships {
+			entries = append(entries, escapeOrgPart(m.OrganizationID, false)+":"+escapeOrgPart(m.OrganizationSlug, false)+":"+escapeOrgPart(m.Role, true))
+		}
+		h.Set(identity.OrganizationsHeader, strings.Join(entries, ","))
+	}
+}
+
+// escapeOrgPart percent-encodes a part of an organizations header entry
+// (see identity.OrganizationsHeader), leaving letters, digits, '-', '_',
+// '.' and '~' as they are, and ':' in the role only, so that an entry splits
+// at its first two ':' and the list at ','. Clerk's IDs, slugs and role keys
+// hold nothing else, so the header reads as Clerk spells them.
+func escapeOrgPart(s string, keepColon bool) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '~' || c == ':' && keepColon {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+// encodeHeaderValue writes v as the MCP transport writes header values:
+// as is when it is visible ASCII with no surrounding space, else as
+// "=?base64?<Base64 of UTF-8>?=", the form decodeHeaderValue reads.
+func encodeHeaderValue(v string) string {
+	plain := v != "" && v[0] != ' ' && v[len(v)-1] != ' ' &&
+		!(strings.HasPrefix(v, "=?base64?") && strings.HasSuffix(v, "?="))
+	for i := 0; i < len(v) && plain; i++ {
+		plain = 0x20 <= v[i] && v[i] <= 0x7e
+	}
+	if plain {
+		return v
+	}
+	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+}
