@@ -701,11 +701,14 @@ func TestAuthorizedRequests(t *testing.T) {
 		scheme: "Bearer",
 		body:   toolCall("search"),
 		header: http.Header{
-			"X-Mcpgate-User-Id":   {"user_admin"},
-			"x-mcpgate-client-id": {"client_evil"},
-			"X_Mcpgate_Scopes":    {"repo:admin"},
-			"X-MCPGATE-SCOPES":    {"secrets:read"},
-			"Cookie":              {"session=secret"},
+			"X-Mcpgate-User-Id":       {"user_admin"},
+			"x-mcpgate-client-id":     {"client_evil"},
+			"X_Mcpgate_Scopes":        {"repo:admin"},
+			"X-MCPGATE-SCOPES":        {"secrets:read"},
+			"X_Mcpgate_User_Email":    {"ceo@example.com"},
+			"x-mcpgate-organizations": {"org_evil:evil:org:admin"},
+			"X-Mcpgate-Organizations": {"org_evil2:evil:org:admin"},
+			"Cookie":                  {"session=secret"},
 		},
 	}}
 	for _, tc := range tests {
