@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 // A headless OAuth MCP client on the official TypeScript SDK, for mcpgate's
-// end-to-end tests.
+// end-to-end tests. It runs on either SDK line this project pins:
 //
-//   node client.mjs --url <mcp url> [--tool whoami] [--args '{}'] [--scope "..."] [--timeout 60]
+//   --sdk 1.32.2   @modelcontextprotocol/sdk     (1.x, one package)
+//   --sdk 2.4.0    @modelcontextprotocol/client  (2.x, the split packages)
+//
+//   node client.mjs --url <mcp url> [--sdk 1.32.2] [--tool whoami] [--args '{}'] [--list-only]
+//                   [--scope "..."] [--login-hint <user id or email>] [--timeout 60]
 //
 // It connects to an MCP endpoint protected by OAuth and lets the SDK do what
 // a real TypeScript MCP client does on a 401: read the protected resource
@@ -11,27 +15,32 @@
 // one thing a person would do in a browser, following the authorization URL
 // and consenting, is done here with plain HTTP requests: the authorization
 // servers this runs against (the Clerk emulator) consent on the user's behalf
-// and redirect straight back with a code.
+// and redirect straight back with a code. --login-hint adds OpenID Connect's
+// login_hint to that URL, naming the user who signs in.
 //
-// Then it lists the tools, calls one, and prints exactly one JSON line on
-// stdout:
+// Then it lists the tools, calls one (unless --list-only), and prints
+// exactly one JSON line on stdout:
 //
-//   {"ok":true,"tools":[...],"result":{...},"authorizations":1,"registeredClientId":"...",
-//    "resource":"...","authorizationServer":"..."}
-//   {"ok":false,"error":"...", ...}   (exit code 1)
+//   {"ok":true,"sdk":"@modelcontextprotocol/client@2.4.0","tools":[...],"result":{...},
+//    "authorizations":1,"registeredClientId":"...","resource":"...","authorizationServer":"..."}
+//   {"ok":false,"error":"...","stage":"initialize","errorClass":"...","errorHttpStatus":403,
+//    "errorCode":-32003,"errorMessage":"...", ...}   (exit code 1)
 //
 // "result" is the tool's CallToolResult as the server sent it (content,
-// structuredContent, isError). Diagnostics go to stderr. Access tokens,
-// refresh tokens, authorization codes and PKCE verifiers are never printed:
-// they live only in memory, and every message that leaves the process is
-// scrubbed of them.
+// structuredContent, isError). On failure, "error" is the SDK's error as it
+// reads (with its cause chain), "stage" the step that failed, and the
+// error* fields what the SDK's error carried: its class, the HTTP status it
+// attached, and the JSON-RPC error (from a protocol error, or from the
+// response body the SDK kept in its HTTP error). Diagnostics go to stderr.
+// Access tokens, refresh tokens, authorization codes and PKCE verifiers are
+// never printed: they live only in memory, and every message that leaves the
+// process is scrubbed of them.
 
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 // Where the authorization server sends the browser back to. Nothing listens
 // there: the redirect is read from the Location header and never followed.
@@ -47,6 +56,89 @@ const MAX_AUTHORIZE_HOPS = 10;
 // up: the initial authorization plus one step-up is the most a healthy server
 // asks for; more means the client and server disagree and would loop.
 const MAX_AUTH_ROUNDS = 3;
+
+// The SDK lines this client drives, by major version. Each entry loads the
+// line's classes and knows the few places where the two differ.
+const SDK_LINES = {
+  1: {
+    pkg: '@modelcontextprotocol/sdk',
+    async load() {
+      const [{ Client }, { StreamableHTTPClientTransport, StreamableHTTPError }, { UnauthorizedError }, { McpError }] =
+        await Promise.all([
+          import('@modelcontextprotocol/sdk/client/index.js'),
+          import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+          import('@modelcontextprotocol/sdk/client/auth.js'),
+          import('@modelcontextprotocol/sdk/types.js'),
+        ]);
+      return {
+        Client,
+        StreamableHTTPClientTransport,
+        UnauthorizedError,
+        // 1.x takes the code alone.
+        finishAuth: (transport, callback) => transport.finishAuth(callback.get('code')),
+        // StreamableHTTPError carries the HTTP status in .code (-1 when there
+        // is none) and the response body only inside its message
+        // ("Streamable HTTP error: Error POSTing to endpoint: <body>").
+        // McpError carries the JSON-RPC code, and a message prefixed with
+        // "MCP error <code>: ".
+        errorDetail(err) {
+          if (err instanceof StreamableHTTPError) {
+            const httpStatus = err.code > 0 ? err.code : undefined;
+            const marker = 'Error POSTing to endpoint: ';
+            const at = err.message.indexOf(marker);
+            return { httpStatus, rpc: at < 0 ? undefined : rpcErrorOf(err.message.slice(at + marker.length)) };
+          }
+          if (err instanceof McpError) {
+            const prefix = `MCP error ${err.code}: `;
+            const message = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+            return { rpc: { code: err.code, message } };
+          }
+          return {};
+        },
+      };
+    },
+  },
+  2: {
+    pkg: '@modelcontextprotocol/client',
+    async load() {
+      const { Client, StreamableHTTPClientTransport, UnauthorizedError, ProtocolError, SdkHttpError } = await import(
+        '@modelcontextprotocol/client'
+      );
+      return {
+        Client,
+        StreamableHTTPClientTransport,
+        UnauthorizedError,
+        // 2.x prefers the callback's parameters: it reads code and iss from
+        // them and checks iss (RFC 9207) before redeeming the code.
+        finishAuth: (transport, callback) => transport.finishAuth(callback),
+        // SdkHttpError carries the HTTP status in .status and, for a failed
+        // POST, the response body in .data.text. ProtocolError carries the
+        // JSON-RPC code and message as the server sent them.
+        errorDetail(err) {
+          if (err instanceof SdkHttpError) {
+            const text = err.data?.text;
+            return { httpStatus: err.status, rpc: typeof text === 'string' ? rpcErrorOf(text) : undefined };
+          }
+          if (err instanceof ProtocolError) return { rpc: { code: err.code, message: err.message } };
+          return {};
+        },
+      };
+    },
+  },
+};
+
+// A JSON-RPC error response in an HTTP body, or undefined.
+function rpcErrorOf(body) {
+  try {
+    const msg = JSON.parse(body);
+    if (msg && msg.jsonrpc === '2.0' && msg.error && Number.isInteger(msg.error.code)) {
+      return { code: msg.error.code, message: String(msg.error.message ?? '') };
+    }
+  } catch {
+    // Not JSON: the SDK's message says what there is to say.
+  }
+  return undefined;
+}
 
 // The SDK and its dependencies must not write to stdout: the caller reads
 // exactly one JSON line there. Send any stray console output to stderr.
@@ -74,17 +166,21 @@ function scrub(text) {
  *
  * The SDK drives the flow (discovery, registration, PKCE, token exchange and
  * refresh); this class only stores what the SDK hands it and performs the
- * authorization request when the SDK asks for a redirect.
+ * authorization request when the SDK asks for a redirect. Both SDK lines
+ * call it the same way (2.x adds an issuer context argument to the
+ * credential methods, which a provider holding one set of credentials may
+ * ignore).
  */
 class HeadlessOAuthProvider {
-  constructor({ scope }) {
+  constructor({ scope, loginHint }) {
     this._scope = scope;
+    this._loginHint = loginHint;
     this._clientInformation = undefined;
     this._tokens = undefined;
     this._codeVerifier = undefined;
     this._discoveryState = undefined;
     this._state = undefined;
-    this._pendingCode = undefined;
+    this._pendingCallback = undefined;
     // What the caller reports: how often we went to the authorization
     // endpoint, and with which client.
     this.authorizations = 0;
@@ -175,13 +271,16 @@ class HeadlessOAuthProvider {
   /**
    * Called by the SDK where a browser would be sent to the authorization
    * server. We make the request ourselves and follow redirects until one
-   * points back at REDIRECT_URL, then keep its code for finishAuth. The
-   * SDK then fails the pending MCP request with UnauthorizedError, which is
-   * the caller's cue to finish the flow and retry.
+   * points back at REDIRECT_URL, then keep its parameters for finishAuth.
+   * The SDK then fails the pending MCP request with UnauthorizedError,
+   * which is the caller's cue to finish the flow and retry.
    */
   async redirectToAuthorization(authorizationUrl) {
     this.authorizations++;
     let next = new URL(authorizationUrl);
+    // What a client that knows who is signing in sends (OpenID Connect Core
+    // 3.1.2.1); the SDK itself has no option for it.
+    if (this._loginHint) next.searchParams.set('login_hint', this._loginHint);
     for (let hop = 0; hop < MAX_AUTHORIZE_HOPS; hop++) {
       const res = await fetch(next, { redirect: 'manual' });
       const body = await res.text().catch(() => '');
@@ -196,7 +295,7 @@ class HeadlessOAuthProvider {
       }
       const target = new URL(location, next);
       if (isRedirectUrl(target)) {
-        this._pendingCode = this._readAuthorizationResponse(target.searchParams);
+        this._pendingCallback = this._readAuthorizationResponse(target.searchParams);
         return;
       }
       next = target;
@@ -205,6 +304,8 @@ class HeadlessOAuthProvider {
   }
 
   // RFC 6749 4.1.2: a code (and our state), or an error with a description.
+  // Returns the callback's parameters, which carry the code (and iss, when
+  // the authorization server sends one).
   _readAuthorizationResponse(params) {
     const error = params.get('error');
     if (error) {
@@ -217,14 +318,14 @@ class HeadlessOAuthProvider {
     const code = params.get('code');
     if (!code) throw new Error('authorization response carries neither a code nor an error');
     remember(code);
-    return code;
+    return new URLSearchParams(params);
   }
 
-  // Hands out the code of the last authorization, once.
-  takeCode() {
-    const code = this._pendingCode;
-    this._pendingCode = undefined;
-    return code;
+  // Hands out the callback parameters of the last authorization, once.
+  takeCallback() {
+    const callback = this._pendingCallback;
+    this._pendingCallback = undefined;
+    return callback;
   }
 }
 
@@ -235,46 +336,50 @@ function isRedirectUrl(u) {
 
 /**
  * Runs op; when it fails because the SDK sent us off to authorize, exchanges
- * the code and runs op again. This is how the SDK expects to be driven: the
- * request that met the 401 (or a 403 asking for more scopes) is rejected
- * with UnauthorizedError once redirectToAuthorization has returned, and
- * transport.finishAuth(code) "will exchange the authorization code for an
+ * the code and runs op again. This is how both SDK lines expect to be
+ * driven: the request that met the 401 (or a 403 asking for more scopes) is
+ * rejected with UnauthorizedError once redirectToAuthorization has returned,
+ * and transport.finishAuth "will exchange the authorization code for an
  * access token, enabling the next connection attempt to successfully auth"
- * (its doc comment in client/streamableHttp.js).
+ * (its doc comment in either line's StreamableHTTPClientTransport).
  */
-async function withAuthorization(provider, getTransport, op) {
+async function withAuthorization(sdk, provider, getTransport, op) {
   for (let round = 0; ; round++) {
     try {
       return await op();
     } catch (err) {
-      const code = err instanceof UnauthorizedError ? provider.takeCode() : undefined;
-      if (code === undefined || round >= MAX_AUTH_ROUNDS) throw err;
-      await getTransport().finishAuth(code);
+      const callback = err instanceof sdk.UnauthorizedError ? provider.takeCallback() : undefined;
+      if (callback === undefined || round >= MAX_AUTH_ROUNDS) throw err;
+      await sdk.finishAuth(getTransport(), callback);
     }
   }
 }
 
 // Connects, lists the tools and calls one, filling in progress as it goes so
 // that a failure still reports how far it got.
-async function run(provider, progress, { url, tool, args }) {
+async function run(sdk, provider, progress, { url, tool, args, listOnly }) {
   let transport;
   let client;
 
   // A failed initialize closes the client and its transport, and a
   // transport cannot be started twice, so each connection attempt gets new
   // ones. The provider, and with it the tokens, carries over.
-  await withAuthorization(provider, () => transport, async () => {
-    transport = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
-    client = new Client({ name: 'mcpgate-e2e-ts', version: '0.0.0' });
+  progress.stage = 'initialize';
+  await withAuthorization(sdk, provider, () => transport, async () => {
+    transport = new sdk.StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
+    client = new sdk.Client({ name: 'mcpgate-e2e-ts', version: '0.0.0' });
     await client.connect(transport);
   });
 
   try {
     // Later requests may still need authorization (a tool scope: step-up);
     // they reuse the live connection, so only the request is repeated.
-    const listed = await withAuthorization(provider, () => transport, () => client.listTools());
+    progress.stage = 'tools/list';
+    const listed = await withAuthorization(sdk, provider, () => transport, () => client.listTools());
     progress.tools = listed.tools.map((t) => t.name);
-    const result = await withAuthorization(provider, () => transport, () => client.callTool({ name: tool, arguments: args }));
+    if (listOnly) return;
+    progress.stage = 'tools/call';
+    const result = await withAuthorization(sdk, provider, () => transport, () => client.callTool({ name: tool, arguments: args }));
     progress.result = result;
     // A tool error is a result, not a protocol failure, but for a test it
     // is a failed run all the same.
@@ -296,9 +401,12 @@ function parseCommandLine(argv) {
     args: argv,
     options: {
       url: { type: 'string' },
+      sdk: { type: 'string', default: '1.32.2' },
       tool: { type: 'string', default: 'whoami' },
       args: { type: 'string', default: '{}' },
+      'list-only': { type: 'boolean', default: false },
       scope: { type: 'string', default: '' },
+      'login-hint': { type: 'string', default: '' },
       timeout: { type: 'string', default: '60' },
     },
     strict: true,
@@ -316,7 +424,33 @@ function parseCommandLine(argv) {
   }
   const timeoutSeconds = Number(values.timeout);
   if (!(timeoutSeconds > 0)) throw new Error('--timeout must be a positive number of seconds');
-  return { url: url.href, tool: values.tool, args, scope: values.scope || undefined, timeoutSeconds };
+  return {
+    url: url.href,
+    sdkVersion: values.sdk,
+    tool: values.tool,
+    args,
+    listOnly: values['list-only'],
+    scope: values.scope || undefined,
+    loginHint: values['login-hint'] || undefined,
+    timeoutSeconds,
+  };
+}
+
+// Loads the SDK line of version, after checking that the installed package
+// is exactly that version: a test that asks for 2.4.0 must not silently run
+// whatever the lockfile happens to pin.
+async function loadSDK(version) {
+  const line = SDK_LINES[Number.parseInt(version, 10)];
+  if (!line) throw new Error(`--sdk ${version}: no SDK line for this major version (have ${Object.keys(SDK_LINES).join(', ')})`);
+  const here = dirname(fileURLToPath(import.meta.url));
+  let installed;
+  try {
+    installed = JSON.parse(await readFile(join(here, 'node_modules', line.pkg, 'package.json'), 'utf8')).version;
+  } catch (err) {
+    throw new Error(`--sdk ${version}: ${line.pkg} is not installed beside this script: ${err.message}`);
+  }
+  if (installed !== version) throw new Error(`--sdk ${version}: the installed ${line.pkg} is ${installed}`);
+  return { name: `${line.pkg}@${installed}`, ...(await line.load()) };
 }
 
 // What the flow did, reported on success and failure alike: it tells a
@@ -329,6 +463,21 @@ function authReport(provider) {
     resource: provider.discovered?.resourceMetadata?.resource,
     authorizationServer: provider.discovered?.authorizationServerUrl,
   };
+}
+
+// The failure fields of the report: the SDK's message, and what its error
+// carried in a form a test can compare.
+function errorReport(sdk, err) {
+  const report = { error: describe(err) };
+  if (!(err instanceof Error)) return report;
+  report.errorClass = err.name && err.name !== 'Error' ? err.name : err.constructor?.name;
+  const detail = sdk?.errorDetail(err) ?? {};
+  if (detail.httpStatus) report.errorHttpStatus = detail.httpStatus;
+  if (detail.rpc) {
+    report.errorCode = detail.rpc.code;
+    report.errorMessage = detail.rpc.message;
+  }
+  return report;
 }
 
 let finished = false;
@@ -354,23 +503,26 @@ function describe(err) {
 
 async function main() {
   let opts;
+  let sdk;
   try {
     opts = parseCommandLine(process.argv.slice(2));
+    sdk = await loadSDK(opts.sdkVersion);
   } catch (err) {
-    finish({ ok: false, error: `usage: ${describe(err)}` });
+    finish({ ok: false, error: `usage: ${describe(err)}`, stage: 'start' });
     return;
   }
-  const provider = new HeadlessOAuthProvider({ scope: opts.scope });
-  const progress = {};
+  const provider = new HeadlessOAuthProvider({ scope: opts.scope, loginHint: opts.loginHint });
+  const progress = { sdk: sdk.name };
   const timer = setTimeout(
     () => finish({ ok: false, error: `timed out after ${opts.timeoutSeconds}s`, ...progress, ...authReport(provider) }),
     opts.timeoutSeconds * 1000,
   );
   try {
-    await run(provider, progress, opts);
+    await run(sdk, provider, progress, opts);
+    delete progress.stage;
     finish({ ok: true, ...progress, ...authReport(provider) });
   } catch (err) {
-    finish({ ok: false, error: describe(err), ...progress, ...authReport(provider) });
+    finish({ ok: false, ...errorReport(sdk, err), ...progress, ...authReport(provider) });
   } finally {
     clearTimeout(timer);
   }

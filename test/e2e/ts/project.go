@@ -1,5 +1,6 @@
 // Package ts embeds the Node project of the TypeScript SDK client that the
-// end-to-end tests run (client.mjs, package.json and its lockfile), so that
+// end-to-end tests run (client.mjs, package.json and its lockfile, which pin
+// both SDK lines), so that
 // test/e2e/tsclient can install and run it from any working directory and
 // key its install cache by exactly the lockfile it was built with.
 package ts

@@ -1,7 +1,9 @@
-// Package tsclient runs the official TypeScript MCP SDK
-// (@modelcontextprotocol/sdk) as an OAuth client against an MCP endpoint,
-// for end-to-end tests: test/e2e/ts/client.mjs registers dynamically,
-// authorizes headlessly with PKCE, lists the tools and calls one.
+// Package tsclient runs the official TypeScript MCP SDK as an OAuth client
+// against an MCP endpoint, for end-to-end tests: test/e2e/ts/client.mjs
+// registers dynamically, authorizes headlessly with PKCE, lists the tools
+// and calls one. It drives either SDK line (Options.SDK): 1.x,
+// @modelcontextprotocol/sdk (SDKV1, the default), or 2.x, the split
+// @modelcontextprotocol/client (SDKV2). One Node project pins both.
 //
 // The Node project is installed once into a cache outside the repository,
 // keyed by the SHA-256 of its package-lock.json:
@@ -35,6 +37,18 @@ import (
 	"github.com/mcpgate/mcpgate/test/e2e/ts"
 )
 
+// The SDK releases the Node project pins, for Options.SDK. The client
+// checks that the installed package is exactly the one asked for.
+const (
+	// SDKV1 is @modelcontextprotocol/sdk, the 1.x line.
+	SDKV1 = "1.32.2"
+	// SDKV2 is @modelcontextprotocol/client, the 2.x line.
+	SDKV2 = "2.4.0"
+)
+
+// SDKs lists both lines, for tests that run on each.
+var SDKs = []string{SDKV1, SDKV2}
+
 const (
 	// DefaultTool is the tool Run calls when Options.Tool is empty.
 	DefaultTool = "whoami"
@@ -53,12 +67,21 @@ const (
 	staleTempAge = time.Hour
 )
 
-// Options say what the client does after connecting.
+// Options say which SDK runs and what the client does after connecting.
 type Options struct {
+	// SDK is the SDK release to run: SDKV1 (the default) or SDKV2.
+	SDK string
 	// Tool is the tool to call (default DefaultTool).
 	Tool string
 	// Args are the tool's arguments (default none).
 	Args map[string]any
+	// ListOnly stops after tools/list: Result.Tools is what the server
+	// listed, and no tool is called.
+	ListOnly bool
+	// LoginHint, when set, goes into the authorization URL as OpenID
+	// Connect's login_hint (a user ID or an email address): the Clerk
+	// emulator signs in that user instead of its default one.
+	LoginHint string
 	// Scope goes into the client's registration metadata. The SDK falls
 	// back to it only when neither the server's WWW-Authenticate challenge
 	// nor its protected resource metadata names scopes.
@@ -69,7 +92,9 @@ type Options struct {
 
 // Result is what the client reported.
 type Result struct {
-	OK    bool     `json:"ok"`
+	OK bool `json:"ok"`
+	// SDK is the package that ran, as name@version.
+	SDK   string   `json:"sdk"`
 	Tools []string `json:"tools"`
 	// Result is the tool's CallToolResult as the server sent it: content,
 	// structuredContent and isError.
@@ -84,8 +109,28 @@ type Result struct {
 	// empty when the SDK did not use the protected resource metadata.
 	Resource            string `json:"resource"`
 	AuthorizationServer string `json:"authorizationServer"`
-	// Error says why the run failed (OK false).
+	// Error says why the run failed (OK false): the SDK's error message
+	// with its cause chain. On an HTTP error both SDK lines put the
+	// response body in it ("Error POSTing to endpoint: <body>").
 	Error string `json:"error"`
+	// Stage is the step that failed: "start" (bad options, SDK not
+	// installed), "initialize" (authorization included), "tools/list" or
+	// "tools/call".
+	Stage string `json:"stage"`
+	// ErrorClass is the class of the SDK's error: StreamableHTTPError or
+	// McpError (1.x), SdkHttpError or ProtocolError (2.x), "Error" for
+	// one of the client's own (a refused authorization request, say).
+	ErrorClass string `json:"errorClass"`
+	// ErrorHTTPStatus is the HTTP status the SDK attached to its error, 0
+	// when none.
+	ErrorHTTPStatus int `json:"errorHttpStatus"`
+	// ErrorCode and ErrorMessage are the server's JSON-RPC error, 0 and ""
+	// when there was none: from the SDK's protocol error (a JSON-RPC error
+	// in a 200 response), or parsed from the response body the SDK kept in
+	// its HTTP error (1.x keeps it only in the message text, 2.x in
+	// SdkHttpError.data.text).
+	ErrorCode    int    `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
 }
 
 // StructuredContent returns the tool result's structuredContent, or nil.
@@ -110,6 +155,9 @@ func Run(ctx context.Context, t testing.TB, mcpURL string, opts Options) (Result
 	if err != nil {
 		return Result{}, err
 	}
+	if opts.SDK == "" {
+		opts.SDK = SDKV1
+	}
 	if opts.Tool == "" {
 		opts.Tool = DefaultTool
 	}
@@ -127,10 +175,16 @@ func Run(ctx context.Context, t testing.TB, mcpURL string, opts Options) (Result
 	// it got; the context only catches a client that hangs beyond that.
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout+10*time.Second)
 	defer cancel()
-	cmdArgs := []string{inst.script, "--url", mcpURL, "--tool", opts.Tool, "--args", string(args),
+	cmdArgs := []string{inst.script, "--url", mcpURL, "--sdk", opts.SDK, "--tool", opts.Tool, "--args", string(args),
 		"--timeout", strconv.FormatFloat(opts.Timeout.Seconds(), 'f', -1, 64)}
+	if opts.ListOnly {
+		cmdArgs = append(cmdArgs, "--list-only")
+	}
 	if opts.Scope != "" {
 		cmdArgs = append(cmdArgs, "--scope", opts.Scope)
+	}
+	if opts.LoginHint != "" {
+		cmdArgs = append(cmdArgs, "--login-hint", opts.LoginHint)
 	}
 	cmd := exec.CommandContext(ctx, inst.node, cmdArgs...)
 	cmd.Dir = inst.dir
@@ -139,7 +193,7 @@ func Run(ctx context.Context, t testing.TB, mcpURL string, opts Options) (Result
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	runErr := cmd.Run()
-	t.Logf("tsclient: node client.mjs --tool %s: %s in %s", opts.Tool, exitStatus(runErr), time.Since(start).Round(time.Millisecond))
+	t.Logf("tsclient: node client.mjs --sdk %s --tool %s: %s in %s", opts.SDK, opts.Tool, exitStatus(runErr), time.Since(start).Round(time.Millisecond))
 	if s := strings.TrimSpace(stderr.String()); s != "" {
 		t.Logf("tsclient: client stderr:\n%s", s)
 	}

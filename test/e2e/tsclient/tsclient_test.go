@@ -1,8 +1,11 @@
 package tsclient_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -29,11 +32,21 @@ const (
 	toolScope = "repo:admin"
 )
 
-// TestTypeScriptClient runs the official TypeScript SDK client through the
-// whole flow against the real gateway, with the Clerk emulator as the
-// authorization server and the sample MCP server upstream: 401 challenge,
-// protected resource metadata, authorization server metadata, dynamic
-// registration, authorization code with PKCE, then tools/list and
+// grantedScopes are the scopes each SDK line asks for, and the emulator
+// grants, when the gateway's challenge names scope: 1.32.2 asks for the
+// challenge's scopes; 2.4.0 adds offline_access because the client's
+// metadata lists the refresh_token grant and the emulator's metadata lists
+// offline_access in scopes_supported (determineScope in its auth code).
+var grantedScopes = map[string][]string{
+	tsclient.SDKV1: {scope},
+	tsclient.SDKV2: {scope, "offline_access"},
+}
+
+// TestTypeScriptClient runs the official TypeScript SDK client, both lines,
+// through the whole flow against the real gateway, with the Clerk emulator
+// as the authorization server and the sample MCP server upstream: 401
+// challenge, protected resource metadata, authorization server metadata,
+// dynamic registration, authorization code with PKCE, then tools/list and
 // tools/call with the identity the gateway passed on.
 func TestTypeScriptClient(t *testing.T) {
 	t.Parallel()
@@ -44,45 +57,47 @@ func TestTypeScriptClient(t *testing.T) {
 		"opaque tokens, stateless upstream":  {opaque: true, stateless: true},
 		"jwt tokens, gateway has tool scope": {toolScope: true},
 	}
-	for name, o := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			st := startStack(t, o)
-			res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{Tool: sampleserver.ToolWhoami})
-			if err != nil {
-				t.Fatalf("%v\nreport: %+v", err, res)
-			}
-
-			if res.Authorizations != 1 {
-				t.Errorf("authorizations = %d, want 1", res.Authorizations)
-			}
-			if res.RegisteredClientID == "" {
-				t.Error("no registered client id")
-			}
-			// The SDK used the gateway's protected resource metadata (it
-			// silently falls back to treating the MCP server's origin as
-			// the authorization server when that fails).
-			if res.Resource != st.mcpURL {
-				t.Errorf("resource = %q, want %q", res.Resource, st.mcpURL)
-			}
-			if strings.TrimSuffix(res.AuthorizationServer, "/") != st.em.FrontendAPIURL() {
-				t.Errorf("authorization server = %q, want %q", res.AuthorizationServer, st.em.FrontendAPIURL())
-			}
-			for _, want := range []string{sampleserver.ToolEcho, sampleserver.ToolWhoami, sampleserver.ToolProgress} {
-				if !slices.Contains(res.Tools, want) {
-					t.Errorf("tools = %v, missing %s", res.Tools, want)
+	for _, sdk := range tsclient.SDKs {
+		for name, o := range tests {
+			t.Run(sdk+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				st := startStack(t, o)
+				res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{SDK: sdk, Tool: sampleserver.ToolWhoami})
+				if err != nil {
+					t.Fatalf("%v\nreport: %+v", err, res)
 				}
-			}
 
-			var id sampleserver.Identity
-			if err := json.Unmarshal(res.StructuredContent(), &id); err != nil {
-				t.Fatalf("whoami result %s: %v", res.Result, err)
-			}
-			want := sampleserver.Identity{UserID: clerktest.DefaultUserID, ClientID: res.RegisteredClientID, Scopes: []string{scope}}
-			if id.UserID != want.UserID || id.ClientID != want.ClientID || !slices.Equal(id.Scopes, want.Scopes) || id.Authorization {
-				t.Errorf("whoami = %+v, want %+v", id, want)
-			}
-		})
+				if !strings.HasSuffix(res.SDK, "@"+sdk) {
+					t.Errorf("sdk = %q, want version %s", res.SDK, sdk)
+				}
+				if res.Authorizations != 1 {
+					t.Errorf("authorizations = %d, want 1", res.Authorizations)
+				}
+				if res.RegisteredClientID == "" {
+					t.Error("no registered client id")
+				}
+				// The SDK used the gateway's protected resource metadata (it
+				// silently falls back to treating the MCP server's origin as
+				// the authorization server when that fails).
+				if res.Resource != st.mcpURL {
+					t.Errorf("resource = %q, want %q", res.Resource, st.mcpURL)
+				}
+				if strings.TrimSuffix(res.AuthorizationServer, "/") != st.em.FrontendAPIURL() {
+					t.Errorf("authorization server = %q, want %q", res.AuthorizationServer, st.em.FrontendAPIURL())
+				}
+				for _, want := range []string{sampleserver.ToolEcho, sampleserver.ToolWhoami, sampleserver.ToolProgress} {
+					if !slices.Contains(res.Tools, want) {
+						t.Errorf("tools = %v, missing %s", res.Tools, want)
+					}
+				}
+
+				id := whoami(t, res)
+				want := sampleserver.Identity{UserID: clerktest.DefaultUserID, ClientID: res.RegisteredClientID, Scopes: grantedScopes[sdk]}
+				if id.UserID != want.UserID || id.ClientID != want.ClientID || !slices.Equal(id.Scopes, want.Scopes) || id.Authorization {
+					t.Errorf("whoami = %+v, want %+v", id, want)
+				}
+			})
+		}
 	}
 }
 
@@ -90,17 +105,88 @@ func TestTypeScriptClient(t *testing.T) {
 // server and the tool's result comes back whole.
 func TestTypeScriptClientToolArguments(t *testing.T) {
 	t.Parallel()
-	st := startStack(t, stackOptions{})
-	res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{
-		Tool: sampleserver.ToolEcho,
-		Args: map[string]any{"text": "hello from TypeScript"},
-	})
-	if err != nil {
-		t.Fatalf("%v\nreport: %+v", err, res)
+	for _, sdk := range tsclient.SDKs {
+		t.Run(sdk, func(t *testing.T) {
+			t.Parallel()
+			st := startStack(t, stackOptions{})
+			res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{
+				SDK:  sdk,
+				Tool: sampleserver.ToolEcho,
+				Args: map[string]any{"text": "hello from TypeScript"},
+			})
+			if err != nil {
+				t.Fatalf("%v\nreport: %+v", err, res)
+			}
+			var out sampleserver.EchoOutput
+			if err := json.Unmarshal(res.StructuredContent(), &out); err != nil || out.Text != "hello from TypeScript" {
+				t.Errorf("echo result %s (%v)", res.Result, err)
+			}
+		})
 	}
-	var out sampleserver.EchoOutput
-	if err := json.Unmarshal(res.StructuredContent(), &out); err != nil || out.Text != "hello from TypeScript" {
-		t.Errorf("echo result %s (%v)", res.Result, err)
+}
+
+// TestTypeScriptClientListOnly checks that ListOnly lists the tools and
+// calls none.
+func TestTypeScriptClientListOnly(t *testing.T) {
+	t.Parallel()
+	for _, sdk := range tsclient.SDKs {
+		t.Run(sdk, func(t *testing.T) {
+			t.Parallel()
+			st := startStack(t, stackOptions{})
+			res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{SDK: sdk, Tool: "no_such_tool", ListOnly: true})
+			if err != nil {
+				t.Fatalf("%v\nreport: %+v", err, res)
+			}
+			if !slices.Contains(res.Tools, sampleserver.ToolWhoami) || res.Result != nil || res.Stage != "" {
+				t.Errorf("report = %+v, want the tool list and no tool result", res)
+			}
+		})
+	}
+}
+
+// TestTypeScriptClientLoginHint checks that Options.LoginHint chooses who
+// signs in at the emulator, by user ID or by verified email address, and
+// that a hint naming nobody fails the authorization.
+func TestTypeScriptClientLoginHint(t *testing.T) {
+	t.Parallel()
+	// Ada is a second user of the instance, in Clerk's ID shape.
+	const (
+		adaID    = "user_2adaLovelaceTestUser0000000"
+		adaEmail = "ada@example.com"
+	)
+	tests := map[string]struct {
+		hint      string // Options.LoginHint
+		wantUser  string // whoami's user, when it succeeds
+		wantError string // in Result.Error, when authorization fails
+	}{
+		"user id": {hint: adaID, wantUser: adaID},
+		"email":   {hint: adaEmail, wantUser: adaID},
+		"no hint": {wantUser: clerktest.DefaultUserID},
+		"nobody":  {hint: "user_nobody", wantError: "authorization request refused: access_denied: login_hint names no user"},
+	}
+	for _, sdk := range tsclient.SDKs {
+		for name, tc := range tests {
+			t.Run(sdk+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				st := startStack(t, stackOptions{})
+				if _, err := st.em.CreateUser(clerktest.UserParams{ID: adaID, Emails: []string{adaEmail}}); err != nil {
+					t.Fatal(err)
+				}
+				res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{SDK: sdk, LoginHint: tc.hint})
+				if tc.wantError != "" {
+					if err == nil || !strings.Contains(res.Error, tc.wantError) || res.Stage != "initialize" {
+						t.Fatalf("Run = %+v, %v; want a failed initialize with %q", res, err, tc.wantError)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("%v\nreport: %+v", err, res)
+				}
+				if id := whoami(t, res); id.UserID != tc.wantUser {
+					t.Errorf("whoami user = %q, want %q", id.UserID, tc.wantUser)
+				}
+			})
+		}
 	}
 }
 
@@ -108,53 +194,121 @@ func TestTypeScriptClientToolArguments(t *testing.T) {
 // as one, with the client's reason.
 func TestTypeScriptClientReportsFailure(t *testing.T) {
 	t.Parallel()
-	st := startStack(t, stackOptions{})
-	res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{Tool: "no_such_tool"})
-	if err == nil || res.OK || res.Error == "" {
-		t.Fatalf("Run = %+v, %v; want a failure", res, err)
+	for _, sdk := range tsclient.SDKs {
+		t.Run(sdk, func(t *testing.T) {
+			t.Parallel()
+			st := startStack(t, stackOptions{})
+			res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{SDK: sdk, Tool: "no_such_tool"})
+			if err == nil || res.OK || res.Error == "" {
+				t.Fatalf("Run = %+v, %v; want a failure", res, err)
+			}
+			t.Logf("report: %+v", res)
+			// It got as far as the tool call: authorized, tools listed.
+			if res.Authorizations != 1 || !slices.Contains(res.Tools, sampleserver.ToolWhoami) || res.Stage != "tools/call" {
+				t.Errorf("report = %+v, want one authorization, the tool list and a failed tools/call", res)
+			}
+		})
 	}
-	// It got as far as the tool call: authorized, tools listed.
-	if res.Authorizations != 1 || !slices.Contains(res.Tools, sampleserver.ToolWhoami) {
-		t.Errorf("report = %+v, want one authorization and the tool list", res)
+}
+
+// TestTypeScriptClientServerRefusal pins what each SDK line makes of a
+// server that refuses a request with 403 and a JSON-RPC error in the body,
+// as an access rule does. A handler in front of the gateway refuses one
+// method once the client holds a token, so that this does not wait on the
+// gateway's own access rules.
+func TestTypeScriptClientServerRefusal(t *testing.T) {
+	t.Parallel()
+	const (
+		code    = -32003
+		message = "Access denied: ada@example.com may not use this server"
+	)
+	for _, sdk := range tsclient.SDKs {
+		for _, method := range []string{"initialize", "tools/call"} {
+			t.Run(sdk+"/"+method, func(t *testing.T) {
+				t.Parallel()
+				st := startStack(t, stackOptions{refuse: &refusal{method: method, code: code, message: message}})
+				res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{SDK: sdk})
+				if err == nil {
+					t.Fatalf("Run succeeded: %+v", res)
+				}
+				t.Logf("report: %+v", res)
+				if res.Stage != method || res.ErrorHTTPStatus != http.StatusForbidden || res.ErrorCode != code || res.ErrorMessage != message {
+					t.Errorf("stage %q, HTTP status %d, JSON-RPC error %d %q; want %q, 403, %d %q",
+						res.Stage, res.ErrorHTTPStatus, res.ErrorCode, res.ErrorMessage, method, code, message)
+				}
+				// Both lines put the body in the error message too.
+				if !strings.Contains(res.Error, message) {
+					t.Errorf("error %q does not show the server's message", res.Error)
+				}
+			})
+		}
 	}
 }
 
 // TestTypeScriptClientStepUp pins down how far step-up authorization gets
-// with this SDK version. The SDK does recognize the gateway's 403 challenge
-// (error="insufficient_scope" with the scopes the call needs): the error
-// below is thrown only on that path, when the retried request meets the
-// same challenge again. But SDK 1.32.2 cannot complete step-up when it holds
-// a refresh token, which every Clerk token response carries: auth() refreshes
-// instead of authorizing again, and a refresh never widens the scope
-// (RFC 6749 section 6), so the retry gets the same 403. This is
-// modelcontextprotocol/typescript-sdk issue 2255; the Go SDK test in
+// with each SDK line: the gateway answers delete_repo with 403
+// insufficient_scope naming repo:admin, which the client was not granted.
+//
+// 1.32.2 recognizes the challenge but cannot complete step-up when it holds
+// a refresh token, which every Clerk token response carries: auth()
+// refreshes instead of authorizing again, and a refresh never widens the
+// scope (RFC 6749 section 6), so the retry meets the same 403
+// (modelcontextprotocol/typescript-sdk issue 2255). The Go SDK test in
 // gateway/e2e_test.go covers the gateway's side of step-up.
 //
-// When an SDK upgrade makes this test fail because the call succeeded, turn
-// it into a success test. Note that completing step-up also needs the
-// authorization server to grant repo:admin to the client, which the SDK
-// registered with the scope of the first challenge ("profile") only; the
-// emulator refuses scopes outside a client's registered ones.
+// 2.4.0 re-authorizes (a second trip to the authorization endpoint) for the
+// union of the scopes, with the client it registered for the first
+// challenge ("profile"); the emulator refuses a scope outside a client's
+// registration (invalid_scope), RFC 7591's meaning of the registered scope.
+// Whether real Clerk holds dynamically registered clients to it is
+// unconfirmed.
+//
+// When a test here fails because the call succeeded, turn that line's case
+// into a success test.
 func TestTypeScriptClientStepUp(t *testing.T) {
 	t.Parallel()
-	st := startStack(t, stackOptions{toolScope: true})
-	res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{
-		Tool: sampleserver.ToolDeleteRepo,
-		Args: map[string]any{"name": "acme/widgets"},
-	})
-	if err == nil {
-		t.Fatalf("delete_repo succeeded (%s): this SDK version completes step-up; make this a success test", res.Result)
+	tests := map[string]struct {
+		wantError          string // in Result.Error
+		wantAuthorizations int
+		why                string
+	}{
+		tsclient.SDKV1: {
+			wantError:          "403 after trying upscoping",
+			wantAuthorizations: 1,
+			why:                "1.32.2 refreshes instead of re-authorizing, and a refresh cannot widen the scope (typescript-sdk issue 2255)",
+		},
+		tsclient.SDKV2: {
+			wantError:          "authorization request refused: invalid_scope",
+			wantAuthorizations: 2,
+			why:                "2.4.0 re-authorizes the same registered client for profile+repo:admin, which the emulator refuses as outside the client's registration",
+		},
 	}
-	if !strings.Contains(res.Error, "403 after trying upscoping") {
-		t.Fatalf("run failed with %v; want the SDK's step-up dead end (403 after trying upscoping)", err)
-	}
-	if res.Authorizations != 1 || !slices.Contains(res.Tools, sampleserver.ToolDeleteRepo) {
-		t.Errorf("report = %+v, want one authorization and the tool list", res)
+	for sdk, tc := range tests {
+		t.Run(sdk, func(t *testing.T) {
+			t.Parallel()
+			st := startStack(t, stackOptions{toolScope: true})
+			res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{
+				SDK:  sdk,
+				Tool: sampleserver.ToolDeleteRepo,
+				Args: map[string]any{"name": "acme/widgets"},
+			})
+			t.Logf("report: %+v", res)
+			if err == nil {
+				t.Fatalf("delete_repo succeeded (%s): %s completes step-up now; make this a success test", res.Result, sdk)
+			}
+			if !strings.Contains(res.Error, tc.wantError) || res.Authorizations != tc.wantAuthorizations {
+				t.Fatalf("run failed with %q after %d authorizations; want %q after %d: %s",
+					res.Error, res.Authorizations, tc.wantError, tc.wantAuthorizations, tc.why)
+			}
+			if res.Stage != "tools/call" || !slices.Contains(res.Tools, sampleserver.ToolDeleteRepo) {
+				t.Errorf("report = %+v, want the tool list and a failed tools/call", res)
+			}
+		})
 	}
 }
 
-// TestInstall checks that the cache holds the pinned SDK and that a second
-// Install reuses it.
+// TestInstall checks that the cache holds both pinned SDK lines and that a
+// second Install reuses it.
 func TestInstall(t *testing.T) {
 	t.Parallel()
 	dir, err := tsclient.Install(t.Context())
@@ -183,20 +337,34 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const sdk = "@modelcontextprotocol/sdk"
-	var installed struct {
-		Version string `json:"version"`
+	for name, version := range map[string]string{
+		"@modelcontextprotocol/sdk":    tsclient.SDKV1,
+		"@modelcontextprotocol/client": tsclient.SDKV2,
+	} {
+		var installed struct {
+			Version string `json:"version"`
+		}
+		b, err = os.ReadFile(filepath.Join(dir, "node_modules", name, "package.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &installed)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if installed.Version != version || pkg.Dependencies[name] != version {
+			t.Errorf("%s: installed %q, package.json pins %q, tsclient says %q", name, installed.Version, pkg.Dependencies[name], version)
+		}
 	}
-	b, err = os.ReadFile(filepath.Join(dir, "node_modules", sdk, "package.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &installed)
+}
+
+// whoami decodes the whoami tool's structured result.
+func whoami(t *testing.T, res tsclient.Result) sampleserver.Identity {
+	t.Helper()
+	var id sampleserver.Identity
+	if err := json.Unmarshal(res.StructuredContent(), &id); err != nil {
+		t.Fatalf("whoami result %s: %v", res.Result, err)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if installed.Version == "" || installed.Version != pkg.Dependencies[sdk] {
-		t.Errorf("installed %s %q, package.json pins %q", sdk, installed.Version, pkg.Dependencies[sdk])
-	}
+	return id
 }
 
 // stack is the emulator, the sample server and the gateway, on loopback.
@@ -207,9 +375,49 @@ type stack struct {
 
 // stackOptions vary the setup.
 type stackOptions struct {
-	opaque    bool // opaque access tokens, verified through the Backend API; default JWT
-	stateless bool // the upstream serves without sessions
-	toolScope bool // delete_repo needs toolScope besides scope
+	opaque    bool     // opaque access tokens, verified through the Backend API; default JWT
+	stateless bool     // the upstream serves without sessions
+	toolScope bool     // delete_repo needs toolScope besides scope
+	refuse    *refusal // answer one method with 403 and a JSON-RPC error
+}
+
+// refusal is a 403 with a JSON-RPC error body, for one JSON-RPC method of a
+// request that carries a bearer token (so the OAuth flow runs first).
+type refusal struct {
+	method  string
+	code    int
+	message string
+}
+
+// wrap answers r's method with the refusal and passes anything else to next.
+func (rf *refusal) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var msg struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		if json.Unmarshal(body, &msg) != nil || msg.Method != rf.method || msg.ID == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"jsonrpc": "2.0",
+			"id":      msg.ID,
+			"error":   map[string]any{"code": rf.code, "message": rf.message},
+		})
+	})
 }
 
 // startStack starts the three servers and stops them when the test ends.
@@ -243,7 +451,11 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
-	gw := httptest.NewServer(g.Handler())
+	h := g.Handler()
+	if o.refuse != nil {
+		h = o.refuse.wrap(h)
+	}
+	gw := httptest.NewServer(h)
 	// The client holds a standalone SSE stream open until it exits, which
 	// it has by now; closing the client side first keeps Close from waiting.
 	t.Cleanup(func() {

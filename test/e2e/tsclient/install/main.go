@@ -2,7 +2,7 @@
 // into the cache (see package tsclient) and prints its directory, for
 // Makefiles and scripts:
 //
-//	node "$(go run ./test/e2e/tsclient/install)/client.mjs" --url http://127.0.0.1:8080/mcp
+//	node "$(go run ./test/e2e/tsclient/install)/client.mjs" --url http://127.0.0.1:8080/mcp [--sdk 2.4.0]
 package main
 
 import (
