@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,6 +145,12 @@ func (r Result) StructuredContent() json.RawMessage {
 	return res.StructuredContent
 }
 
+// runSlots bounds how many clients run at once in this process. Starting
+// Node and loading an SDK is CPU work: dozens of parallel tests starting
+// clients together on a small machine would each take long enough to risk
+// their timeout.
+var runSlots = make(chan struct{}, 2*runtime.NumCPU())
+
 // Run runs the client against mcpURL and returns its report. The error is
 // non-nil when the client could not be installed or run, printed no report,
 // or reported a failure (then the Result carries the client's Error and
@@ -169,6 +176,14 @@ func Run(ctx context.Context, t testing.TB, mcpURL string, opts Options) (Result
 		if args, err = json.Marshal(opts.Args); err != nil {
 			return Result{}, fmt.Errorf("tsclient: encode tool arguments: %w", err)
 		}
+	}
+
+	// Wait for a slot before the clock of opts.Timeout starts.
+	select {
+	case runSlots <- struct{}{}:
+		defer func() { <-runSlots }()
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("tsclient: waiting for a free slot to run the client: %w", ctx.Err())
 	}
 
 	// The client enforces opts.Timeout itself and then still reports how far
