@@ -236,6 +236,10 @@ func TestTypeScriptClientServerRefusal(t *testing.T) {
 					t.Errorf("stage %q, HTTP status %d, JSON-RPC error %d %q; want %q, 403, %d %q",
 						res.Stage, res.ErrorHTTPStatus, res.ErrorCode, res.ErrorMessage, method, code, message)
 				}
+				// The SDK's own HTTP error class, which keeps the status.
+				if want := map[string]string{tsclient.SDKV1: "StreamableHTTPError", tsclient.SDKV2: "SdkHttpError"}[sdk]; res.ErrorClass != want {
+					t.Errorf("error class %q, want %q", res.ErrorClass, want)
+				}
 				// Both lines put the body in the error message too.
 				if !strings.Contains(res.Error, message) {
 					t.Errorf("error %q does not show the server's message", res.Error)
