@@ -240,7 +240,7 @@ func userFromSDK(u *sdk.User) User {
 
 // fetchMemberships lists every page of the user's memberships through the
 // SDK's users client: offset moves by what each page held until total_count
-// is reached. A user with more than maxMembershipPages pages gets
+// is reached, or a page comes back empty (memberships removed meanwhile). A user with more than maxMembershipPages pages gets
 // ErrTooManyMemberships, decided from the first page's total_count when it
 // already says so.
 func (d *Directory) fetchMemberships(ctx context.Context, userID string) ([]Membership, error) {
