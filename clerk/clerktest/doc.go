@@ -5,12 +5,27 @@
 // authorization server, whose URL is the token issuer) and the Backend API
 // (authenticated with the secret key). Field names, status codes and error
 // bodies follow Clerk's published OpenAPI specs (Backend and Frontend API,
-// version 2026-05-12). The one user who signs in consents automatically, so
-// an OAuth client can run the whole authorization code flow headless.
+// version 2026-05-12). The user who signs in consents automatically, so an
+// OAuth client can run the whole authorization code flow headless.
+//
+// The instance has people: users with email addresses (verified or not),
+// organizations with slugs, and memberships with a role and that role's
+// permissions (WithOrganizationRoles; Clerk's org:admin and org:member by
+// default). The Backend API creates, reads and deletes them as Clerk's
+// does (POST/GET/DELETE /v1/users, POST /v1/email_addresses,
+// POST /v1/organizations, GET/DELETE /v1/organizations/{organization_id},
+// membership create, update and delete, and
+// GET /v1/users/{user_id}/organization_memberships); tests can also use
+// CreateUser, AddEmailAddress, DeleteUser, CreateOrganization,
+// SetMembership and RemoveMembership. The default user (DefaultUserID,
+// DefaultUserEmail, or WithUser's) exists with a verified address.
 //
 // Tests reach past the HTTP surface to mint tokens directly, rotate keys,
 // change instance settings, inject faults (latency, error statuses, 429 with
-// Retry-After, dropped connections) and count calls per endpoint.
+// Retry-After, dropped connections) and count calls per endpoint. A route
+// with path parameters is named by its pattern, with the spec's parameter
+// names ("GET /v1/users/{user_id}"), for every object, or by its concrete
+// path ("GET /v1/users/user_123") for one.
 //
 // Where the spec leaves a choice, the emulator makes this one:
 //   - Every token response carries a refresh token (the spec's examples
@@ -25,4 +40,28 @@
 //     registered without may request any scope the instance knows.
 //   - Client ID metadata documents are only advertised (the setting), not
 //     fetched: a URL client_id is an unknown client.
+//   - The authorization endpoint signs in the user named by login_hint (a
+//     user ID, or an email address that is verified or reserved, in any
+//     case), else the default user; that user is the subject of the tokens.
+//     A hint naming nobody who could sign in (unknown, deleted, or an
+//     unverified address) redirects back with error=access_denied, or
+//     login_required with prompt=none, and an error_description.
+//   - Email addresses show three states as Clerk does: verified by an
+//     administrator (verification_admin), a sign-up code never entered
+//     (CreateUser's UnverifiedEmails; verification_otp, status
+//     "unverified"), and none at all (POST /v1/email_addresses with
+//     verified false, or reserved; verification null).
+//   - GET /v1/users/{user_id}/organization_memberships answers an unknown
+//     user with an empty list (the spec documents no 404 there), newest
+//     membership first. Only GET /v1/organizations/{organization_id}
+//     accepts a slug, as the spec says; the Go API accepts either.
+//   - Error codes: resource_not_found (404) for unknown users,
+//     organizations and memberships; form_identifier_exists (422) for a
+//     taken address or slug; already_a_member_in_organization (400);
+//     organization_creator_not_found (400); form_param_value_invalid (422)
+//     for a role the instance lacks.
+//   - Not modelled: Clerk's rule that an organization keep one admin, the
+//     membership limit (max_allowed_memberships is stored and shown),
+//     uniqueness of usernames and external IDs, and deleting a user does
+//     not revoke tokens already issued to them.
 package clerktest

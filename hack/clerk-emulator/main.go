@@ -7,6 +7,10 @@
 // controller needs (frontendAPIURL, backendAPIURL, publishableKey,
 // secretKey, issuer), then serves until SIGINT or SIGTERM and exits 0.
 // Request logs go to stderr and never contain a token or secret.
+//
+// The Backend API creates users, email addresses, organizations and
+// memberships as Clerk's does, and the authorization endpoint signs in the
+// user named by login_hint; see usage below and README.md.
 package main
 
 import (
@@ -32,6 +36,41 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// usage is printed by -h before the flags. It shows how to give the instance
+// people, since access rules are about users, addresses and organizations.
+const usage = `Usage: clerk-emulator [flags]
+
+Runs an emulated Clerk instance: the Frontend API (the OAuth authorization
+server and token issuer) on --listen and the Backend API on --backend-listen.
+It prints one JSON line with frontendAPIURL, backendAPIURL, publishableKey,
+secretKey and issuer, then serves until interrupted.
+
+The instance starts with one user (--user-id, --user-email, verified), who
+signs in by default. The Backend API, with the secret key, adds more:
+
+  B=<backendAPIURL>; K=<secretKey>
+  curl -s -H "Authorization: Bearer $K" -H 'Content-Type: application/json' \
+    -d '{"email_address":["ada@corp.example"]}' $B/users           # id: user_...
+  curl -s -H "Authorization: Bearer $K" -H 'Content-Type: application/json' \
+    -d '{"name":"Acme","slug":"acme","created_by":"user_..."}' $B/organizations  # creator is org:admin
+  curl -s -H "Authorization: Bearer $K" -H 'Content-Type: application/json' \
+    -d '{"user_id":"user_...","role":"org:member"}' $B/organizations/org_.../memberships
+  curl -s -H "Authorization: Bearer $K" $B/users/user_.../organization_memberships
+
+Addresses made by POST /v1/users are verified; POST /v1/email_addresses with
+"verified":false adds an unverified one. PATCH and DELETE
+/v1/organizations/{organization_id}/memberships/{user_id} change a role or
+remove a member; DELETE /v1/users/{user_id} removes a user. Roles are
+org:admin and org:member, with Clerk's system permissions.
+
+To sign in as someone else, add login_hint=<user ID or verified email
+address> to the authorization request; a hint naming nobody who can sign in
+is redirected back with error=access_denied (login_required with
+prompt=none).
+
+Flags:
+`
+
 // endpoints is the one line printed on start.
 type endpoints struct {
 	FrontendAPIURL string `json:"frontendAPIURL"`
@@ -45,6 +84,10 @@ type endpoints struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("clerk-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	listen := fs.String("listen", "127.0.0.1:0", "address of the Frontend API (the issuer)")
 	backendListen := fs.String("backend-listen", "127.0.0.1:0", "address of the Backend API")
 	jwtTokens := fs.Bool("jwt-access-tokens", true, "issue JWT access tokens (false: opaque oat_ tokens)")

@@ -89,6 +89,19 @@ func TestRun(t *testing.T) {
 		t.Errorf("settings = %v", settings)
 	}
 
+	// The people the usage text shows how to make: the --user-id user
+	// exists, and the Backend API adds a user, an organization and a member.
+	if u := getJSON(t, e.BackendAPIURL+"/users/user_cli", e.SecretKey); u["id"] != "user_cli" {
+		t.Errorf("the --user-id user = %v", u)
+	}
+	ada := postJSON(t, e.BackendAPIURL+"/users", e.SecretKey, `{"email_address":["ada@corp.example"]}`)
+	org := postJSON(t, e.BackendAPIURL+"/organizations", e.SecretKey, `{"name":"Acme","slug":"acme","created_by":"`+ada["id"].(string)+`"}`)
+	postJSON(t, e.BackendAPIURL+"/organizations/"+org["id"].(string)+"/memberships", e.SecretKey, `{"user_id":"user_cli","role":"org:member"}`)
+	list := getJSON(t, e.BackendAPIURL+"/users/user_cli/organization_memberships", e.SecretKey)
+	if list["total_count"] != 1.0 || !strings.Contains(jsonText(list["data"]), `"slug":"acme"`) {
+		t.Errorf("memberships = %v", list)
+	}
+
 	cancel()
 	select {
 	case c := <-code:
@@ -180,6 +193,38 @@ func TestBinary(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), e.SecretKey) {
 		t.Error("the secret key was logged")
+	}
+}
+
+// postJSON posts body with the secret key and decodes the 200 answer.
+func postJSON(t *testing.T, url, key, body string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: status %d, %v: %v", url, resp.StatusCode, err, m)
+	}
+	return m
+}
+
+// TestUsage checks that -h shows how to create people and sign in as them.
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if c := run(context.Background(), []string{"-h"}, &stdout, &stderr); c != 0 {
+		t.Fatalf("exit code %d for -h", c)
+	}
+	for _, want := range []string{"/users", "/organizations", "/memberships", "organization_memberships", "login_hint", "-listen"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }
 
