@@ -301,45 +301,49 @@ func (f *toolsFilter) toolsEdit(b []byte, start, end int) (*edit, error) {
 	if b[start] != '[' {
 		return nil, unfilterable("result.tools is not an array")
 	}
-	els := elementSpans(b, start)
-	keep := make([]bool, len(els))
-	size, dropped := 2, false
-	for j, el := range els {
-		ok, err := f.toolAllowed(b, el)
+	// NOTE: one walk over the array: each tool's members are visited once,
+	// which also finds where the tool ends.
+	type span struct{ start, end int }
+	var kept []span
+	size, dropped := 1, false
+	for i := skipSpace(b, start+1); i < end && b[i] != ']'; {
+		ok, te, err := f.toolAllowed(b, i)
 		if err != nil {
 			return nil, err
 		}
-		if keep[j] = ok; ok {
-			size += valueEnd(b, el) - el + 1
+		if ok {
+			kept = append(kept, span{i, te})
+			size += te - i + 1
 		} else {
 			dropped = true
+		}
+		if i = skipSpace(b, te); i < end && b[i] == ',' {
+			i = skipSpace(b, i+1)
 		}
 	}
 	if !dropped {
 		return nil, nil
 	}
-	repl := make([]byte, 0, size)
+	repl := make([]byte, 0, size+1)
 	repl = append(repl, '[')
-	for j, el := range els {
-		if keep[j] {
-			if len(repl) > 1 {
-				repl = append(repl, ',')
-			}
-			repl = append(repl, b[el:valueEnd(b, el)]...)
+	for j, k := range kept {
+		if j > 0 {
+			repl = append(repl, ',')
 		}
+		repl = append(repl, b[k.start:k.end]...)
 	}
 	return &edit{start, end, append(repl, ']')}, nil
 }
 
-// toolAllowed reports whether the caller may call the tool object at b[i].
-// With several name members (duplicates, case variants) every one must be
-// allowed, whichever a client reads.
-func (f *toolsFilter) toolAllowed(b []byte, i int) (bool, error) {
+// toolAllowed reports whether the caller may call the tool object at b[i],
+// and where the object ends. With several name members (duplicates, case
+// variants) every one must be allowed, whichever a client reads.
+func (f *toolsFilter) toolAllowed(b []byte, i int) (bool, int, error) {
 	if b[i] != '{' {
-		return false, unfilterable("a tool is not an object")
+		return false, 0, unfilterable("a tool is not an object")
 	}
 	names, allowed, bad := 0, true, false
-	eachMember(b, i, func(key []byte, vs, ve int) {
+	end := eachMember(b, i, func(key []byte, vs, ve int) {
 		if !keyFolds(key, "name") {
 			return
 		}
@@ -352,9 +356,9 @@ func (f *toolsFilter) toolAllowed(b []byte, i int) (bool, error) {
 		allowed = allowed && f.mayCall(name)
 	})
 	if bad || names == 0 {
-		return false, unfilterable("a tool has no string name")
+		return false, 0, unfilterable("a tool has no string name")
 	}
-	return allowed, nil
+	return allowed, end, nil
 }
 
 // cappedTTL returns the ttlMs to send instead of v when v exceeds max (or
@@ -421,9 +425,9 @@ func applyEdits(b []byte, edits []edit) []byte {
 }
 
 // eachMember calls fn with the raw key (quotes included) and the value's
-// offsets of every member of the object at b[i], in order. b must be valid
-// JSON (see jsonwalk.go).
-func eachMember(b []byte, i int, fn func(key []byte, vs, ve int)) {
+// offsets of every member of the object at b[i], in order, and returns the
+// offset just past the object. b must be valid JSON (see jsonwalk.go).
+func eachMember(b []byte, i int, fn func(key []byte, vs, ve int)) int {
 	i = skipSpace(b, i+1)
 	for i < len(b) && b[i] != '}' {
 		keyEnd := stringEnd(b, i)
@@ -435,6 +439,7 @@ func eachMember(b []byte, i int, fn func(key []byte, vs, ve int)) {
 			i = skipSpace(b, i+1)
 		}
 	}
+	return i + 1
 }
 
 // elementSpans returns the offsets at which the elements of the array at
