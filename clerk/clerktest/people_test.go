@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -636,5 +637,43 @@ func TestServer_loginHint(t *testing.T) {
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
 	if q.Get("error") != "access_denied" {
 		t.Fatalf("deleted default user: redirect %v", q)
+	}
+}
+
+// TestServer_concurrentPeople mixes Backend API reads with Go API writes,
+// for the race detector.
+func TestServer_concurrentPeople(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	orgID, err := s.CreateOrganization("Busy", "busy", DefaultUserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			u, err := s.CreateUser(UserParams{Emails: []string{fmt.Sprintf("u%d@corp.example", i)}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, role := range []string{RoleMember, RoleAdmin} {
+				if err := s.SetMembership(orgID, u.ID, role); err != nil {
+					t.Error(err)
+				}
+			}
+			for _, path := range []string{"/users/" + u.ID, "/users/" + u.ID + "/organization_memberships", "/organizations/busy"} {
+				if resp := backend(t, s, http.MethodGet, path, ""); resp.status != http.StatusOK {
+					t.Errorf("GET %s: status %d", path, resp.status)
+				}
+			}
+			if err := s.DeleteUser(u.ID); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := s.Calls("GET /v1/users/{user_id}"); got != 20 {
+		t.Errorf("Calls = %d, want 20", got)
 	}
 }
