@@ -31,19 +31,12 @@ var errToolsListRefused = errors.New("tools/list response refused by the filter"
 
 // filterToolsList removes from tools/list results the tools the caller may
 // not call (ri.mayCall), so that a client is not shown tools it would only
-// be refused. It acts only when the request carries a tools/list and the
-// access step set mayCall; anything else goes straight to next, unwrapped.
-//
-// A GET with Last-Event-ID resumes a stream on which the upstream may replay
-// a tools/list result of an earlier POST; its ids are unknown here, so every
-// response on it that carries result.tools is filtered.
-//
-// The response is read, not trusted: a tools/list result the filter cannot
-// parse, or one encoded (gzip) despite the request asking for identity, is
-// never passed on. Before the headers are sent that is a 502 with a
-// JSON-RPC error; on an SSE stream already under way, a JSON-RPC error event
-// for each tools/list still unanswered, then the stream is cut (the client
-// sees it end abnormally, and its pending request fails rather than hangs).
+// be refused. Only a request carrying a tools/list, with mayCall set, is
+// wrapped; any other goes straight to next. A GET with Last-Event-ID
+// resumes a stream on which the upstream may replay an earlier POST's
+// tools/list result, under ids unknown here: every response on it that
+// carries result.tools is filtered. What the filter cannot read is never
+// passed on (see toolsListWriter).
 func (g *Gateway) filterToolsList(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := g.newToolsFilter(r, infoFrom(r.Context()))
@@ -475,11 +468,15 @@ func keyIs(raw []byte, want string) bool {
 }
 
 // toolsListWriter is the ResponseWriter the proxy writes a filtered
-// response to. It decides at WriteHeader: SSE is rewritten event by event
-// and flushed as it goes; JSON (or any 2xx body that is not SSE, which a
-// client might still parse) is held whole, bounded, and rewritten at the
-// end; anything else (an error page) passes. It has no Unwrap on purpose:
-// a Hijack (an upstream answering 101) must not bypass it.
+// response to. It decides at WriteHeader: SSE is rewritten event by event;
+// JSON (or any 2xx body but SSE, which a client might still parse) is held,
+// bounded, and rewritten at the end; other bodies (error pages) pass. What
+// it cannot filter (invalid JSON, a tool without a name, an oversized
+// message, a Content-Encoding) is refused: before the headers have gone, a
+// 502 with a JSON-RPC error per tools/list; on a stream under way, an error
+// event for each tools/list unanswered, then the stream is cut, so that a
+// pending request fails rather than hangs. No Unwrap, on purpose: a Hijack
+// (an upstream answering 101) must not get past it.
 type toolsListWriter struct {
 	w http.ResponseWriter
 	f *toolsFilter
@@ -728,7 +725,8 @@ type heldLine struct {
 	data       bool
 }
 
-var utf8BOM = []byte("\xef\xbb\xbf")
+// utf8BOM may lead a stream; parsers drop it before the first line.
+const utf8BOM = "\xef\xbb\xbf"
 
 // write takes the next bytes of the stream. An error means the stream
 // cannot be filtered any further; nothing of the offending event was sent.
@@ -790,7 +788,7 @@ func (s *sseRewriter) emit(b []byte) error {
 func (s *sseRewriter) handleLine(content, raw []byte) error {
 	if !s.started {
 		s.started = true
-		content = bytes.TrimPrefix(content, utf8BOM)
+		content = bytes.TrimPrefix(content, []byte(utf8BOM))
 	}
 	if len(content) == 0 {
 		return s.dispatch(raw)

@@ -18,11 +18,15 @@ import (
 	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
-// allowedTools are the tools the test caller may call; every other name is
+// mayCallTest allows the test caller three tools; every other name is
 // refused, among them delete_repo, read_secrets and "🔥burn".
-var allowedTools = map[string]bool{"search": true, "read_file": true, "日本語ツール": true}
-
-func mayCallTest(name string) bool { return allowedTools[name] }
+func mayCallTest(name string) bool {
+	switch name {
+	case "search", "read_file", "日本語ツール":
+		return true
+	}
+	return false
+}
 
 // tool is a tool object as an upstream lists it.
 func tool(name string) string {
