@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Default and bounds of the limit and offset query parameters (the spec's
@@ -198,8 +199,9 @@ func userJSON(u *userRecord) userResponse {
 		out.PrimaryEmailAddressID = &id
 	}
 	if !u.lastSignIn.IsZero() {
-		at := u.lastSignIn.UnixMilli()
-		out.LastSignInAt, out.LastActiveAt = &at, &at
+		// last_active_at has day precision, the spec says.
+		at, day := u.lastSignIn.UnixMilli(), u.lastSignIn.UTC().Truncate(24*time.Hour).UnixMilli()
+		out.LastSignInAt, out.LastActiveAt = &at, &day
 	}
 	return out
 }
