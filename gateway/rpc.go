@@ -37,13 +37,12 @@ type rpcMessage struct {
 	// when it has none.
 	id json.RawMessage
 	// tool is the tool a tools/call calls (params.name); empty otherwise.
-	// With duplicate name members, tools holds them all and tool the last.
-	tool  string
-	tools []string
+	// With duplicate name members, tool is the last and names holds all.
+	tool string
 	// names and uris are the string values of every params.name and
-	// params.uri member, whatever the method, for comparing with the
-	// Mcp-Name header; oddName is set when one of them is no string, which
-	// no header value can match.
+	// params.uri member, whatever the method: the tools a tools/call calls,
+	// and what the Mcp-Name header must equal. oddName is set when one of
+	// them is no string, which no header value can match.
 	names, uris []string
 	oddName     bool
 }
@@ -66,7 +65,9 @@ func (r *rpcRequest) has(method string) bool {
 func (r *rpcRequest) toolNames() []string {
 	var names []string
 	for _, m := range r.messages {
-		names = append(names, m.tools...)
+		if slices.Contains(m.methods, "tools/call") {
+			names = append(names, m.names...)
+		}
 	}
 	return names
 }
@@ -172,7 +173,6 @@ func parseMessage(raw []byte) (rpcMessage, error) {
 				m.names = append(m.names, s)
 				if call {
 					m.tool = s
-					m.tools = append(m.tools, s)
 				}
 			default:
 				m.uris = append(m.uris, s)
