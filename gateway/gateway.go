@@ -1,6 +1,8 @@
 // Package gateway is the data plane of one McpServer: it serves OAuth
-// discovery metadata, verifies Clerk access tokens, enforces scopes and
-// proxies MCP traffic (streamable HTTP, SSE included) to the upstream.
+// discovery metadata, verifies Clerk access tokens, enforces the access
+// rules (who, by Clerk organization, email domain or user, may use the
+// server and each tool) and scopes, and proxies MCP traffic (streamable
+// HTTP, SSE included) to the upstream.
 //
 // A Gateway has two handlers: Handler for MCP clients and HealthHandler for
 // probes and metrics. Run serves both on the configured addresses and drains
@@ -28,7 +30,8 @@ const (
 	// grace period, leaving time to close what is left.
 	DefaultShutdownGrace = 25 * time.Second
 	// DefaultMaxBodyBytes bounds the request bodies the gateway reads to
-	// apply its scope policy; JSON-RPC requests are far smaller.
+	// apply its access rules and scope policy; JSON-RPC requests are far
+	// smaller.
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultDialTimeout bounds connecting to the upstream, so a dead
 	// upstream gives a quick 502 rather than a hang.
