@@ -23,9 +23,10 @@ const (
 	modeJWT        = "jwt"         // through the gateway, JWT access tokens
 	modeOpaqueWarm = "opaque-warm" // opaque tokens whose verdicts are cached
 	modeOpaqueCold = "opaque-cold" // a new opaque token for every request
+	modeAccess     = "access"      // JWTs, through a gateway with organization and tool access rules
 )
 
-var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold}
+var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeAccess}
 
 const verifyEndpoint = "POST /v1/oauth_applications/access_tokens/verify"
 
@@ -51,6 +52,12 @@ type gatewayRow struct {
 	// API token verifications they caused.
 	Sent        int `json:"sent"`
 	VerifyCalls int `json:"backend_verify_calls"`
+	// For access: the users first seen in this cell (one per worker), and
+	// the Backend API lookups of memberships (LookupCalls) and of users
+	// (UserCalls) that the cell caused, warmup included.
+	NewUsers    int `json:"new_users"`
+	LookupCalls int `json:"backend_lookup_calls"`
+	UserCalls   int `json:"backend_user_calls"`
 }
 
 // gatewayOptions configure the gateway measurements.
@@ -72,6 +79,9 @@ type gatewayOptions struct {
 type gatewaySuite struct {
 	Rows       []gatewayRow `json:"rows"`
 	IdleRSSMiB float64      `json:"gateway_idle_rss_mib"`
+	// ToolsList is the cost of filtering a long tools/list; nil unless the
+	// jwt and access modes both ran.
+	ToolsList *toolsListResult `json:"tools_list,omitempty"`
 }
 
 // bench holds the processes shared by the gateway measurements.
@@ -97,6 +107,9 @@ func (b *bench) close() {
 func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, error) {
 	b := &bench{opts: opts, clerk: clerktest.NewServer()}
 	defer b.close()
+	if err := b.createOrganization(); err != nil {
+		return gatewaySuite{}, err
+	}
 	var err error
 	if b.upstream, err = startProcess(ctx, "upstream", nil, b.logFile("upstream"), opts.self, "serve", "upstream"); err != nil {
 		return gatewaySuite{}, err
@@ -121,14 +134,15 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 		if !slices.Contains(opts.upstreams, combo.upstream) {
 			continue
 		}
-		gw, err := b.startGateway(ctx, combo.upstream+"-"+combo.response, "http://"+b.upstream.addr+combo.path)
+		name, upstreamURL := combo.upstream+"-"+combo.response, "http://"+b.upstream.addr+combo.path
+		gws, err := b.startGateways(ctx, name, upstreamURL)
 		if err != nil {
 			return suite, err
 		}
 		if suite.IdleRSSMiB == 0 {
-			idle, err := idleRSS(gw.pid())
+			idle, err := idleRSS(gws.plain.pid())
 			if err != nil {
-				gw.stop()
+				gws.stop()
 				return suite, err
 			}
 			suite.IdleRSSMiB = mib(idle)
@@ -137,9 +151,9 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 			samples := map[string][]gatewayRow{}
 			for range max(opts.rounds, 1) {
 				for _, mode := range opts.modes {
-					row, err := b.measure(ctx, gw, mode, combo.path, c)
+					row, err := b.measure(ctx, cell{mode: mode, gateways: gws, path: combo.path, concurrency: c})
 					if err != nil {
-						gw.stop()
+						gws.stop()
 						return suite, fmt.Errorf("%s %s/%s c=%d: %w", mode, combo.upstream, combo.response, c, err)
 					}
 					samples[mode] = append(samples[mode], row)
@@ -153,28 +167,83 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 				suite.Rows = append(suite.Rows, row)
 			}
 		}
-		gw.stop()
+		gws.stop()
 	}
 	fillRatios(suite.Rows)
+	if slices.Contains(opts.modes, modeJWT) && slices.Contains(opts.modes, modeAccess) {
+		tl, err := b.runToolsList(ctx)
+		if err != nil {
+			return suite, fmt.Errorf("tools/list: %w", err)
+		}
+		suite.ToolsList = &tl
+	}
 	return suite, nil
 }
 
+// gateways are the gateway processes in front of one upstream path: plain
+// (scopes only) for the jwt and opaque modes, and, when the access mode
+// runs, one with access rules.
+type gateways struct {
+	plain, access *process
+}
+
+// startGateways starts the gateways the selected modes need.
+func (b *bench) startGateways(ctx context.Context, name, upstreamURL string) (gateways, error) {
+	var gws gateways
+	var err error
+	if gws.plain, err = b.startGateway(ctx, name, upstreamURL, nil); err != nil {
+		return gws, err
+	}
+	if slices.Contains(b.opts.modes, modeAccess) {
+		if gws.access, err = b.startAccessGateway(ctx, name+"-access", upstreamURL); err != nil {
+			gws.plain.stop()
+			return gws, err
+		}
+	}
+	return gws, nil
+}
+
+// stop stops the gateways that were started.
+func (g gateways) stop() {
+	for _, p := range []*process{g.plain, g.access} {
+		if p != nil {
+			p.stop()
+		}
+	}
+}
+
+// cell is one measurement: a mode at one concurrency level.
+type cell struct {
+	mode     string
+	gateways gateways
+	// path is the upstream path, for direct and bare; the gateways have
+	// theirs in their configuration.
+	path        string
+	body        string // "" sends a tools/call
+	concurrency int
+}
+
 // measure runs one cell.
-func (b *bench) measure(ctx context.Context, gw *process, mode, path string, concurrency int) (gatewayRow, error) {
-	spec := loadSpec{concurrency: concurrency, warmup: b.opts.warmup, duration: b.opts.duration}
+func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
+	spec := loadSpec{body: c.body, concurrency: c.concurrency, warmup: b.opts.warmup, duration: b.opts.duration}
 	var proxy *process
-	switch mode {
+	newUsers := 0
+	switch c.mode {
 	case modeDirect:
-		spec.target = "http://" + b.upstream.addr + path
+		spec.target = "http://" + b.upstream.addr + c.path
 	case modeBare:
-		spec.target, proxy = "http://"+b.bare.addr+path, b.bare
+		spec.target, proxy = "http://"+b.bare.addr+c.path, b.bare
 	default:
-		spec.target, proxy = "http://"+gw.addr+"/mcp", gw
-		tokens, err := b.tokensFor(mode, concurrency)
+		proxy = c.gateways.plain
+		if c.mode == modeAccess {
+			proxy = c.gateways.access
+		}
+		spec.target = "http://" + proxy.addr + "/mcp"
+		tokens, n, err := b.tokensFor(c.mode, c.concurrency)
 		if err != nil {
 			return gatewayRow{}, err
 		}
-		spec.tokens = tokens
+		spec.tokens, newUsers = tokens, n
 	}
 	var before procSample
 	spec.between = func() {
@@ -183,13 +252,16 @@ func (b *bench) measure(ctx context.Context, gw *process, mode, path string, con
 			before, _ = readProc(proxy.pid())
 		}
 	}
-	verifies := b.clerk.Calls(verifyEndpoint)
+	verifies, lookups, users := b.clerk.Calls(verifyEndpoint), b.clerk.Calls(membershipsEndpoint), b.clerk.Calls(userEndpoint)
 	res := runLoad(ctx, spec)
 	row := gatewayRow{
-		Mode: mode, Concurrency: concurrency, RPS: res.rps(),
+		Mode: c.mode, Concurrency: c.concurrency, RPS: res.rps(),
 		P50: res.percentile(0.50), P90: res.percentile(0.90), P99: res.percentile(0.99),
 		Requests: res.requests, Errors: res.errors, Sent: res.sent,
 		VerifyCalls: b.clerk.Calls(verifyEndpoint) - verifies,
+		NewUsers:    newUsers,
+		LookupCalls: b.clerk.Calls(membershipsEndpoint) - lookups,
+		UserCalls:   b.clerk.Calls(userEndpoint) - users,
 	}
 	if proxy != nil {
 		after, err := readProc(proxy.pid())
@@ -214,8 +286,17 @@ func (b *bench) measure(ctx context.Context, gw *process, mode, path string, con
 // tokensFor gives the tokens of one cell: one per worker for jwt and
 // opaque-warm (each is checked once, then cached), a new one for every
 // request for opaque-cold, minted as it is needed (minting is the
-// emulator's work, on the driver's cores, not the gateway's).
-func (b *bench) tokensFor(mode string, concurrency int) (tokenSource, error) {
+// emulator's work, on the driver's cores, not the gateway's). For access,
+// each worker's token is a new member's, whose memberships the gateway has
+// not seen; newUsers says how many.
+func (b *bench) tokensFor(mode string, concurrency int) (tokens tokenSource, newUsers int, err error) {
+	if mode == modeAccess {
+		members, err := b.newMembers(concurrency)
+		if err != nil {
+			return nil, 0, err
+		}
+		return func(worker int) (string, bool) { return members[worker], true }, concurrency, nil
+	}
 	format := clerktest.FormatJWT
 	if mode != modeJWT {
 		format = clerktest.FormatOpaque
@@ -227,23 +308,24 @@ func (b *bench) tokensFor(mode string, concurrency int) (tokenSource, error) {
 		return func(int) (string, bool) {
 			tok, err := mint()
 			return tok, err == nil
-		}, nil
+		}, 0, nil
 	}
-	tokens := make([]string, concurrency)
-	for i := range tokens {
+	perWorker := make([]string, concurrency)
+	for i := range perWorker {
 		tok, err := mint()
 		if err != nil {
-			return nil, fmt.Errorf("mint token: %w", err)
+			return nil, 0, fmt.Errorf("mint token: %w", err)
 		}
-		tokens[i] = tok
+		perWorker[i] = tok
 	}
-	return func(worker int) (string, bool) { return tokens[worker], true }, nil
+	return func(worker int) (string, bool) { return perWorker[worker], true }, 0, nil
 }
 
 // startGateway runs `mcpgate gateway` for the upstream URL, as the operator
 // would run it in a pod: its own process, a config file, the secret key in a
-// file. It returns once /readyz says the gateway can verify tokens.
-func (b *bench) startGateway(ctx context.Context, name, upstreamURL string) (*process, error) {
+// file, and access rules when access is not nil. It returns once /readyz
+// says the gateway can verify tokens.
+func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, access *config.Access) (*process, error) {
 	dir, err := os.MkdirTemp(b.opts.logDir, "gateway-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -271,6 +353,7 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string) (*pr
 		// A scoped tool makes the gateway inspect every tools/call, as it
 		// would for any McpServer with toolScopes.
 		ToolScopes: []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
+		Access:     access,
 		Clerk:      config.Clerk{Issuer: b.clerk.FrontendAPIURL(), APIURL: b.clerk.BackendAPIURL(), SecretKeyFile: keyFile},
 	})
 	if err != nil {
@@ -346,12 +429,16 @@ func medianRow(rows []gatewayRow) gatewayRow {
 	out.P99 = median(func(r gatewayRow) float64 { return r.P99 })
 	out.CPUPer10k = median(func(r gatewayRow) float64 { return r.CPUPer10k })
 	out.Requests, out.Errors, out.Sent, out.VerifyCalls = 0, 0, 0, 0
+	out.NewUsers, out.LookupCalls, out.UserCalls = 0, 0, 0
 	for _, r := range rows {
 		out.PeakRSSMiB = max(out.PeakRSSMiB, r.PeakRSSMiB)
 		out.Requests += r.Requests
 		out.Errors += r.Errors
 		out.Sent += r.Sent
 		out.VerifyCalls += r.VerifyCalls
+		out.NewUsers += r.NewUsers
+		out.LookupCalls += r.LookupCalls
+		out.UserCalls += r.UserCalls
 	}
 	return out
 }

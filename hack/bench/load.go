@@ -7,13 +7,17 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// toolCallBody is the request every load run sends: one tools/call.
-const toolCallBody = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}`
+// The requests a load run sends: a tools/call unless the spec says otherwise.
+const (
+	toolCallBody  = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}`
+	toolsListBody = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+)
 
 // tokenSource hands out the bearer token of each request; nil sends none.
 // ok=false means there are no more tokens, which ends the run early.
@@ -24,6 +28,7 @@ type tokenSource func(worker int) (token string, ok bool)
 // recorded), then for duration.
 type loadSpec struct {
 	target      string
+	body        string // the request body; "" sends toolCallBody
 	tokens      tokenSource
 	concurrency int
 	warmup      time.Duration
@@ -65,6 +70,10 @@ func runLoad(ctx context.Context, spec loadSpec) loadResult {
 	transport := &http.Transport{MaxIdleConnsPerHost: spec.concurrency, DisableCompression: true}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	body := spec.body
+	if body == "" {
+		body = toolCallBody
+	}
 
 	var (
 		recording atomic.Bool
@@ -88,7 +97,7 @@ func runLoad(ctx context.Context, spec loadSpec) loadResult {
 			}
 			rec := recording.Load()
 			start := time.Now()
-			err := callOnce(ctx, client, spec.target, token)
+			_, err := callOnce(ctx, client, spec.target, body, token)
 			took := time.Since(start)
 			sent.Add(1)
 			if !rec || !recording.Load() {
@@ -135,11 +144,11 @@ func runLoad(ctx context.Context, spec loadSpec) loadResult {
 	return res
 }
 
-// callOnce sends one tools/call and checks the answer.
-func callOnce(ctx context.Context, client *http.Client, target, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader([]byte(toolCallBody)))
+// callOnce sends one request and checks the answer, which it returns.
+func callOnce(ctx context.Context, client *http.Client, target, body, token string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -149,17 +158,17 @@ func callOnce(ctx context.Context, client *http.Client, target, token string) er
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
+		return nil, fmt.Errorf("read answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"result"`)) {
-		return fmt.Errorf("answer %d: %.200s", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(answer, []byte(`"result"`)) {
+		return answer, fmt.Errorf("answer %d: %.200s", resp.StatusCode, answer)
 	}
-	return nil
+	return answer, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

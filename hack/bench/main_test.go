@@ -26,8 +26,9 @@ func TestMain(m *testing.M) {
 
 // TestBenchSmoke runs the gateway table and the streams test at a size that
 // takes seconds, so the driver cannot rot: every mode answers, the ratios
-// and the cold-token count are filled in, every streamed event arrives, and
-// both result files are written. The figures themselves are not judged.
+// and the cold-token and new-user counts are filled in, the access gateway
+// filters the long tools/list, every streamed event arrives, and both result
+// files are written. The figures themselves are not judged.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds mcpgate and starts servers")
@@ -63,6 +64,9 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("row %+v: the proxy's CPU and RSS are missing", row)
 		}
 	}
+	if tl := r.Gateway.ToolsList; tl == nil || tl.ListedUnfiltered != listedTools || tl.ListedFiltered != listedTools-hiddenTools() || len(tl.Rows) != 3 {
+		t.Errorf("tools_list = %+v, want %d tools unfiltered, %d filtered, and direct, jwt and access rows", tl, listedTools, listedTools-hiddenTools())
+	}
 	if s := r.Streams; s == nil || s.EventsSent != 60 || s.EventsDelivered != 60 || s.FailedStreams != 0 {
 		t.Errorf("streams = %+v, want 60 events sent and delivered", r.Streams)
 	}
@@ -72,6 +76,9 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if !met["Backend API calls per cold opaque token"] {
 		t.Errorf("a cold opaque token cost other than one Backend API call: %+v", r.Targets)
+	}
+	if !met["Backend API calls per new user (organization rule)"] {
+		t.Errorf("a new user cost other than one memberships lookup: %+v", r.Targets)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "results.md"))
 	if err != nil || !bytes.Equal(md, stdout.Bytes()) || !bytes.Contains(md, []byte("| trivial | sse | 2 | opaque-cold |")) {

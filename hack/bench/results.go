@@ -100,16 +100,42 @@ func evaluateTargets(r *results, refConcurrency int) []target {
 		ts = append(ts, target{"warm opaque throughput vs JWT (" + at + ")", "within 5% (>= 95%)",
 			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.95})
 	}
-	var coldSent, coldCalls int
+	if acc, ok := findRow(r.Gateway.Rows, modeAccess, "trivial", "json", refConcurrency); ok && okJ && jwt.RPS > 0 {
+		ratio := acc.RPS / jwt.RPS
+		ts = append(ts, target{"access throughput vs JWT (" + at + ")", ">= 95%",
+			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.95})
+	}
+	var coldSent, coldCalls, newUsers, lookups, userLookups int
 	for _, row := range r.Gateway.Rows {
-		if row.Mode == modeOpaqueCold {
+		switch row.Mode {
+		case modeOpaqueCold:
 			coldSent += row.Sent
 			coldCalls += row.VerifyCalls
+		case modeAccess:
+			newUsers += row.NewUsers
+			lookups += row.LookupCalls
+			userLookups += row.UserCalls
 		}
 	}
 	if coldSent > 0 {
 		ts = append(ts, target{"Backend API calls per cold opaque token", "exactly 1",
 			fmt.Sprintf("%d calls for %d tokens", coldCalls, coldSent), coldCalls == coldSent})
+	}
+	if newUsers > 0 {
+		// No lookup at all would mean the rule was not enforced.
+		ts = append(ts, target{"Backend API calls per new user (organization rule)", "<= 1 per endpoint (memberships; no user lookups)",
+			fmt.Sprintf("%d memberships + %d user calls for %d users", lookups, userLookups, newUsers),
+			lookups > 0 && lookups <= newUsers && userLookups == 0})
+	}
+	if tl := r.Gateway.ToolsList; tl != nil {
+		plain, okP := findRow(tl.Rows, modeJWT, "tools-list", "json", tl.Concurrency)
+		acc, okA := findRow(tl.Rows, modeAccess, "tools-list", "json", tl.Concurrency)
+		if okP && okA {
+			added := acc.P50 - plain.P50
+			ts = append(ts, target{fmt.Sprintf("tools/list filtering of a %d-tool list: added p50", tl.Tools), "<= 0.5 ms",
+				fmt.Sprintf("%+.2f ms (%d of %d tools listed)", added, tl.ListedFiltered, tl.Tools),
+				added <= 0.5 && tl.ListedFiltered == tl.Tools-tl.Hidden && tl.ListedUnfiltered == tl.Tools})
+		}
 	}
 	if r.Gateway.IdleRSSMiB > 0 {
 		ts = append(ts, target{"gateway idle RSS", "<= 30 MiB",
@@ -170,6 +196,10 @@ func markdown(r *results) string {
 
 	if len(r.Gateway.Rows) > 0 {
 		gatewayTable(&b, r)
+		accessTable(&b, r)
+	}
+	if tl := r.Gateway.ToolsList; tl != nil {
+		toolsListTable(&b, tl)
 	}
 	if s := r.Streams; s != nil {
 		fmt.Fprintf(&b, "\n## Gateway: concurrent SSE streams\n\n")
@@ -215,5 +245,45 @@ func gatewayTable(b *strings.Builder, r *results) {
 		fmt.Fprintf(b, "| %s | %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
 			row.Upstream, row.Response, row.Concurrency, row.Mode, row.RPS, row.P50, row.P90, row.P99, row.RatioDirect, row.RatioBare, cpu, rss)
 	}
+}
 
+// accessTable writes what the access rows cost in Backend API lookups.
+func accessTable(b *strings.Builder, r *results) {
+	var rows []gatewayRow
+	for _, row := range r.Gateway.Rows {
+		if row.Mode == modeAccess {
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n## Gateway: access rules (organization)\n\n")
+	fmt.Fprintf(b, "The `access` rows go through a second gateway whose McpServer admits members of organization `%s` and has tool rules (`echo` for members; `delete_repo` and %d listed tools for admins). Every worker of every round is a new member with a JWT, so each cell starts with cold caches: the first call of each user looks up its memberships (Backend API), the rest find them cached. Lookups are counted over the whole cell, warmup included.\n\n", benchOrg, hiddenTools())
+	fmt.Fprintf(b, "| upstream | response | c | new users | membership lookups | user lookups | requests sent |\n| --- | --- | --: | --: | --: | --: | --: |\n")
+	for _, row := range rows {
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %d | %d | %d |\n",
+			row.Upstream, row.Response, row.Concurrency, row.NewUsers, row.LookupCalls, row.UserCalls, row.Sent)
+	}
+}
+
+// toolsListTable writes the tools/list filtering measurement.
+func toolsListTable(b *strings.Builder, tl *toolsListResult) {
+	fmt.Fprintf(b, "\n## Gateway: `tools/list` of %d tools (concurrency %d)\n\n", tl.Tools, tl.Concurrency)
+	fmt.Fprintf(b, "The upstream lists %d tools (JSON). Through the `jwt` gateway (no tool rules) the list passes as is (%d tools); through the `access` gateway a member's list loses the %d admins' tools (%d listed).\n\n",
+		tl.Tools, tl.ListedUnfiltered, tl.Hidden, tl.ListedFiltered)
+	fmt.Fprintf(b, "| mode | tools listed | req/s | p50 ms | p90 ms | p99 ms | CPU s/10k req | peak RSS MiB |\n| --- | --: | --: | --: | --: | --: | --: | --: |\n")
+	for _, row := range tl.Rows {
+		listed, cpu, rss := tl.Tools, "-", "-"
+		if row.Mode == modeAccess {
+			listed = tl.ListedFiltered
+		} else if row.Mode == modeJWT {
+			listed = tl.ListedUnfiltered
+		}
+		if row.Mode != modeDirect {
+			cpu, rss = fmt.Sprintf("%.2f", row.CPUPer10k), fmt.Sprintf("%.1f", row.PeakRSSMiB)
+		}
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.2f | %.2f | %.2f | %s | %s |\n",
+			row.Mode, listed, row.RPS, row.P50, row.P90, row.P99, cpu, rss)
+	}
 }

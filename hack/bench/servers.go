@@ -25,9 +25,11 @@ import (
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
 )
 
-// Paths of the upstream process. Each answers a tools/call.
+// Paths of the upstream process. Each answers a tools/call, except
+// pathToolsList, which answers any request with a tools/list result.
 const (
 	pathTrivialJSON = "/trivial/json" // a fixed JSON-RPC result, as application/json
+	pathToolsList   = "/tools/json"   // a fixed tools/list result of listedTools tools, as application/json
 	pathTrivialSSE  = "/trivial/sse"  // the same result as one SSE event
 	pathSampleJSON  = "/sample/json"  // the sample MCP server (Go SDK), JSON responses
 	pathSampleSSE   = "/sample/sse"   // the sample MCP server, SSE responses
@@ -39,6 +41,40 @@ const (
 // shape of a small tool result.
 const trivialResult = `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello"}]}}`
 
+// listedTools is the length of pathToolsList's list: a large server's.
+const listedTools = 200
+
+// toolName names the i-th tool of pathToolsList's list.
+func toolName(i int) string { return fmt.Sprintf("tool_%03d", i) }
+
+// toolsListAnswer is the answer of pathToolsList: n tools, each with a
+// description and a one-argument input schema, as a real server lists them.
+func toolsListAnswer(n int) []byte {
+	type tool struct {
+		Name        string         `json:"name"`
+		Description string         `json:"description"`
+		InputSchema map[string]any `json:"inputSchema"`
+	}
+	tools := make([]tool, n)
+	for i := range tools {
+		tools[i] = tool{
+			Name:        toolName(i),
+			Description: fmt.Sprintf("Tool %d of %d: answers with the text it is given.", i, n),
+			InputSchema: map[string]any{
+				"type":       "object",
+				"properties": map[string]any{"text": map[string]any{"type": "string", "description": "What to answer with."}},
+				"required":   []string{"text"},
+			},
+		}
+	}
+	answer := map[string]any{"jsonrpc": "2.0", "id": 1, "result": map[string]any{"tools": tools}}
+	data, err := json.Marshal(answer)
+	if err != nil {
+		panic(err) // a fixed value of known types
+	}
+	return data
+}
+
 // upstreamHandler serves every upstream path. The trivial paths do nothing
 // but write a fixed answer, so that they show a proxy's own cost.
 func upstreamHandler(streamEvents int, streamInterval time.Duration) http.Handler {
@@ -48,6 +84,12 @@ func upstreamHandler(streamEvents int, streamInterval time.Duration) http.Handle
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, trivialResult)
+	})
+	toolsList := toolsListAnswer(listedTools)
+	mux.HandleFunc("POST "+pathToolsList, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(toolsList)
 	})
 	mux.HandleFunc("POST "+pathTrivialSSE, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)

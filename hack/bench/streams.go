@@ -47,7 +47,7 @@ func runStreams(ctx context.Context, gopts gatewayOptions, sopts streamsOptions)
 		return res, err
 	}
 	defer up.stop()
-	gw, err := b.startGateway(ctx, "streams", "http://"+up.addr+pathStream)
+	gw, err := b.startGateway(ctx, "streams", "http://"+up.addr+pathStream, nil)
 	if err != nil {
 		return res, err
 	}
