@@ -46,7 +46,7 @@ func withScopes(scopes ...mcpv1.Scope) mcpOption {
 
 func withToolScopes(tool string, scopes ...mcpv1.Scope) mcpOption {
 	return func(m *mcpv1.McpServer) {
-		m.Spec.ToolScopes = append(m.Spec.ToolScopes, mcpv1.ToolScope{Tool: tool, Scopes: scopes})
+		m.Spec.ToolScopes = append(m.Spec.ToolScopes, mcpv1.ToolScope{Tool: mcpv1.ToolName(tool), Scopes: scopes})
 	}
 }
 
@@ -90,4 +90,8 @@ func withUpstreamPort(port intstr.IntOrString) mcpOption {
 
 func withSecretRef(name, key string) mcpOption {
 	return func(m *mcpv1.McpServer) { m.Spec.Clerk.SecretKeyRef = mcpv1.SecretKeyReference{Name: name, Key: key} }
+}
+
+func withAccess(access *mcpv1.AccessSpec) mcpOption {
+	return func(m *mcpv1.McpServer) { m.Spec.Access = access }
 }

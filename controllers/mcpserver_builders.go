@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -204,9 +205,68 @@ func buildGatewayConfig(mcp *mcpv1.McpServer, opts Options, issuer, upstream str
 		for _, s := range ts.Scopes {
 			scopes = append(scopes, string(s))
 		}
-		cfg.ToolScopes = append(cfg.ToolScopes, config.ToolScope{Tool: ts.Tool, Scopes: scopes})
+		cfg.ToolScopes = append(cfg.ToolScopes, config.ToolScope{Tool: string(ts.Tool), Scopes: scopes})
 	}
+	cfg.Access = buildAccess(mcp.Spec.Access)
 	return cfg
+}
+
+// defaultAccessCacheTTL is spec.access.cacheTTL's default, for an object the
+// API server has not defaulted.
+const defaultAccessCacheTTL = 60 * time.Second
+
+// buildAccess is the gateway's access block: nil, admitting every signed-in
+// user, when the McpServer has no access rules.
+func buildAccess(access *mcpv1.AccessSpec) *config.Access {
+	if access == nil || (len(access.Allow) == 0 && len(access.ToolAccess) == 0) {
+		return nil
+	}
+	ttl := defaultAccessCacheTTL
+	if access.CacheTTL != nil && access.CacheTTL.Duration > 0 {
+		ttl = access.CacheTTL.Duration
+	}
+	out := &config.Access{
+		Allow: accessRules(access.Allow),
+		// Round up: a TTL under a second still caches for one.
+		CacheTTLSeconds: int((ttl + time.Second - 1) / time.Second),
+	}
+	for _, ta := range access.ToolAccess {
+		out.ToolAccess = append(out.ToolAccess, config.ToolAccess{Tool: string(ta.Tool), Allow: accessRules(ta.Allow)})
+	}
+	return out
+}
+
+// accessRules converts API access entries to the gateway's. Email domains
+// are lowercased: the gateway compares them without regard to case, and a
+// change of case alone then leaves the config, and the pods, as they are.
+func accessRules(rules []mcpv1.AccessRule) []config.AccessRule {
+	if len(rules) == 0 {
+		return nil
+	}
+	out := make([]config.AccessRule, 0, len(rules))
+	for _, r := range rules {
+		rule := config.AccessRule{
+			Organization: r.Organization,
+			EmailDomain:  strings.ToLower(r.EmailDomain),
+			User:         r.User,
+		}
+		for _, role := range r.Roles {
+			rule.Roles = append(rule.Roles, string(role))
+		}
+		for _, p := range r.Permissions {
+			rule.Permissions = append(rule.Permissions, string(p))
+		}
+		out = append(out, rule)
+	}
+	return out
+}
+
+// accessMode is status.access: whether spec.access restricts anyone.
+func accessMode(mcp *mcpv1.McpServer) mcpv1.AccessMode {
+	if buildAccess(mcp.Spec.Access) != nil {
+		return mcpv1.AccessRestricted
+	}
+	return mcpv1.AccessAnySignedInUser
 }
 
 // configHash fingerprints the gateway configuration for the pod template.

@@ -429,6 +429,114 @@ func TestBuildGatewayConfig(t *testing.T) {
 	}
 }
 
+func TestBuildAccess(t *testing.T) {
+	t.Parallel()
+	org := mcpv1.AccessRule{Organization: "acme", Roles: []mcpv1.OrganizationRole{"org:admin", "org:member"}}
+	tests := map[string]struct {
+		access *mcpv1.AccessSpec // spec.access
+		want   *config.Access    // nil: no access block in the gateway config
+		mode   mcpv1.AccessMode  // status.access
+	}{
+		"no access": {mode: mcpv1.AccessAnySignedInUser},
+		"access without rules": {
+			access: &mcpv1.AccessSpec{CacheTTL: &metav1.Duration{Duration: time.Minute}},
+			mode:   mcpv1.AccessAnySignedInUser,
+		},
+		"every kind of entry": {
+			access: &mcpv1.AccessSpec{
+				Allow: []mcpv1.AccessRule{
+					org,
+					{Organization: "org_2abcDEF", Permissions: []mcpv1.OrganizationPermission{"org:tools:write"}},
+					{EmailDomain: "Example.COM"},
+					{User: "user_2xyz"},
+				},
+				CacheTTL: &metav1.Duration{Duration: 5 * time.Minute},
+			},
+			want: &config.Access{
+				Allow: []config.AccessRule{
+					{Organization: "acme", Roles: []string{"org:admin", "org:member"}},
+					{Organization: "org_2abcDEF", Permissions: []string{"org:tools:write"}},
+					{EmailDomain: "example.com"},
+					{User: "user_2xyz"},
+				},
+				CacheTTLSeconds: 300,
+			},
+			mode: mcpv1.AccessRestricted,
+		},
+		"tool rules only, TTL defaulted": {
+			access: &mcpv1.AccessSpec{ToolAccess: []mcpv1.ToolAccess{
+				{Tool: "delete_repo", Allow: []mcpv1.AccessRule{{Organization: "acme", Roles: []mcpv1.OrganizationRole{"org:admin"}}}},
+				{Tool: "deploy", Allow: []mcpv1.AccessRule{{User: "user_1"}, {EmailDomain: "ops.example.com"}}},
+			}},
+			want: &config.Access{
+				ToolAccess: []config.ToolAccess{
+					{Tool: "delete_repo", Allow: []config.AccessRule{{Organization: "acme", Roles: []string{"org:admin"}}}},
+					{Tool: "deploy", Allow: []config.AccessRule{{User: "user_1"}, {EmailDomain: "ops.example.com"}}},
+				},
+				CacheTTLSeconds: 60,
+			},
+			mode: mcpv1.AccessRestricted,
+		},
+		"server and tool rules, sub-second TTL rounded up": {
+			access: &mcpv1.AccessSpec{
+				Allow:      []mcpv1.AccessRule{org},
+				ToolAccess: []mcpv1.ToolAccess{{Tool: "delete_repo", Allow: []mcpv1.AccessRule{{User: "user_1"}}}},
+				CacheTTL:   &metav1.Duration{Duration: 5500 * time.Millisecond},
+			},
+			want: &config.Access{
+				Allow:           []config.AccessRule{{Organization: "acme", Roles: []string{"org:admin", "org:member"}}},
+				ToolAccess:      []config.ToolAccess{{Tool: "delete_repo", Allow: []config.AccessRule{{User: "user_1"}}}},
+				CacheTTLSeconds: 6,
+			},
+			mode: mcpv1.AccessRestricted,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			mcp := newMcpServer("team-a", "tools", withAccess(tc.access))
+			data, err := config.Marshal(buildGatewayConfig(mcp, testOptions, testIssuer, "http://upstream.team-a.svc:8080/mcp"))
+			if err != nil {
+				t.Fatalf("marshal: %v", err)
+			}
+			cfg, err := config.Parse(data)
+			if err != nil {
+				t.Fatalf("the gateway would refuse the config: %v", err)
+			}
+			if !reflect.DeepEqual(cfg.Access, tc.want) {
+				t.Errorf("access =\n%+v\nwant\n%+v", cfg.Access, tc.want)
+			}
+			if got := accessMode(mcp); got != tc.mode {
+				t.Errorf("accessMode = %q, want %q", got, tc.mode)
+			}
+		})
+	}
+}
+
+// TestBuildAccess_configHash: an access change rolls the gateway, and a
+// change of an email domain's case alone does not.
+func TestBuildAccess_configHash(t *testing.T) {
+	t.Parallel()
+	hash := func(access *mcpv1.AccessSpec) string {
+		t.Helper()
+		data, err := config.Marshal(buildGatewayConfig(newMcpServer("team-a", "tools", withAccess(access)), testOptions, testIssuer, "http://upstream.team-a.svc:8080/mcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return configHash(data)
+	}
+	open := hash(nil)
+	lower := hash(&mcpv1.AccessSpec{Allow: []mcpv1.AccessRule{{EmailDomain: "example.com"}}})
+	upper := hash(&mcpv1.AccessSpec{Allow: []mcpv1.AccessRule{{EmailDomain: "EXAMPLE.com"}}})
+	other := hash(&mcpv1.AccessSpec{Allow: []mcpv1.AccessRule{{EmailDomain: "example.org"}}})
+	if open == lower || lower == other {
+		t.Errorf("config hash did not change with the access rules: %s %s %s", open, lower, other)
+	}
+	if lower != upper {
+		t.Errorf("config hash changed with the case of an email domain: %s != %s", lower, upper)
+	}
+}
+
 func TestReadiness(t *testing.T) {
 	t.Parallel()
 	cond := func(typ string, status metav1.ConditionStatus, reason string) metav1.Condition {

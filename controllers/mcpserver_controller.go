@@ -166,7 +166,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil)) {
 			mcp.Status.ObservedGeneration = mcp.Generation
 		}
-		r.summarize(mcp, st)
+		r.summarize(ctx, mcp, st)
 		r.recordReadyTransition(before, mcp)
 		if err := r.patchStatus(ctx, before, mcp); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})

@@ -1,11 +1,13 @@
 package controllers
 
 import (
+	"context"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 )
@@ -29,11 +31,16 @@ func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, ty
 	})
 }
 
-// summarize fills the URLs and the Ready condition from what the steps found.
-func (r *McpServerReconciler) summarize(mcp *mcpv1.McpServer, st *reconcileState) {
+// summarize fills the URLs, the access mode and the Ready condition from
+// the spec and what the steps found.
+func (r *McpServerReconciler) summarize(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) {
 	ep := endpointsFor(mcp)
 	mcp.Status.URL = ep.url
 	mcp.Status.ResourceMetadataURL = ep.resourceMetadataURL
+	if access := accessMode(mcp); access != mcp.Status.Access {
+		ctrl.LoggerFrom(ctx).Info("Changed access", "access", access, "previous", mcp.Status.Access)
+		mcp.Status.Access = access
+	}
 	status, reason, message := readiness(mcp, st.blocked)
 	r.setCondition(mcp, mcpv1.ConditionReady, status, reason, message)
 	setProgress(&mcp.Status.Conditions, mcp.Generation, r.Clock.Now(), status, reason, message)

@@ -329,7 +329,7 @@ func (f *fixture) kubectl() kubectlFunc {
 }
 
 // TestKubectl drives the real kubectl against the API server: a refused apply
-// names the field, and `kubectl get mcps` prints the URL and READY columns.
+// names the field, and `kubectl get mcps` prints the URL, READY and ACCESS columns.
 func TestKubectl(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -358,10 +358,11 @@ func TestKubectl(t *testing.T) {
 		t.Fatalf("kubectl get mcps: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME URL READY AGE" {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME URL READY ACCESS AGE" {
 		t.Fatalf("kubectl get mcps printed:\n%s", out)
 	}
-	if fields := strings.Fields(lines[1]); fields[0] != "valid" || fields[1] != "http://"+f.ns+".example.com/mcp" || fields[2] != "False" {
+	if fields := strings.Fields(lines[1]); len(fields) < 4 || fields[0] != "valid" || fields[1] != "http://"+f.ns+".example.com/mcp" || fields[2] != "False" ||
+		fields[3] != string(mcpv1.AccessAnySignedInUser) {
 		t.Errorf("kubectl get mcps row = %q", lines[1])
 	}
 
