@@ -139,6 +139,10 @@ type Identity struct {
 	// header. Behind the gateway it must be false: the gateway never passes
 	// the client's token on.
 	Authorization bool `json:"authorization"`
+	// Email and Organizations are what the gateway learned about the user
+	// from Clerk for its access rules, when it had to look them up.
+	Email         string `json:"email,omitempty"`
+	Organizations string `json:"organizations,omitempty"`
 }
 
 func (tools) whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, Identity, error) {
@@ -151,6 +155,8 @@ func (tools) whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*m
 		ClientID:      h.Get(identity.ClientHeader),
 		Scopes:        strings.Fields(h.Get(identity.ScopesHeader)),
 		Authorization: h.Get("Authorization") != "",
+		Email:         h.Get(identity.EmailHeader),
+		Organizations: h.Get(identity.OrganizationsHeader),
 	}
 	if id.Scopes == nil {
 		id.Scopes = []string{} // the output schema wants an array, not null
