@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +74,29 @@ func set(path string, value any) func(map[string]any) {
 		}
 		m[keys[len(keys)-1]] = value
 	}
+}
+
+// allow sets spec.access.allow to the given entries.
+func allow(entries ...map[string]any) func(map[string]any) {
+	list := make([]any, 0, len(entries))
+	for _, e := range entries {
+		list = append(list, e)
+	}
+	return set("spec.access", map[string]any{"allow": list})
+}
+
+// accessTTL sets spec.access to one organization rule and cacheTTL.
+func accessTTL(ttl string) func(map[string]any) {
+	return set("spec.access", map[string]any{"allow": []any{map[string]any{"organization": "acme"}}, "cacheTTL": ttl})
+}
+
+// repeat is a list of n copies of v.
+func repeat(n int, v any) []any {
+	list := make([]any, n)
+	for i := range list {
+		list[i] = v
+	}
+	return list
 }
 
 // assertRefused creates obj and expects the API server to refuse it with an
@@ -172,12 +196,49 @@ func TestMcpServerValidation_refused(t *testing.T) {
 		"instanceRef beside a setting": {func(o map[string]any) {
 			set("spec.clerk", map[string]any{"instanceRef": map[string]any{"name": "main"}, "jwtAccessTokens": true})(o)
 		}, "spec.clerk.instanceRef", "not both"},
-		"secretKeyRef without key":    {set("spec.clerk.secretKeyRef.key", nil), "spec.clerk.secretKeyRef.key", "Required value"},
-		"ingress host not DNS":        {set("spec.ingress.host", "Tools_Example.com"), "spec.ingress.host", "lowercase DNS name"},
-		"ingress host with a port":    {set("spec.ingress.host", "tools.example.com:443"), "spec.ingress.host", "lowercase DNS name"},
-		"origin with a path":          {set("spec.gateway.allowedOrigins", []any{"https://app.example.com/x"}), "spec.gateway.allowedOrigins[0]", "must be an origin"},
-		"too many replicas":           {set("spec.gateway.replicas", 101), "spec.gateway.replicas", "less than or equal to 100"},
-		"negative replicas":           {set("spec.gateway.replicas", -1), "spec.gateway.replicas", "greater than or equal to 0"},
+		"secretKeyRef without key":          {set("spec.clerk.secretKeyRef.key", nil), "spec.clerk.secretKeyRef.key", "Required value"},
+		"ingress host not DNS":              {set("spec.ingress.host", "Tools_Example.com"), "spec.ingress.host", "lowercase DNS name"},
+		"ingress host with a port":          {set("spec.ingress.host", "tools.example.com:443"), "spec.ingress.host", "lowercase DNS name"},
+		"origin with a path":                {set("spec.gateway.allowedOrigins", []any{"https://app.example.com/x"}), "spec.gateway.allowedOrigins[0]", "must be an origin"},
+		"too many replicas":                 {set("spec.gateway.replicas", 101), "spec.gateway.replicas", "less than or equal to 100"},
+		"negative replicas":                 {set("spec.gateway.replicas", -1), "spec.gateway.replicas", "greater than or equal to 0"},
+		"access without rules":              {set("spec.access", map[string]any{"cacheTTL": "30s"}), "spec.access", "needs access.allow or access.toolAccess"},
+		"access with an empty allow":        {set("spec.access", map[string]any{"allow": []any{}}), "spec.access.allow", "at least 1 item"},
+		"empty access entry":                {allow(map[string]any{}), "spec.access.allow[0]", "must set one of organization, emailDomain or user"},
+		"two kinds in one entry":            {allow(map[string]any{"organization": "acme", "user": "user_2abc"}), "spec.access.allow[0]", "sets only one of organization, emailDomain or user"},
+		"roles without organization":        {allow(map[string]any{"emailDomain": "example.com", "roles": []any{"org:admin"}}), "spec.access.allow[0].roles", "roles apply only to an organization entry"},
+		"permissions on a user entry":       {allow(map[string]any{"user": "user_2abc", "permissions": []any{"org:tools:write"}}), "spec.access.allow[0].permissions", "permissions apply only to an organization entry"},
+		"malformed organization ID":         {allow(map[string]any{"organization": "org_2ab-c"}), "spec.access.allow[0].organization", "must be an organization ID"},
+		"organization slug with upper case": {allow(map[string]any{"organization": "Acme"}), "spec.access.allow[0].organization", "must be an organization slug"},
+		"organization slug with a space":    {allow(map[string]any{"organization": "acme corp"}), "spec.access.allow[0].organization", "must be an organization slug"},
+		"malformed user ID":                 {allow(map[string]any{"user": "usr_2abc"}), "spec.access.allow[0].user", "must be a Clerk user ID"},
+		"user ID with a dash":               {allow(map[string]any{"user": "user_2ab-c"}), "spec.access.allow[0].user", "must be a Clerk user ID"},
+		"wildcard email domain":             {allow(map[string]any{"emailDomain": "*.example.com"}), "spec.access.allow[0].emailDomain", "must be an email domain"},
+		"email address as a domain":         {allow(map[string]any{"emailDomain": "ops@example.com"}), "spec.access.allow[0].emailDomain", "must be an email domain"},
+		"single-label email domain":         {allow(map[string]any{"emailDomain": "localhost"}), "spec.access.allow[0].emailDomain", "must be an email domain"},
+		"email domain with a trailing dot":  {allow(map[string]any{"emailDomain": "example.com."}), "spec.access.allow[0].emailDomain", "must be an email domain"},
+		"empty role":                        {allow(map[string]any{"organization": "acme", "roles": []any{""}}), "spec.access.allow[0].roles[0]", "should be at least 1 chars long"},
+		"role without org: prefix":          {allow(map[string]any{"organization": "acme", "roles": []any{"admin"}}), "spec.access.allow[0].roles[0]", "must be an organization role key"},
+		"empty roles list":                  {allow(map[string]any{"organization": "acme", "roles": []any{}}), "spec.access.allow[0].roles", "at least 1 item"},
+		"duplicate role":                    {allow(map[string]any{"organization": "acme", "roles": []any{"org:admin", "org:admin"}}), "spec.access.allow[0].roles[1]", "Duplicate value"},
+		"permission without an action":      {allow(map[string]any{"organization": "acme", "permissions": []any{"org:tools"}}), "spec.access.allow[0].permissions[0]", "must be an organization permission key"},
+		"too many allow entries": {set("spec.access", map[string]any{"allow": repeat(33, map[string]any{"user": "user_1"})}),
+			"spec.access.allow", "must have at most 32 items"},
+		"duplicate toolAccess tool": {set("spec.access", map[string]any{"toolAccess": []any{
+			map[string]any{"tool": "deploy", "allow": []any{map[string]any{"user": "user_1"}}},
+			map[string]any{"tool": "deploy", "allow": []any{map[string]any{"user": "user_2"}}},
+		}}), "spec.access.toolAccess[1]", "Duplicate value"},
+		"toolAccess tool with a space": {set("spec.access", map[string]any{"toolAccess": []any{
+			map[string]any{"tool": "delete repo", "allow": []any{map[string]any{"user": "user_1"}}},
+		}}), "spec.access.toolAccess[0].tool", "must be a tool name without spaces"},
+		"toolAccess without allow": {set("spec.access", map[string]any{"toolAccess": []any{map[string]any{"tool": "deploy"}}}),
+			"spec.access.toolAccess[0].allow", "Required value"},
+		"toolAccess entry of two kinds": {set("spec.access", map[string]any{"toolAccess": []any{
+			map[string]any{"tool": "deploy", "allow": []any{map[string]any{"emailDomain": "example.com", "user": "user_1"}}},
+		}}), "spec.access.toolAccess[0].allow[0]", "sets only one of organization, emailDomain or user"},
+		"cacheTTL below 5s":           {accessTTL("4s"), "spec.access.cacheTTL", "must be from 5s to 1h"},
+		"cacheTTL above 1h":           {accessTTL("61m"), "spec.access.cacheTTL", "must be from 5s to 1h"},
+		"cacheTTL without units":      {accessTTL("60"), "spec.access.cacheTTL", "must be a duration such as 60s"},
 		"name too long for a Service": {set("metadata.name", strings.Repeat("a", 56)), "metadata.name", "at most 55 characters"},
 		"name with a dot":             {set("metadata.name", "tools.v1"), "metadata.name", "contain no '.'"},
 		"name starting with a digit":  {set("metadata.name", "1tools"), "metadata.name", "start with a letter"},
@@ -270,6 +331,26 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 		"live key":               set("spec.clerk.publishableKey", "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
 		"instanceRef":            set("spec.clerk", map[string]any{"instanceRef": map[string]any{"name": "main"}}),
 		"clusterInstanceRef":     set("spec.clerk", map[string]any{"instanceRef": map[string]any{"kind": "ClusterClerkInstance", "name": "shared"}}),
+		"access, every kind of entry": set("spec.access", map[string]any{
+			"allow": []any{
+				map[string]any{"organization": "acme-corp", "roles": []any{"org:admin", "org:member"}},
+				map[string]any{"organization": "org_2aBcD3", "permissions": []any{"org:tools:write", "org:sys_memberships:manage"}},
+				map[string]any{"organization": "org_2aBcD3", "roles": []any{"org:billing_admin"}, "permissions": []any{"org:tools:write"}},
+				map[string]any{"emailDomain": "Example.COM"},
+				map[string]any{"emailDomain": "ops.example.co.uk"},
+				map[string]any{"user": "user_2xYz9"},
+			},
+			"toolAccess": []any{
+				map[string]any{"tool": "delete_repo", "allow": []any{map[string]any{"organization": "acme-corp", "roles": []any{"org:admin"}}}},
+				map[string]any{"tool": "deploy", "allow": []any{map[string]any{"user": "user_2xYz9"}}},
+			},
+			"cacheTTL": "5m",
+		}),
+		"access, tool rules only": set("spec.access", map[string]any{"toolAccess": []any{
+			map[string]any{"tool": "delete_repo", "allow": []any{map[string]any{"organization": "acme"}}},
+		}}),
+		"access, shortest cacheTTL": accessTTL("5s"),
+		"access, longest cacheTTL":  accessTTL("1h"),
 	}
 	i := 0
 	for name, edit := range tests {
@@ -291,6 +372,9 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 			}
 			if ref := got.Spec.Clerk.InstanceRef; name == "instanceRef" && (ref == nil || ref.Kind != mcpv1.KindClerkInstance) {
 				t.Errorf("instanceRef = %+v, want kind defaulted to ClerkInstance", ref)
+			}
+			if a := got.Spec.Access; name == "access, tool rules only" && (a == nil || a.CacheTTL == nil || a.CacheTTL.Duration != time.Minute) {
+				t.Errorf("access = %+v, want cacheTTL defaulted to 60s", a)
 			}
 			if name == "no ingress, no gateway" && (got.Spec.Path != "/mcp" || *got.Spec.Gateway.Replicas != 1) {
 				t.Errorf("defaults = path %q, replicas %d; want /mcp and 1", got.Spec.Path, *got.Spec.Gateway.Replicas)
@@ -421,6 +505,7 @@ func TestKustomizeInstall(t *testing.T) {
 		"-k " + samples: {"mcpserver.mcpgate.dev/github-tools"},
 		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_clerkinstance.yaml"):        {"clerkinstance.mcpgate.dev/main", "mcpserver.mcpgate.dev/search-tools"},
 		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_clusterclerkinstance.yaml"): {"clusterclerkinstance.mcpgate.dev/platform"},
+		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_mcpserver_access.yaml"):     {"mcpserver.mcpgate.dev/release-tools"},
 	} {
 		out, err := run(nil, append([]string{"apply", "--dry-run=server"}, strings.Fields(args)...)...)
 		for _, want := range wants {
