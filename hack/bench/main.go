@@ -75,7 +75,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	upstreams := fs.String("upstreams", "trivial,sample", "Upstreams of the gateway table: trivial (a fixed answer, the proxy's own cost) and sample (the Go SDK sample MCP server).")
 	gatewayEnv := fs.String("gateway-env", "", "Comma-separated NAME=value pairs added to the gateways' environment (e.g. GOGC=200), for experiments.")
 	fs.StringVar(&o.mcpgateBin, "mcpgate", "", "Gateway binary to measure instead of building cmd/mcpgate from this checkout (to compare two builds).")
-	modes := fs.String("modes", strings.Join(gatewayModes, ","), "Modes of the gateway table (ratios need direct and bare).")
+	modes := fs.String("modes", strings.Join(gatewayModes, ","), "Modes of the gateway table (ratios need direct and bare; with jwt and access, also tools/list filtering of a 200-tool list).")
 	levels := fs.String("concurrency", "1,16,64,256", "Comma-separated concurrency levels of the gateway table.")
 	fs.IntVar(&o.refConcurrency, "target-concurrency", 64, "Concurrency level at which the gateway targets are judged.")
 	fs.IntVar(&o.rounds, "rounds", 3, "Times each gateway cell is measured, interleaved with the other modes; the median is reported.")
@@ -162,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		r.Settings["proxy_cpus"], r.Settings["driver_cpus"] = gopts.proxyCPUs, all[:len(all)-1]
 	}
 	if !o.skipGateway {
-		fmt.Fprintln(stderr, "gateway: tools/call through direct, bare proxy and gateway")
+		fmt.Fprintln(stderr, "gateway: tools/call through direct, bare proxy and gateways; tools/list filtering")
 		if r.Gateway, err = runGatewaySuite(ctx, gopts); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
