@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -385,6 +386,65 @@ func TestMcpServerReconciler_specUpdate(t *testing.T) {
 
 	f.updateMcp("tools", func(m *mcpv1.McpServer) { m.Spec.Gateway.Replicas = ptr.To[int32](1) })
 	f.waitGone("tools-gateway", &policyv1.PodDisruptionBudget{})
+}
+
+// TestMcpServerReconciler_access: status.access follows spec.access, and its
+// rules reach the gateway config (rolling the pods) and leave it again.
+func TestMcpServerReconciler_access(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.createSecret("clerk", map[string]string{"secret-key": "sk_test_x"})
+	f.create(newMcpServer(f.ns, "tools"))
+	accessIs := func(want mcpv1.AccessMode) func(*mcpv1.McpServer) error {
+		return func(m *mcpv1.McpServer) error {
+			if m.Status.Access != want {
+				return fmt.Errorf("status.access = %q, want %q", m.Status.Access, want)
+			}
+			return nil
+		}
+	}
+	f.waitMcp("tools", accessIs(mcpv1.AccessAnySignedInUser))
+	first := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil).Spec.Template.Annotations[configHashAnnotation]
+
+	f.updateMcp("tools", withAccess(&mcpv1.AccessSpec{
+		Allow:      []mcpv1.AccessRule{{Organization: "acme"}},
+		ToolAccess: []mcpv1.ToolAccess{{Tool: "deploy", Allow: []mcpv1.AccessRule{{Organization: "acme", Roles: []mcpv1.OrganizationRole{"org:admin"}}}}},
+	}))
+	f.waitMcp("tools", accessIs(mcpv1.AccessRestricted))
+	waitFor(f, "tools-gateway", &corev1.ConfigMap{}, func(cm *corev1.ConfigMap) error {
+		cfg, err := gatewayConfig(cm)
+		if err != nil {
+			return err
+		}
+		want := &config.Access{
+			Allow:           []config.AccessRule{{Organization: "acme"}},
+			ToolAccess:      []config.ToolAccess{{Tool: "deploy", Allow: []config.AccessRule{{Organization: "acme", Roles: []string{"org:admin"}}}}},
+			CacheTTLSeconds: 60, // defaulted by the API server
+		}
+		if !reflect.DeepEqual(cfg.Access, want) {
+			return fmt.Errorf("access = %+v, want %+v", cfg.Access, want)
+		}
+		return nil
+	})
+	waitFor(f, "tools-gateway", &appsv1.Deployment{}, func(d *appsv1.Deployment) error {
+		if h := d.Spec.Template.Annotations[configHashAnnotation]; h == first {
+			return fmt.Errorf("config hash still %s", h)
+		}
+		return nil
+	})
+
+	f.updateMcp("tools", withAccess(nil))
+	f.waitMcp("tools", accessIs(mcpv1.AccessAnySignedInUser))
+	waitFor(f, "tools-gateway", &corev1.ConfigMap{}, func(cm *corev1.ConfigMap) error {
+		cfg, err := gatewayConfig(cm)
+		if err != nil {
+			return err
+		}
+		if cfg.Access != nil {
+			return fmt.Errorf("access = %+v, want none", cfg.Access)
+		}
+		return nil
+	})
 }
 
 func TestMcpServerReconciler_repairsDrift(t *testing.T) {
