@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -183,20 +182,7 @@ func createPeople(t *testing.T, emu *clerktest.Server) people {
 // whose delete_repo tool only team-a's admins may call.
 func applyRestrictedServer(t *testing.T, ctx context.Context, stack *localstack.Stack) localstack.Gateway {
 	t.Helper()
-	svc, port := stack.SampleService()
-	manifest := fmt.Sprintf(`apiVersion: mcpgate.dev/v1alpha1
-kind: McpServer
-metadata:
-  name: %s
-  namespace: %s
-spec:
-  upstream:
-    service: {name: %s, port: %d}
-  scopes: [%s]
-  clerk:
-    issuer: %s
-    secretKeyRef: {name: %s, key: %s}
-  access:
+	applyManifest(t, ctx, stack, sampleMcpServer(stack, accessServer, fmt.Sprintf(`  access:
     allow:
       - organization: %s
     toolAccess:
@@ -205,13 +191,7 @@ spec:
           - organization: %s
             roles: ["org:admin"]
     cacheTTL: %s
-`, accessServer, stack.Namespace(), svc, port, baseScope, stack.Clerk().Issuer, localstack.SecretName, localstack.SecretKey,
-		teamSlug, sampleserver.ToolDeleteRepo, teamSlug, accessTTL)
-	path := filepath.Join(t.TempDir(), "mcpserver.yaml")
-	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kubectl(t, ctx, stack, "apply", "-f", path)
+`, teamSlug, sampleserver.ToolDeleteRepo, teamSlug, accessTTL)))
 	wctx, cancel := context.WithTimeout(ctx, waitTimeout)
 	defer cancel()
 	gw, err := stack.WaitGateway(wctx, stack.Namespace(), accessServer, "")

@@ -177,27 +177,9 @@ func (r *demoRun) applySamples() {
 func (r *demoRun) applyOwnMcpServer() localstack.Gateway {
 	t := r.t
 	t.Helper()
-	svc, port := r.stack.SampleService()
-	manifest := fmt.Sprintf(`apiVersion: mcpgate.dev/v1alpha1
-kind: McpServer
-metadata:
-  name: %s
-  namespace: %s
-spec:
-  upstream:
-    service: {name: %s, port: %d}
-  scopes: [%s]
-  clerk:
-    issuer: %s
-    secretKeyRef: {name: %s, key: %s}
-    dynamicClientRegistration: true
+	applyManifest(t, r.ctx, r.stack, sampleMcpServer(r.stack, e2eServer, fmt.Sprintf(`    dynamicClientRegistration: true
     jwtAccessTokens: %t
-`, e2eServer, r.ns, svc, port, baseScope, r.stack.Clerk().Issuer, localstack.SecretName, localstack.SecretKey, r.format == localstack.JWT)
-	path := filepath.Join(t.TempDir(), "mcpserver.yaml")
-	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kubectl(t, r.ctx, r.stack, "apply", "-f", path)
+`, r.format == localstack.JWT)))
 
 	name := types.NamespacedName{Namespace: r.ns, Name: e2eServer + "-gateway"}
 	for _, obj := range []client.Object{&corev1.ConfigMap{}, &appsv1.Deployment{}, &corev1.Service{}} {

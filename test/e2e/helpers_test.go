@@ -210,3 +210,33 @@ func tableRow(out, name string) (map[string]string, bool) {
 	}
 	return nil, false
 }
+
+// sampleMcpServer is the manifest of an McpServer in the stack's namespace
+// in front of the sample server, on the stack's Clerk emulator; extraSpec is
+// YAML added to its spec, indented by two spaces.
+func sampleMcpServer(stack *localstack.Stack, name, extraSpec string) string {
+	svc, port := stack.SampleService()
+	return fmt.Sprintf(`apiVersion: mcpgate.dev/v1alpha1
+kind: McpServer
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  upstream:
+    service: {name: %s, port: %d}
+  scopes: [%s]
+  clerk:
+    issuer: %s
+    secretKeyRef: {name: %s, key: %s}
+`, name, stack.Namespace(), svc, port, baseScope, stack.Clerk().Issuer, localstack.SecretName, localstack.SecretKey) + extraSpec
+}
+
+// applyManifest applies manifest with kubectl apply -f, as a person would.
+func applyManifest(t *testing.T, ctx context.Context, stack *localstack.Stack, manifest string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, ctx, stack, "apply", "-f", path)
+}
