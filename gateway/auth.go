@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/gateway/identity"
 )
 
@@ -43,29 +44,29 @@ func (g *Gateway) extractToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := r.URL.Query()["access_token"]; ok {
 			g.challenge(w, r, http.StatusUnauthorized, reasonInvalidRequest, "invalid_request",
-				"access tokens are accepted only in the Authorization header", g.scopes)
+				"access tokens are accepted only in the Authorization header", g.signInScopes())
 			return
 		}
 		values := r.Header.Values("Authorization")
 		switch {
 		case len(values) == 0:
-			g.challenge(w, r, http.StatusUnauthorized, reasonMissingToken, "", "", g.scopes)
+			g.challenge(w, r, http.StatusUnauthorized, reasonMissingToken, "", "", g.signInScopes())
 			return
 		case len(values) > 1:
 			g.challenge(w, r, http.StatusUnauthorized, reasonInvalidRequest, "invalid_request",
-				"more than one Authorization header", g.scopes)
+				"more than one Authorization header", g.signInScopes())
 			return
 		}
 		scheme, token, _ := strings.Cut(values[0], " ")
 		if !strings.EqualFold(scheme, "Bearer") {
 			// Another scheme is no bearer token at all: RFC 6750 3.1 asks
 			// for a challenge without an error code.
-			g.challenge(w, r, http.StatusUnauthorized, reasonMissingToken, "", "", g.scopes)
+			g.challenge(w, r, http.StatusUnauthorized, reasonMissingToken, "", "", g.signInScopes())
 			return
 		}
 		token = strings.TrimLeft(token, " ")
 		if !isToken68(token) {
-			g.challenge(w, r, http.StatusUnauthorized, reasonInvalidToken, "invalid_token", "malformed bearer token", g.scopes)
+			g.challenge(w, r, http.StatusUnauthorized, reasonInvalidToken, "invalid_token", "malformed bearer token", g.signInScopes())
 			return
 		}
 		r.Header.Del("Authorization")
@@ -116,7 +117,7 @@ func (g *Gateway) refuseUnverified(w http.ResponseWriter, r *http.Request, err e
 	var invalid *clerk.InvalidTokenError
 	if errors.As(err, &invalid) {
 		// Reason is one of the verifier's fixed phrases, never token data.
-		g.challenge(w, r, http.StatusUnauthorized, reasonInvalidToken, "invalid_token", invalid.Reason, g.scopes)
+		g.challenge(w, r, http.StatusUnauthorized, reasonInvalidToken, "invalid_token", invalid.Reason, g.signInScopes())
 		return
 	}
 	g.refuseUnavailable(w, r, err, "Could not verify a token")
@@ -143,11 +144,35 @@ func (g *Gateway) refuseUnavailable(w http.ResponseWriter, r *http.Request, err 
 	writePlain(w, http.StatusServiceUnavailable, "503 the authorization server is unavailable; retry later")
 }
 
-// challenge answers 401 or 403 with a Bearer challenge pointing at the
-// resource metadata, naming the scopes the request needs, and, when a token
-// was sent, saying what is wrong with it. 401 puts resource_metadata first
-// and 403 the error, the orders the MCP specification shows.
+// signInScopes are the scopes a 401 challenge names, which a client asks
+// for when its user signs in (and registers with, if it registers): those
+// every request needs and, with toolScopeChallenge AtSignIn, every tool's
+// too, for clients that cannot step up (docs/step-up.md). Tokens still
+// need only what each request calls for.
+func (g *Gateway) signInScopes() []string {
+	if g.cfg.ToolScopeChallenge == config.ToolScopeChallengeAtSignIn {
+		return g.scopesSupported
+	}
+	return g.scopes
+}
+
+// challenge answers 401 or 403 with a Bearer challenge (setChallenge) and
+// a plain-text body.
 func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request, status int, reason, errCode, description string, scopes []string) {
+	g.setChallenge(w, r, status, reason, errCode, description, scopes)
+	msg := strconv.Itoa(status) + " " + strings.ToLower(http.StatusText(status))
+	if description != "" {
+		msg += ": " + description
+	}
+	writePlain(w, status, msg)
+}
+
+// setChallenge sets a Bearer challenge pointing at the resource metadata,
+// naming the scopes the request needs, and, when a token was sent, saying
+// what is wrong with it; and counts the refusal as reason. 401 puts
+// resource_metadata first and 403 the error, the orders the MCP
+// specification shows. The caller writes the status and body.
+func (g *Gateway) setChallenge(w http.ResponseWriter, r *http.Request, status int, reason, errCode, description string, scopes []string) {
 	_, metadataURL := g.publicEndpoint(r)
 	scope := strings.Join(scopes, " ")
 	var params []authParam
@@ -159,11 +184,6 @@ func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request, status int, 
 	w.Header().Set("WWW-Authenticate", bearerChallenge(params...))
 	infoFrom(r.Context()).auth = reason
 	g.metrics.countAuth(reason)
-	msg := strconv.Itoa(status) + " " + strings.ToLower(http.StatusText(status))
-	if description != "" {
-		msg += ": " + description
-	}
-	writePlain(w, status, msg)
 }
 
 // injectIdentity tells the upstream who is calling: the token's user,

@@ -416,11 +416,13 @@ func TestRefusedRequests(t *testing.T) {
 		req:       withBody(toolCall("delete_repo"), baseScopes),
 		status:    http.StatusForbidden,
 		challenge: insufficient("profile email repo:admin"),
+		body:      `{"jsonrpc":"2.0","id":1,"error":{"code":-32004,"message":"Insufficient scope: calling the tool \"delete_repo\" needs`,
 	}, {
 		name:      "scoped tool inside a batch",
 		req:       withBody(`[{"jsonrpc":"2.0","id":1,"method":"tools/list"},`+toolCall("delete_repo")+`]`, baseScopes),
 		status:    http.StatusForbidden,
 		challenge: insufficient("profile email repo:admin"),
+		body:      `[{"jsonrpc":"2.0","id":1,"error":{"code":-32004,`,
 	}, {
 		name:      "two scoped tools in a batch, one scope held",
 		req:       withBody(`[`+toolCall("delete_repo")+`,`+toolCall("read_secrets")+`]`, []string{"profile", "email", "repo:admin"}),

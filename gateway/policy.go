@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // bodyReadTimeout bounds reading a request body, which the server's
@@ -74,7 +76,7 @@ func (g *Gateway) parseRequest(next http.Handler) http.Handler {
 // applyScopePolicy requires the configured scopes of every token, and for
 // each tool the request calls (parseRequest found them), its tool scopes as
 // well; a token without them gets 403 insufficient_scope naming every scope
-// the request needs, so the client can step up.
+// the request needs, so the client can step up (refuseScope).
 func (g *Gateway) applyScopePolicy(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoFrom(r.Context())
@@ -87,11 +89,73 @@ func (g *Gateway) applyScopePolicy(next http.Handler) http.Handler {
 		// One challenge names everything the request needs, so a client
 		// steps up once.
 		if needed = unique(needed); !containsAll(ri.identity.Scopes, needed) {
-			g.challenge(w, r, http.StatusForbidden, reasonInsufficientScope, "insufficient_scope", "", needed)
+			g.refuseScope(w, r, needed)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// codeInsufficientScope is the JSON-RPC error code of a request refused
+// for want of scopes, from the range MCP leaves to implementations (the
+// others the gateway answers with are in rpcerror.go).
+const codeInsufficientScope = -32004
+
+// refuseScope answers a token without the scopes needed: 403 with the
+// insufficient_scope challenge naming them all, which a client that can
+// step up acts on. A JSON-RPC request also gets a JSON-RPC error saying in
+// words what is missing and what a person can do, because many clients
+// cannot step up and would otherwise show a bare 403 (docs/step-up.md).
+// Anything else (a GET, an unparsed body) gets the plain-text 403.
+func (g *Gateway) refuseScope(w http.ResponseWriter, r *http.Request, needed []string) {
+	ri := infoFrom(r.Context())
+	if ri.rpc == nil {
+		g.challenge(w, r, http.StatusForbidden, reasonInsufficientScope, "insufficient_scope", "", needed)
+		return
+	}
+	g.setChallenge(w, r, http.StatusForbidden, reasonInsufficientScope, "insufficient_scope", "", needed)
+	writeRPCError(w, http.StatusForbidden, ri.rpc, codeInsufficientScope, g.insufficientScopeMessage(ri.identity.Scopes, needed, ri.tools))
+}
+
+// insufficientScopeMessage says which scopes a request needs and which of
+// them the token lacks, naming the tools that need the missing ones, that
+// the client must authorize again, and what a person can do when it
+// cannot: sign in afresh, after the owners set toolScopeChallenge AtSignIn
+// when tool scopes are missing and it is not set. Only tools with scopes,
+// named in the configuration, are named.
+func (g *Gateway) insufficientScopeMessage(granted, needed, called []string) string {
+	var missing []string
+	for _, s := range needed {
+		if !slices.Contains(granted, s) {
+			missing = append(missing, s)
+		}
+	}
+	var tools []string
+	for _, t := range called {
+		ts := g.toolScopes[t]
+		if len(ts) > 0 && !containsAll(granted, ts) && !slices.Contains(tools, quoteTool(t)) {
+			tools = append(tools, quoteTool(t))
+		}
+	}
+	var b strings.Builder
+	b.WriteString("Insufficient scope: ")
+	switch len(tools) {
+	case 0:
+		b.WriteString("this request needs")
+	case 1:
+		b.WriteString("calling the tool " + tools[0] + " needs")
+	default:
+		b.WriteString("calling the tools " + strings.Join(tools, ", ") + " needs")
+	}
+	b.WriteString(" the scopes " + strings.Join(needed, " ") + ", and the access token lacks " + strings.Join(missing, " ") + ". ")
+	b.WriteString("The MCP client must authorize again, asking for them. If it cannot (this error comes back), ")
+	if len(tools) > 0 && g.cfg.ToolScopeChallenge != config.ToolScopeChallengeAtSignIn {
+		// Signing in again asks for what the 401 challenge names, which
+		// leaves the tool scopes out.
+		b.WriteString("ask the server's owners to set toolScopeChallenge: AtSignIn on it, so that sign-in asks for the scopes of every tool; then ")
+	}
+	b.WriteString("remove this server from the client, add it again and sign in, so that the client registers and asks for them from the start.")
+	return b.String()
 }
 
 // admit counts a request that passed every check as allowed. It is the last

@@ -54,6 +54,11 @@ type Config struct {
 	// ToolScopes are the extra scopes that a tools/call for a tool needs.
 	ToolScopes []ToolScope `json:"toolScopes,omitempty"`
 
+	// ToolScopeChallenge says when clients are asked for the tool scopes:
+	// ToolScopeChallengeStepUp (empty means the same) or
+	// ToolScopeChallengeAtSignIn. Tokens need the same scopes either way.
+	ToolScopeChallenge string `json:"toolScopeChallenge,omitempty"`
+
 	// Access says who may call the server and each tool, by Clerk identity.
 	// Nil: every user with a valid token (AnySignedInUser).
 	Access *Access `json:"access,omitempty"`
@@ -91,6 +96,18 @@ type Upstream struct {
 	// URL is the absolute URL of the upstream MCP endpoint, path included.
 	URL string `json:"url"`
 }
+
+// The values of Config.ToolScopeChallenge.
+const (
+	// ToolScopeChallengeStepUp names only the scopes every request needs
+	// in a 401 challenge; a tool's scopes are asked for by a 403
+	// insufficient_scope when it is called (step-up authorization).
+	ToolScopeChallengeStepUp = "StepUp"
+	// ToolScopeChallengeAtSignIn names every tool scope in the 401
+	// challenges too, so a client asks for them all when the user signs
+	// in, for clients that cannot step up.
+	ToolScopeChallengeAtSignIn = "AtSignIn"
+)
 
 // ToolScope lists the scopes one tool needs.
 type ToolScope struct {
@@ -223,6 +240,11 @@ func (c Config) Validate() error {
 		if ts.Tool == "" || len(ts.Scopes) == 0 {
 			errs = append(errs, fmt.Errorf("toolScopes[%d]: tool and scopes are required", i))
 		}
+	}
+	switch c.ToolScopeChallenge {
+	case "", ToolScopeChallengeStepUp, ToolScopeChallengeAtSignIn:
+	default:
+		errs = append(errs, fmt.Errorf("toolScopeChallenge %q must be %q or %q", c.ToolScopeChallenge, ToolScopeChallengeStepUp, ToolScopeChallengeAtSignIn))
 	}
 	if c.Access != nil {
 		errs = append(errs, c.Access.validate()...)
