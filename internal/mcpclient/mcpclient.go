@@ -25,6 +25,10 @@
 //     united with every scope granted before (so a step-up keeps them).
 //   - It registers a new client at every authorization, the step-up included:
 //     the client id changes. Authorization.ClientID reports each one.
+//   - With Options.ClientMetadataURL, and an authorization server that
+//     advertises client_id_metadata_document_supported, it registers nothing:
+//     the URL is the client_id at every authorization. The SDK takes only an
+//     https URL with a path.
 //   - Connect tries server/discover (2026-07-28) first and falls back to
 //     initialize; when authorization fails, each of the two tries it.
 package mcpclient
@@ -91,6 +95,15 @@ type Options struct {
 	// people; real Clerk pre-fills its sign-in form with it.
 	LoginHint string
 
+	// ClientMetadataURL, if set, is the URL of a client ID metadata document
+	// (CIMD, SEP-991) that describes this client; it must be https with a
+	// path. When the authorization server advertises
+	// client_id_metadata_document_supported, that URL is the client_id and
+	// nothing is registered; otherwise the client falls back to dynamic
+	// registration. Authorization.ClientID tells which one was used. The
+	// document must list RedirectURL among its redirect_uris.
+	ClientMetadataURL string
+
 	// OnAuthorize, if set, is called once per authorization request sent to
 	// the authorization server, after it answered, so that callers (tests)
 	// can count authorizations and see what each asked for. It may be called
@@ -128,7 +141,12 @@ func Connect(ctx context.Context, opts Options) (*mcp.ClientSession, error) {
 		return nil, fmt.Errorf("redirect url %q is not an absolute URL", opts.RedirectURL)
 	}
 	f := &fetcher{client: noRedirects(opts.HTTPClient), redirect: redirect, onAuthorize: opts.OnAuthorize, loginHint: opts.LoginHint}
+	var cimd *auth.ClientIDMetadataDocumentConfig
+	if opts.ClientMetadataURL != "" {
+		cimd = &auth.ClientIDMetadataDocumentConfig{URL: opts.ClientMetadataURL}
+	}
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		ClientIDMetadataDocumentConfig: cimd,
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
 			Metadata: &oauthex.ClientRegistrationMetadata{
 				RedirectURIs: []string{opts.RedirectURL},

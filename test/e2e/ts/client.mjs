@@ -7,6 +7,7 @@
 //
 //   node client.mjs --url <mcp url> [--sdk 1.32.2] [--tool whoami] [--args '{}'] [--list-only]
 //                   [--scope "..."] [--login-hint <user id or email>] [--timeout 60]
+//                   [--client-metadata-url https://.../client.json]
 //
 // It connects to an MCP endpoint protected by OAuth and lets the SDK do what
 // a real TypeScript MCP client does on a 401: read the protected resource
@@ -17,6 +18,13 @@
 // servers this runs against (the Clerk emulator) consent on the user's behalf
 // and redirect straight back with a code. --login-hint adds OpenID Connect's
 // login_hint to that URL, naming the user who signs in.
+//
+// --client-metadata-url makes the client a client ID metadata document
+// (CIMD, SEP-991) client: when the authorization server advertises
+// client_id_metadata_document_supported, the SDK uses that URL as the
+// client_id instead of registering; otherwise it still registers. Both SDK
+// lines take only an https URL with a path. The document must list
+// REDIRECT_URL (http://127.0.0.1:1/callback) among its redirect_uris.
 //
 // Then it lists the tools, calls one (unless --list-only), and prints
 // exactly one JSON line on stdout:
@@ -172,8 +180,11 @@ function scrub(text) {
  * ignore).
  */
 class HeadlessOAuthProvider {
-  constructor({ scope, loginHint }) {
+  constructor({ scope, loginHint, clientMetadataUrl }) {
     this._scope = scope;
+    // Read by the SDK as a plain property: present only when asked for, so
+    // that without it the provider is exactly the DCR one.
+    if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
     this._loginHint = loginHint;
     this._clientInformation = undefined;
     this._tokens = undefined;
@@ -408,6 +419,7 @@ function parseCommandLine(argv) {
       scope: { type: 'string', default: '' },
       'login-hint': { type: 'string', default: '' },
       timeout: { type: 'string', default: '60' },
+      'client-metadata-url': { type: 'string', default: '' },
     },
     strict: true,
   });
@@ -432,6 +444,7 @@ function parseCommandLine(argv) {
     listOnly: values['list-only'],
     scope: values.scope || undefined,
     loginHint: values['login-hint'] || undefined,
+    clientMetadataUrl: values['client-metadata-url'] || undefined,
     timeoutSeconds,
   };
 }
@@ -511,7 +524,11 @@ async function main() {
     finish({ ok: false, error: `usage: ${describe(err)}`, stage: 'start' });
     return;
   }
-  const provider = new HeadlessOAuthProvider({ scope: opts.scope, loginHint: opts.loginHint });
+  const provider = new HeadlessOAuthProvider({
+    scope: opts.scope,
+    loginHint: opts.loginHint,
+    clientMetadataUrl: opts.clientMetadataUrl,
+  });
   const progress = { sdk: sdk.name };
   const timer = setTimeout(
     () => finish({ ok: false, error: `timed out after ${opts.timeoutSeconds}s`, ...progress, ...authReport(provider) }),

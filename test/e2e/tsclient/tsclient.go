@@ -87,9 +87,21 @@ type Options struct {
 	// back to it only when neither the server's WWW-Authenticate challenge
 	// nor its protected resource metadata names scopes.
 	Scope string
+	// ClientMetadataURL makes the client a client ID metadata document
+	// (CIMD) client: the SDK uses this URL as its client_id, registering
+	// nothing, when the authorization server advertises
+	// client_id_metadata_document_supported, and registers dynamically
+	// otherwise (Result.RegisteredClientID tells which). Both SDK lines take
+	// only an https URL with a path; the document must list RedirectURL.
+	ClientMetadataURL string
 	// Timeout bounds the whole run (default DefaultTimeout).
 	Timeout time.Duration
 }
+
+// RedirectURL is the redirect URI the client registers, or must find in its
+// client ID metadata document. Nothing listens there: the client reads the
+// authorization response from the redirect itself.
+const RedirectURL = "http://127.0.0.1:1/callback"
 
 // Result is what the client reported.
 type Result struct {
@@ -103,7 +115,9 @@ type Result struct {
 	// Authorizations counts the client's trips to the authorization
 	// endpoint (1 for the first connection, +1 per step-up).
 	Authorizations int `json:"authorizations"`
-	// RegisteredClientID is the client id from dynamic registration.
+	// RegisteredClientID is the client id the client used: the one dynamic
+	// registration returned, or Options.ClientMetadataURL when the
+	// authorization server took the metadata document instead.
 	RegisteredClientID string `json:"registeredClientId"`
 	// Resource is the protected resource metadata's resource, and
 	// AuthorizationServer the authorization server the SDK chose; both are
@@ -201,6 +215,9 @@ func Run(ctx context.Context, t testing.TB, mcpURL string, opts Options) (Result
 	if opts.LoginHint != "" {
 		cmdArgs = append(cmdArgs, "--login-hint", opts.LoginHint)
 	}
+	if opts.ClientMetadataURL != "" {
+		cmdArgs = append(cmdArgs, "--client-metadata-url", opts.ClientMetadataURL)
+	}
 	cmd := exec.CommandContext(ctx, inst.node, cmdArgs...)
 	cmd.Dir = inst.dir
 	cmd.WaitDelay = 5 * time.Second
@@ -268,6 +285,7 @@ type installation struct {
 	node         string // path of the node binary
 	dir          string // the cache directory with node_modules
 	script       string // the client, named by its content's hash
+	browser      string // browser.mjs, named by its content's hash
 	clientSource []byte
 }
 
@@ -303,13 +321,26 @@ func install(ctx context.Context) (*installation, error) {
 	// client may share this directory: each runs its own copy, named by its
 	// content, never a file another checkout is rewriting.
 	client := files["client.mjs"]
-	sum := sha256.Sum256(client)
-	script := filepath.Join(dir, "client-"+hex.EncodeToString(sum[:8])+".mjs")
-	if err := writeFileAtomic(script, client); err != nil {
-		return nil, fmt.Errorf("tsclient: %w", err)
+	script, err := writeScript(dir, "client", client)
+	if err != nil {
+		return nil, err
 	}
-	installDone = &installation{node: node, dir: dir, script: script, clientSource: client}
+	browser, err := writeScript(dir, "browser", files["browser.mjs"])
+	if err != nil {
+		return nil, err
+	}
+	installDone = &installation{node: node, dir: dir, script: script, browser: browser, clientSource: client}
 	return installDone, nil
+}
+
+// writeScript writes a script into the install as <name>-<hash>.mjs.
+func writeScript(dir, name string, content []byte) (string, error) {
+	sum := sha256.Sum256(content)
+	path := filepath.Join(dir, name+"-"+hex.EncodeToString(sum[:8])+".mjs")
+	if err := writeFileAtomic(path, content); err != nil {
+		return "", fmt.Errorf("tsclient: %w", err)
+	}
+	return path, nil
 }
 
 // findNode checks that node (new enough) and npm are on PATH.
@@ -358,7 +389,7 @@ func cacheRoot() (string, error) {
 // projectFiles reads the embedded Node project.
 func projectFiles() (map[string][]byte, error) {
 	files := map[string][]byte{}
-	for _, name := range []string{"package.json", "package-lock.json", "client.mjs"} {
+	for _, name := range []string{"package.json", "package-lock.json", "client.mjs", "browser.mjs"} {
 		b, err := fs.ReadFile(ts.Project, name)
 		if err != nil {
 			return nil, fmt.Errorf("tsclient: embedded project: %w", err)

@@ -344,6 +344,7 @@ func TestInstall(t *testing.T) {
 	for name, version := range map[string]string{
 		"@modelcontextprotocol/sdk":    tsclient.SDKV1,
 		"@modelcontextprotocol/client": tsclient.SDKV2,
+		"mcp-remote":                   tsclient.MCPRemoteVersion,
 	} {
 		var installed struct {
 			Version string `json:"version"`
