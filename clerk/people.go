@@ -1,6 +1,9 @@
 package clerk
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // User is what access rules may need to know about a Clerk user, from
 // GET /v1/users/{user_id}.
@@ -32,3 +35,22 @@ type Membership struct {
 // ErrUserNotFound means Clerk does not know the user (deleted, or another
 // instance's). It is an answer, cached like any other, not an outage.
 var ErrUserNotFound = errors.New("clerk user not found")
+
+// OAuthToken is a user's access token at an OAuth provider (a social
+// connection such as GitHub), from
+// GET /v1/users/{user_id}/oauth_access_tokens/{provider}.
+type OAuthToken struct {
+	// Token is the access token at the provider. It is a credential: never
+	// log it or put it in an error.
+	Token string
+	// ExpiresAt is when the provider said it expires; zero when Clerk gave
+	// no expiry.
+	ExpiresAt time.Time
+	// Scopes are the scopes the provider granted.
+	Scopes []string
+}
+
+// ErrNotConnected means the user has no token for the provider: they never
+// connected it, or the connection holds no token. An answer, cached briefly,
+// not an outage.
+var ErrNotConnected = errors.New("clerk user has not connected the provider")

@@ -95,6 +95,46 @@ type Listen struct {
 type Upstream struct {
 	// URL is the absolute URL of the upstream MCP endpoint, path included.
 	URL string `json:"url"`
+	// Credentials are what the gateway adds to every forwarded request for
+	// the upstream's own authentication; nil adds nothing.
+	Credentials *Credentials `json:"credentials,omitempty"`
+}
+
+// Credentials are headers the gateway sets on forwarded requests: fixed
+// service keys read from mounted Secret files, and the calling user's own
+// token at an OAuth provider, from Clerk. Inbound headers of these names are
+// removed first, so a client can never supply or override one.
+type Credentials struct {
+	// Headers are set from files (mounted Secret keys), re-read when the
+	// kubelet updates them, so a rotated Secret needs no restart.
+	Headers []CredentialHeader `json:"headers,omitempty"`
+	// UserOAuthToken sets the caller's access token at a provider.
+	UserOAuthToken *UserOAuthToken `json:"userOAuthToken,omitempty"`
+}
+
+// CredentialHeader is one header whose value comes from a file.
+type CredentialHeader struct {
+	// Name is the header name, such as X-Api-Key.
+	Name string `json:"name"`
+	// File is the path of the mounted file holding the value. The value
+	// itself is never part of the configuration.
+	File string `json:"file"`
+	// Prefix goes before the file's content, such as "Bearer ".
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// UserOAuthToken is the calling user's token at an OAuth provider, which
+// Clerk holds from the user's social sign-in.
+type UserOAuthToken struct {
+	// Provider is the provider as Clerk names it, such as oauth_github.
+	Provider string `json:"provider"`
+	// Header receives the token (Authorization unless set).
+	Header string `json:"header"`
+	// Prefix goes before the token ("Bearer " unless set).
+	Prefix string `json:"prefix"`
+	// ConnectURL is where a user who has not connected the provider goes
+	// to connect it; empty when none is known.
+	ConnectURL string `json:"connectURL,omitempty"`
 }
 
 // The values of Config.ToolScopeChallenge.
