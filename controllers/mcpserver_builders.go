@@ -207,6 +207,12 @@ func buildGatewayConfig(mcp *mcpv1.McpServer, opts Options, issuer, upstream str
 		}
 		cfg.ToolScopes = append(cfg.ToolScopes, config.ToolScope{Tool: string(ts.Tool), Scopes: scopes})
 	}
+	// StepUp, the default, is left out, so the configuration of a server
+	// that does not ask for AtSignIn is what it was before the field
+	// existed and an operator upgrade does not roll its gateway.
+	if mcp.Spec.ToolScopeChallenge == mcpv1.ToolScopeChallengeAtSignIn && len(cfg.ToolScopes) > 0 {
+		cfg.ToolScopeChallenge = config.ToolScopeChallengeAtSignIn
+	}
 	cfg.Access = buildAccess(mcp.Spec.Access)
 	return cfg
 }

@@ -513,6 +513,53 @@ func TestBuildAccess(t *testing.T) {
 	}
 }
 
+// TestBuildGatewayConfig_toolScopeChallenge: the gateway config carries
+// AtSignIn, and nothing for StepUp or unset, so that servers without it keep
+// their config hash (and their pods) across an operator upgrade.
+func TestBuildGatewayConfig_toolScopeChallenge(t *testing.T) {
+	t.Parallel()
+	withChallenge := func(c mcpv1.ToolScopeChallenge) mcpOption {
+		return func(m *mcpv1.McpServer) { m.Spec.ToolScopeChallenge = c }
+	}
+	build := func(t *testing.T, opts ...mcpOption) (config.Config, string) {
+		t.Helper()
+		data, err := config.Marshal(buildGatewayConfig(newMcpServer("team-a", "tools", opts...), testOptions, testIssuer, "http://upstream.team-a.svc:8080/mcp"))
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		cfg, err := config.Parse(data)
+		if err != nil {
+			t.Fatalf("the gateway would refuse the config: %v", err)
+		}
+		return cfg, configHash(data)
+	}
+	scoped := withToolScopes("delete_repo", "repo:admin")
+	_, unsetHash := build(t, withScopes("profile"), scoped)
+	tests := map[string]struct {
+		opts     []mcpOption // of the McpServer, besides spec.scopes
+		want     string      // the config's toolScopeChallenge
+		sameHash bool        // the config hash equals that of the unset field
+	}{
+		"unset":    {opts: []mcpOption{scoped}, want: "", sameHash: true},
+		"StepUp":   {opts: []mcpOption{scoped, withChallenge(mcpv1.ToolScopeChallengeStepUp)}, want: "", sameHash: true},
+		"AtSignIn": {opts: []mcpOption{scoped, withChallenge(mcpv1.ToolScopeChallengeAtSignIn)}, want: config.ToolScopeChallengeAtSignIn},
+		// The API refuses it; an object it did not check changes nothing.
+		"AtSignIn without tool scopes": {opts: []mcpOption{withChallenge(mcpv1.ToolScopeChallengeAtSignIn)}, want: ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg, hash := build(t, append([]mcpOption{withScopes("profile")}, tc.opts...)...)
+			if cfg.ToolScopeChallenge != tc.want {
+				t.Errorf("toolScopeChallenge = %q, want %q", cfg.ToolScopeChallenge, tc.want)
+			}
+			if (hash == unsetHash) != tc.sameHash {
+				t.Errorf("config hash %s, unset %s; want same: %v", hash, unsetHash, tc.sameHash)
+			}
+		})
+	}
+}
+
 // TestBuildAccess_configHash: an access change rolls the gateway, and a
 // change of an email domain's case alone does not.
 func TestBuildAccess_configHash(t *testing.T) {

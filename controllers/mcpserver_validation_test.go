@@ -154,22 +154,31 @@ func TestMcpServerValidation_refused(t *testing.T) {
 			set("spec.ingress", map[string]any{"host": "tools.example.com"})(o)
 			set("spec.httpRoute", map[string]any{"parentRefs": []any{map[string]any{"name": "public"}}, "hostnames": []any{"tools.example.com"}})(o)
 		}, "spec", "set spec.ingress or spec.httpRoute, not both"},
-		"httpRoute without parents": {set("spec.httpRoute", map[string]any{"parentRefs": []any{}, "hostnames": []any{"tools.example.com"}}), "spec.httpRoute.parentRefs", "should have at least 1 items"},
-		"port zero":                 {set("spec.upstream.service.port", 0), "spec.upstream.service.port", "port number from 1 to 65535"},
-		"port too high":             {set("spec.upstream.service.port", 70000), "spec.upstream.service.port", "port number from 1 to 65535"},
-		"port name with spaces":     {set("spec.upstream.service.port", "my port"), "spec.upstream.service.port", "port name"},
-		"service name invalid":      {set("spec.upstream.service.name", "Upstream_1"), "spec.upstream.service.name", "must be a Service name"},
-		"path without slash":        {set("spec.path", "mcp"), "spec.path", "must start with '/'"},
-		"path with dot-dot":         {set("spec.path", "/a/../b"), "spec.path", "must not contain '..'"},
-		"path with a query":         {set("spec.path", "/mcp?x=1"), "spec.path", "query or fragment"},
-		"upstream path trailing /":  {set("spec.upstream.path", "/mcp/"), "spec.upstream.path", "trailing '/'"},
-		"scope with a space":        {set("spec.scopes", []any{"read write"}), "spec.scopes[0]", "without spaces"},
-		"empty scope":               {set("spec.scopes", []any{""}), "spec.scopes[0]", ""},
-		"duplicate scope":           {set("spec.scopes", []any{"email", "email"}), "spec.scopes[1]", "Duplicate value"},
-		"duplicate tool":            {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{"x"}}, map[string]any{"tool": "a", "scopes": []any{"y"}}}), "spec.toolScopes[1]", "Duplicate value"},
-		"tool scope with a space":   {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{"x y"}}}), "spec.toolScopes[0].scopes[0]", "without spaces"},
-		"tool without scopes":       {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{}}}), "spec.toolScopes[0].scopes", ""},
-		"empty tool name":           {set("spec.toolScopes", []any{map[string]any{"tool": "", "scopes": []any{"x"}}}), "spec.toolScopes[0].tool", ""},
+		"httpRoute without parents":  {set("spec.httpRoute", map[string]any{"parentRefs": []any{}, "hostnames": []any{"tools.example.com"}}), "spec.httpRoute.parentRefs", "should have at least 1 items"},
+		"port zero":                  {set("spec.upstream.service.port", 0), "spec.upstream.service.port", "port number from 1 to 65535"},
+		"port too high":              {set("spec.upstream.service.port", 70000), "spec.upstream.service.port", "port number from 1 to 65535"},
+		"port name with spaces":      {set("spec.upstream.service.port", "my port"), "spec.upstream.service.port", "port name"},
+		"service name invalid":       {set("spec.upstream.service.name", "Upstream_1"), "spec.upstream.service.name", "must be a Service name"},
+		"path without slash":         {set("spec.path", "mcp"), "spec.path", "must start with '/'"},
+		"path with dot-dot":          {set("spec.path", "/a/../b"), "spec.path", "must not contain '..'"},
+		"path with a query":          {set("spec.path", "/mcp?x=1"), "spec.path", "query or fragment"},
+		"upstream path trailing /":   {set("spec.upstream.path", "/mcp/"), "spec.upstream.path", "trailing '/'"},
+		"scope with a space":         {set("spec.scopes", []any{"read write"}), "spec.scopes[0]", "without spaces"},
+		"empty scope":                {set("spec.scopes", []any{""}), "spec.scopes[0]", ""},
+		"duplicate scope":            {set("spec.scopes", []any{"email", "email"}), "spec.scopes[1]", "Duplicate value"},
+		"duplicate tool":             {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{"x"}}, map[string]any{"tool": "a", "scopes": []any{"y"}}}), "spec.toolScopes[1]", "Duplicate value"},
+		"tool scope with a space":    {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{"x y"}}}), "spec.toolScopes[0].scopes[0]", "without spaces"},
+		"tool without scopes":        {set("spec.toolScopes", []any{map[string]any{"tool": "a", "scopes": []any{}}}), "spec.toolScopes[0].scopes", ""},
+		"empty tool name":            {set("spec.toolScopes", []any{map[string]any{"tool": "", "scopes": []any{"x"}}}), "spec.toolScopes[0].tool", ""},
+		"unknown toolScopeChallenge": {set("spec.toolScopeChallenge", "Always"), "spec.toolScopeChallenge", `Unsupported value: "Always"`},
+		"toolScopeChallenge AtSignIn without toolScopes": {func(o map[string]any) {
+			set("spec.toolScopes", nil)(o)
+			set("spec.toolScopeChallenge", "AtSignIn")(o)
+		}, "spec.toolScopeChallenge", "toolScopeChallenge AtSignIn asks for the toolScopes at sign-in, and there are none"},
+		"toolScopeChallenge AtSignIn with empty toolScopes": {func(o map[string]any) {
+			set("spec.toolScopes", []any{})(o)
+			set("spec.toolScopeChallenge", "AtSignIn")(o)
+		}, "spec.toolScopeChallenge", "add toolScopes or set StepUp"},
 		"key and issuer":            {set("spec.clerk.issuer", "https://clerk.example.com"), "spec.clerk", "exactly one of clerk.publishableKey or clerk.issuer"},
 		"neither key nor issuer":    {set("spec.clerk.publishableKey", nil), "spec.clerk", "exactly one of clerk.publishableKey or clerk.issuer"},
 		"secret key as publishable": {set("spec.clerk.publishableKey", "sk_test_abc"), "spec.clerk.publishableKey", "pk_test_... or pk_live_..."},
@@ -349,6 +358,11 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 		"access, tool rules only": set("spec.access", map[string]any{"toolAccess": []any{
 			map[string]any{"tool": "delete_repo", "allow": []any{map[string]any{"organization": "acme"}}},
 		}}),
+		"toolScopeChallenge AtSignIn": set("spec.toolScopeChallenge", "AtSignIn"),
+		"toolScopeChallenge StepUp without toolScopes": func(o map[string]any) {
+			set("spec.toolScopes", nil)(o)
+			set("spec.toolScopeChallenge", "StepUp")(o)
+		},
 		"access, shortest cacheTTL": accessTTL("5s"),
 		"access, longest cacheTTL":  accessTTL("1h"),
 	}
@@ -375,6 +389,13 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 			}
 			if a := got.Spec.Access; name == "access, tool rules only" && (a == nil || a.CacheTTL == nil || a.CacheTTL.Duration != time.Minute) {
 				t.Errorf("access = %+v, want cacheTTL defaulted to 60s", a)
+			}
+			wantChallenge := mcpv1.ToolScopeChallengeStepUp
+			if name == "toolScopeChallenge AtSignIn" {
+				wantChallenge = mcpv1.ToolScopeChallengeAtSignIn
+			}
+			if got.Spec.ToolScopeChallenge != wantChallenge {
+				t.Errorf("toolScopeChallenge = %q, want %q", got.Spec.ToolScopeChallenge, wantChallenge)
 			}
 			if name == "no ingress, no gateway" && (got.Spec.Path != "/mcp" || *got.Spec.Gateway.Replicas != 1) {
 				t.Errorf("defaults = path %q, replicas %d; want /mcp and 1", got.Spec.Path, *got.Spec.Gateway.Replicas)

@@ -8,6 +8,7 @@ import (
 
 // McpServerSpec declares one MCP server to publish behind an authenticating gateway.
 // +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.httpRoute))",message="set spec.ingress or spec.httpRoute, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.toolScopeChallenge) || self.toolScopeChallenge != 'AtSignIn' || (has(self.toolScopes) && size(self.toolScopes) > 0)",message="toolScopeChallenge AtSignIn asks for the toolScopes at sign-in, and there are none: add toolScopes or set StepUp",fieldPath=".toolScopeChallenge",reason=FieldValueInvalid
 type McpServerSpec struct {
 	// upstream is the MCP server the gateway forwards authorized traffic to.
 	// +required
@@ -33,6 +34,20 @@ type McpServerSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	ToolScopes []ToolScope `json:"toolScopes,omitempty"`
+
+	// toolScopeChallenge says when clients are asked for the toolScopes.
+	// StepUp (the default) asks at sign-in for spec.scopes only, and for a
+	// tool's scopes with a 403 insufficient_scope when it is called: least
+	// privilege, but clients that register once, such as those built on
+	// the TypeScript MCP SDK (Claude Desktop, Cursor, mcp-remote), may
+	// never obtain them. AtSignIn names every tool scope in the sign-in
+	// challenge too, so the person consents to them all once; it costs
+	// least privilege, as every token then carries every tool's scopes.
+	// Either way a token needs only the scopes of what it calls, and a
+	// refusal tells the person what to do. See docs/step-up.md.
+	// +kubebuilder:default=StepUp
+	// +optional
+	ToolScopeChallenge ToolScopeChallenge `json:"toolScopeChallenge,omitempty"`
 
 	// access limits which users, among those holding a valid access token
 	// with the scopes, may call the server and particular tools, by what
@@ -162,6 +177,21 @@ type ToolScope struct {
 	// +required
 	Scopes []Scope `json:"scopes"`
 }
+
+// ToolScopeChallenge says when clients are asked for an McpServer's tool
+// scopes: StepUp or AtSignIn.
+// +kubebuilder:validation:Enum=StepUp;AtSignIn
+type ToolScopeChallenge string
+
+// The values of spec.toolScopeChallenge.
+const (
+	// ToolScopeChallengeStepUp asks for a tool's scopes when it is called,
+	// with a 403 insufficient_scope (step-up authorization).
+	ToolScopeChallengeStepUp ToolScopeChallenge = "StepUp"
+	// ToolScopeChallengeAtSignIn asks for every tool's scopes at sign-in,
+	// in the 401 challenge, for clients that cannot step up.
+	ToolScopeChallengeAtSignIn ToolScopeChallenge = "AtSignIn"
+)
 
 // AccessSpec holds the rules on who may call an McpServer and its tools.
 // Scopes bound what a client may do on a user's behalf; these rules bound
