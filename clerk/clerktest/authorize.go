@@ -76,9 +76,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "client_id is required")
 		return
 	}
-	c := s.lookupClient(clientID)
-	if c == nil {
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "the client is not registered with this instance")
+	c, oerr := s.authorizeClient(r.Context(), clientID)
+	if oerr != nil {
+		oerr.write(w)
 		return
 	}
 	ar := authorizeRequest{redirectURI: q.Get("redirect_uri"), state: q.Get("state"), post: r.Method == http.MethodPost}
@@ -144,19 +144,20 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, ar authorizeR
 		s.redirect(w, r, ar, url.Values{"error": {code}, "error_description": {desc}})
 	}
 	settings := s.Settings()
-	// A client registered with scopes may use only those, and gets them all
-	// when it asks for none; other clients get the instance's defaults.
-	allowed, defaults := s.knownScopes(settings), settings.defaultScopes()
-	if c.scopes != nil {
-		allowed, defaults = c.scopes, c.scopes
-	}
+	known := s.knownScopes(settings)
 	scopes := strings.Fields(q.Get("scope"))
 	if len(scopes) == 0 {
-		scopes = slices.Clone(defaults)
+		scopes = c.defaultScopes(settings)
 	}
-	if unknown := unknownScopes(scopes, allowed); len(unknown) > 0 {
-		fail("invalid_scope", "scope not allowed for this client: "+strings.Join(unknown, " "))
+	if unknown := unknownScopes(scopes, known); len(unknown) > 0 {
+		fail("invalid_scope", "unknown scope: "+strings.Join(unknown, " "))
 		return
+	}
+	if allowed := c.allowedScopes(s.scopeRule); allowed != nil {
+		if outside := unknownScopes(scopes, allowed); len(outside) > 0 {
+			fail("invalid_scope", "scope not allowed for this client: "+strings.Join(outside, " "))
+			return
+		}
 	}
 	resources := q["resource"]
 	for _, res := range resources {

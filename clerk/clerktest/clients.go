@@ -30,6 +30,8 @@ type client struct {
 	scopes       []string // nil: any scope the instance knows
 	authMethod   string
 	issuedAt     time.Time
+	dynamic      bool         // registered through /oauth/register, so the ClientScopeRule applies
+	metadata     *metadataDoc // non-nil for a client ID metadata document client
 }
 
 func (c *client) public() bool { return c.authMethod == authNone }
@@ -59,6 +61,9 @@ func (s *Server) AddClient(c Client) (Client, error) {
 	if c.ID == "" {
 		c.ID = newID("client_")
 	}
+	if isURLClientID(c.ID) {
+		return Client{}, errors.New("clerktest: a URL client ID names a metadata document client: use AllowClientMetadataDocument")
+	}
 	if c.Name == "" {
 		c.Name = c.ID
 	}
@@ -83,11 +88,17 @@ func (s *Server) AddClient(c Client) (Client, error) {
 	return c, nil
 }
 
-// lookupClient returns the client with id, or nil.
+// lookupClient returns the client with id, or nil. A metadata document
+// client must have been recorded at the authorization endpoint and still be
+// admitted by the settings; nothing is fetched here.
 func (s *Server) lookupClient(id string) *client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.clients[id]
+	c := s.clients[id]
+	if c != nil && c.metadata != nil && !s.admittedLocked(c) {
+		return nil
+	}
+	return c
 }
 
 // checkRedirectURI accepts absolute URIs without a fragment: https, http on
@@ -227,7 +238,7 @@ func (s *Server) clientFromRegistration(req registrationRequest, settings OAuthA
 			return nil, "invalid_redirect_uri", fmt.Sprintf("redirect URI %q %v", u, err)
 		}
 	}
-	c = &client{id: newID("client_"), redirectURIs: slices.Clone(req.RedirectURIs), authMethod: authBasic, issuedAt: s.now()}
+	c = &client{id: newID("client_"), redirectURIs: slices.Clone(req.RedirectURIs), authMethod: authBasic, issuedAt: s.now(), dynamic: true}
 	if m := req.TokenEndpointAuthMethod; m != nil {
 		if !slices.Contains([]string{authBasic, authPost, authNone}, *m) {
 			return nil, badMeta, "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none"
@@ -300,3 +311,23 @@ func unknownScopes(scopes, known []string) []string {
 
 // containsScope reports whether scopes holds scope.
 func containsScope(scopes []string, scope string) bool { return slices.Contains(scopes, scope) }
+
+// defaultScopes are what the client gets when it asks for none: the scopes
+// it registered with, else the instance's defaults.
+func (c *client) defaultScopes(settings OAuthApplicationSettings) []string {
+	if c.scopes != nil {
+		return slices.Clone(c.scopes)
+	}
+	return settings.defaultScopes()
+}
+
+// allowedScopes are the scopes the client is held to, nil when it may
+// request any scope the instance knows: a client with no registered scope,
+// a metadata document client, or a dynamically registered one under
+// ScopesOfInstance.
+func (c *client) allowedScopes(rule ClientScopeRule) []string {
+	if c.scopes == nil || (c.dynamic && rule == ScopesOfInstance) {
+		return nil
+	}
+	return c.scopes
+}

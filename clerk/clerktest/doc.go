@@ -36,10 +36,35 @@
 //     unknown or used codes, a wrong code_verifier, a bad refresh token and
 //     unsupported_grant_type; 400 for malformed requests, expired codes and
 //     a redirect_uri mismatch.
-//   - A client registered with a scope may request only those scopes; one
-//     registered without may request any scope the instance knows.
-//   - Client ID metadata documents are only advertised (the setting), not
-//     fetched: a URL client_id is an unknown client.
+//   - Whether Clerk holds a dynamically registered client to the scope it
+//     registered with is unconfirmed, so it is an option
+//     (WithClientScopeRule): ScopesOfRegistration (the default, RFC 7591's
+//     meaning) refuses a wider request with invalid_scope ("scope not
+//     allowed for this client"); ScopesOfInstance allows any scope the
+//     instance knows. A client registered without a scope, and one made by
+//     AddClient without Scopes, may request any known scope; AddClient's
+//     Scopes always hold. A refresh never widens a grant under either rule.
+//   - Client ID metadata document (CIMD) clients: while the
+//     client_id_metadata_documents_advertised setting is on
+//     (WithClientMetadataDocuments), a client_id that is a URL is fetched at
+//     the authorization endpoint, validated as the MCP specification asks
+//     (https with a path, no dot segments, fragment or user; the document's
+//     client_id equal to the URL; client_name and redirect_uris present; the
+//     redirect_uri listed; token_endpoint_auth_method none and no secret),
+//     with no redirects followed, at most 5 KiB, within
+//     WithClientMetadataTimeout, and cached per its Cache-Control
+//     (max-age up to a day; no-store or no-cache: fetch each time) or five
+//     minutes. Loopback URLs, over http too, need
+//     WithLoopbackClientMetadata. Such a client is public, may request any
+//     scope the instance knows (it has no registered scope), and its URL is
+//     the client_id of its codes and tokens. Refusals are 401 invalid_client
+//     answered directly (400 invalid_request for an unlisted redirect_uri);
+//     with CIMD not advertised a URL client_id is an unknown client. The
+//     other two settings apply: only_allow_pre_registered_clients refuses a
+//     URL the instance has not seen or allowed
+//     (AllowClientMetadataDocument); block_implicitly_allowed_clients
+//     refuses one admitted on first use, at the token endpoint too.
+//     DeleteClient makes a client unknown again.
 //   - The authorization endpoint signs in the user named by login_hint (a
 //     user ID, or an email address that is verified or reserved, in any
 //     case), else the default user; that user is the subject of the tokens.

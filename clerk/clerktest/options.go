@@ -1,6 +1,7 @@
 package clerktest
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -55,6 +56,8 @@ type options struct {
 	customScopes []string
 	logger       *slog.Logger
 	roles        map[string][]string
+	scopeRule    ClientScopeRule
+	metadata     metadataFetch
 }
 
 func defaultOptions() options {
@@ -69,6 +72,8 @@ func defaultOptions() options {
 		now:         time.Now,
 		logger:      slog.New(slog.DiscardHandler),
 		roles:       DefaultOrganizationRoles(),
+		scopeRule:   ScopesOfRegistration,
+		metadata:    metadataFetch{timeout: DefaultClientMetadataTimeout},
 	}
 }
 
@@ -82,6 +87,14 @@ func WithJWTAccessTokens(on bool) Option {
 // dynamic_oauth_client_registration setting (default true).
 func WithDynamicClientRegistration(on bool) Option {
 	return func(o *options) { o.settings.DynamicOAuthClientRegistration = on }
+}
+
+// WithClientMetadataDocuments sets the initial
+// client_id_metadata_documents_advertised setting (default false, as at
+// Clerk): whether the instance accepts client ID metadata document clients
+// and says so in its authorization server metadata.
+func WithClientMetadataDocuments(on bool) Option {
+	return func(o *options) { o.settings.ClientIDMetadataDocumentsAdvertised = on }
 }
 
 // WithUser sets the user who signs in. Empty fields keep their defaults.
@@ -156,4 +169,53 @@ func WithLogger(l *slog.Logger) Option {
 // role organizations can only be created without created_by.
 func WithOrganizationRoles(roles map[string][]string) Option {
 	return func(o *options) { o.roles = cloneRoles(roles) }
+}
+
+// ClientScopeRule says which scopes a dynamically registered client may
+// request at the authorization endpoint. Whether Clerk holds such clients to
+// the scope they registered with is unconfirmed, and MCP clients that
+// register once and step up later (the TypeScript SDK) work only if it does
+// not; the rule is a choice so that tests can cover both answers.
+type ClientScopeRule int
+
+const (
+	// ScopesOfRegistration holds a client registered with a scope to that
+	// scope, RFC 7591's meaning of the registered "scope" (the default). A
+	// wider request is refused with invalid_scope ("scope not allowed for
+	// this client").
+	ScopesOfRegistration ClientScopeRule = iota
+	// ScopesOfInstance lets a registered client request any scope the
+	// instance knows (built-in, WithScopes, default scopes), as if its
+	// registered scope were only the default for a request that names none.
+	ScopesOfInstance
+)
+
+// String is the rule's name as the clerk-emulator flag spells it.
+func (r ClientScopeRule) String() string {
+	switch r {
+	case ScopesOfRegistration:
+		return "registered"
+	case ScopesOfInstance:
+		return "instance"
+	}
+	return fmt.Sprintf("ClientScopeRule(%d)", int(r))
+}
+
+// ParseClientScopeRule reads a rule by the name String gives it.
+func ParseClientScopeRule(name string) (ClientScopeRule, error) {
+	for _, r := range []ClientScopeRule{ScopesOfRegistration, ScopesOfInstance} {
+		if r.String() == name {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown client scope rule %q (want registered or instance)", name)
+}
+
+// WithClientScopeRule sets the rule for the scopes of dynamically registered
+// clients (default ScopesOfRegistration). It does not touch clients added
+// with AddClient, whose Scopes an administrator chose and which always hold,
+// nor client ID metadata document clients, which have no registered scope.
+// Refreshing never widens a grant, whatever the rule.
+func WithClientScopeRule(r ClientScopeRule) Option {
+	return func(o *options) { o.scopeRule = r }
 }

@@ -35,6 +35,8 @@ type Server struct {
 	logger         *slog.Logger
 	mintClientID   string // the client_id of tokens minted without one
 	sessionID      string // the user's browser session, the sid of tokens from the authorization flow
+	scopeRule      ClientScopeRule
+	metadata       metadataFetch
 
 	// mu guards the instance state below.
 	mu            sync.Mutex
@@ -117,6 +119,8 @@ func Start(frontendAddr, backendAddr string, opts ...Option) (*Server, error) {
 		logger:         o.logger,
 		mintClientID:   newID("client_"),
 		sessionID:      newID("sess_"),
+		scopeRule:      o.scopeRule,
+		metadata:       o.metadata.withDefaults(),
 		settings:       o.settings.clone(),
 		keys:           []*signingKey{key},
 		clients:        map[string]*client{},

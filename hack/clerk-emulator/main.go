@@ -10,7 +10,9 @@
 //
 // The Backend API creates users, email addresses, organizations and
 // memberships as Clerk's does, and the authorization endpoint signs in the
-// user named by login_hint; see usage below and README.md.
+// user named by login_hint. Flags choose the scope rule for registered
+// clients and turn on client ID metadata document clients; see usage below
+// and README.md.
 package main
 
 import (
@@ -68,6 +70,14 @@ address> to the authorization request; a hint naming nobody who can sign in
 is redirected back with error=access_denied (login_required with
 prompt=none).
 
+A client registered with a scope may request only that scope
+(--client-scopes=registered) or any scope the instance knows
+(--client-scopes=instance); a refresh never widens a grant. With
+--client-metadata-documents, a client_id that is the https URL of a client
+metadata document is fetched (at most 5 KiB, no redirects) and may request
+any scope the instance knows; --loopback-client-metadata lets that URL be on
+this machine, over http too.
+
 Flags:
 `
 
@@ -97,6 +107,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	scopes := fs.String("scopes", "", "comma-separated custom scopes the instance supports, besides the built-in ones")
 	ttl := fs.Duration("access-token-ttl", clerktest.DefaultAccessTokenTTL, "lifetime of access tokens")
 	autoConsent := fs.Bool("auto-consent", true, "the user consents to every client (false: every authorization is denied)")
+	scopeRule := clerktest.ScopesOfRegistration
+	fs.Func("client-scopes", "scopes a dynamically registered client may request: registered (its registered scope, RFC 7591; the default) or instance (any scope the instance knows)",
+		func(v string) (err error) { scopeRule, err = clerktest.ParseClientScopeRule(v); return err })
+	cimd := fs.Bool("client-metadata-documents", false, "accept client ID metadata document clients (a client_id that is the URL of its metadata) and advertise them")
+	loopbackCIMD := fs.Bool("loopback-client-metadata", false, "fetch client metadata documents from loopback hosts, over http too (for local clients only)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return 0
 	} else if err != nil {
@@ -114,6 +129,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		clerktest.WithUser(clerktest.User{ID: *userID, Email: *userEmail}),
 		clerktest.WithAccessTokenTTL(*ttl),
 		clerktest.WithAutoConsent(*autoConsent),
+		clerktest.WithClientScopeRule(scopeRule),
+		clerktest.WithClientMetadataDocuments(*cimd),
+		clerktest.WithLoopbackClientMetadata(*loopbackCIMD),
 		clerktest.WithLogger(logger),
 	}
 	if *scopes != "" {

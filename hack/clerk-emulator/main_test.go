@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -128,6 +130,7 @@ func TestRun_badArguments(t *testing.T) {
 		"bad duration":        {"--access-token-ttl", "soon"},
 		"unlistenable addr":   {"--listen", "256.0.0.1:0"},
 		"bad backend address": {"--backend-listen", "not-an-address"},
+		"unknown scope rule":  {"--client-scopes", "any"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -221,7 +224,8 @@ func TestUsage(t *testing.T) {
 	if c := run(context.Background(), []string{"-h"}, &stdout, &stderr); c != 0 {
 		t.Fatalf("exit code %d for -h", c)
 	}
-	for _, want := range []string{"/users", "/organizations", "/memberships", "organization_memberships", "login_hint", "-listen"} {
+	for _, want := range []string{"/users", "/organizations", "/memberships", "organization_memberships", "login_hint", "-listen",
+		"-client-scopes", "-client-metadata-documents", "-loopback-client-metadata"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, stderr.String())
 		}
@@ -231,4 +235,73 @@ func TestUsage(t *testing.T) {
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestRun_clientFlags checks the client flags through the command: with
+// --client-scopes=instance a client registered for email is granted a wider
+// scope, and with --client-metadata-documents and
+// --loopback-client-metadata a client whose client_id is the URL of a
+// document on this machine is granted a code.
+func TestRun_clientFlags(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdoutR, stdoutW := io.Pipe()
+	var stderr syncbuf.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"--scopes", "tools:write", "--client-scopes=instance", "--client-metadata-documents", "--loopback-client-metadata"}, stdoutW, &stderr)
+		stdoutW.Close()
+	}()
+	e := readEndpoints(t, stdoutR)
+	if meta := getJSON(t, e.Issuer+"/.well-known/oauth-authorization-server", ""); meta["client_id_metadata_document_supported"] != true {
+		t.Errorf("AS metadata = %v, want client_id_metadata_document_supported", meta)
+	}
+
+	const redirectURI = "http://127.0.0.1:7777/callback"
+	resp, err := http.Post(e.Issuer+"/oauth/register", "application/json",
+		strings.NewReader(`{"redirect_uris":["`+redirectURI+`"],"token_endpoint_auth_method":"none","scope":"email"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&reg); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register: status %d, %v: %v", resp.StatusCode, err, reg)
+	}
+	resp.Body.Close()
+
+	var docURL string
+	doc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"client_id": docURL, "client_name": "flags test", "redirect_uris": []string{redirectURI}, "token_endpoint_auth_method": "none"})
+	}))
+	defer doc.Close()
+	docURL = doc.URL + "/client.json"
+
+	for name, clientID := range map[string]string{"registered client, wider scope": reg["client_id"].(string), "metadata document client": docURL} {
+		q := url.Values{
+			"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "scope": {"email tools:write"},
+			"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}, "state": {"state-123456"},
+		}
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noRedirect.Get(e.Issuer + "/oauth/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("code") == "" {
+			t.Errorf("%s: status %d, Location %q; want a code", name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit code %d, want 0; stderr:\n%s", c, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
 }
