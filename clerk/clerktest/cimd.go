@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -55,9 +57,32 @@ func (f metadataFetch) withDefaults() metadataFetch {
 		f.timeout = DefaultClientMetadataTimeout
 	}
 	if f.transport == nil {
-		f.transport = http.DefaultTransport
+		f.transport = f.guardedTransport()
 	}
 	return f
+}
+
+// guardedTransport is the default transport with one more check at dial
+// time: unless loopback is allowed, a host name that resolves to a loopback
+// address is refused too, so that a public-looking client_id cannot point
+// the server at itself.
+func (f metadataFetch) guardedTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{
+		Timeout: 30 * time.Second,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && !f.allowLoopback {
+				return errors.New("refusing to fetch a client metadata document from a loopback address")
+			}
+			return nil
+		},
+	}
+	t.DialContext = dialer.DialContext
+	return t
 }
 
 // WithLoopbackClientMetadata allows client_id URLs on a loopback host

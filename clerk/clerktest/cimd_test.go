@@ -172,7 +172,7 @@ func TestServer_clientMetadataDocumentFlow(t *testing.T) {
 func TestServer_clientMetadataDocumentRefused(t *testing.T) {
 	t.Parallel()
 	tests := map[string]struct {
-		opts        []Option                                         // besides a short fetch timeout
+		opts        []Option                                         // server options
 		serve       func(http.ResponseWriter, *http.Request, string) // nil: a valid document
 		clientID    func(doc *docServer) string                      // nil: the document's URL
 		redirectURI string                                           // "": the listed one
@@ -230,7 +230,9 @@ func TestServer_clientMetadataDocumentRefused(t *testing.T) {
 			wantStatus: 401, wantError: "invalid_client", wantDesc: "larger than 5120 bytes",
 		},
 		"slow document": {
-			opts: []Option{cimdAdvertised(nil), WithLoopbackClientMetadata(true)},
+			// Only this case shortens the timeout, so that a busy machine
+			// cannot make the others time out.
+			opts: []Option{cimdAdvertised(nil), WithLoopbackClientMetadata(true), WithClientMetadataTimeout(200 * time.Millisecond)},
 			serve: func(w http.ResponseWriter, r *http.Request, id string) {
 				select {
 				case <-r.Context().Done():
@@ -296,7 +298,7 @@ func TestServer_clientMetadataDocumentRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			doc := newDocServer(t, tc.serve)
-			s := newTestServer(t, append([]Option{WithClientMetadataTimeout(200 * time.Millisecond)}, tc.opts...)...)
+			s := newTestServer(t, tc.opts...)
 			clientID, redirectURI, scope := doc.clientID, cimdRedirectURI, "email"
 			if tc.clientID != nil {
 				clientID = tc.clientID(doc)
@@ -464,5 +466,26 @@ func TestServer_addClientRefusesURL(t *testing.T) {
 	}
 	if err := s.AllowClientMetadataDocument("https://app.example.com/"); err == nil {
 		t.Fatal("AllowClientMetadataDocument without a path succeeded, want an error")
+	}
+}
+
+// TestMetadataFetch_dialGuard checks the default transport's last line of
+// defence: without WithLoopbackClientMetadata it will not connect to a
+// loopback address, whatever name led there; with it, it will.
+func TestMetadataFetch_dialGuard(t *testing.T) {
+	t.Parallel()
+	doc := newDocServer(t, nil)
+	for allow, wantErr := range map[bool]bool{false: true, true: false} {
+		req, err := http.NewRequest(http.MethodGet, doc.clientID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := metadataFetch{allowLoopback: allow}.withDefaults().transport.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if (err != nil) != wantErr {
+			t.Errorf("loopback allowed %v: error %v, want error %v", allow, err, wantErr)
+		}
 	}
 }
