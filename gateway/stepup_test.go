@@ -264,6 +264,7 @@ func TestInsufficientScopeBody(t *testing.T) {
 				}
 			}
 			msg := errs[0].Error.Message
+			t.Logf("message: %s", msg)
 			for _, s := range tc.says {
 				if !strings.Contains(msg, s) {
 					t.Errorf("message %q does not say %q", msg, s)
