@@ -199,6 +199,18 @@ func TestInsufficientScopeBody(t *testing.T) {
 		ids:       []string{"null"},
 		says:      []string{"lacks email"},
 	}, {
+		name:      "a batch larger than any client sends: plain text",
+		body:      "[" + strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"ping"},`, 32) + toolCall("delete_repo") + "]",
+		scopes:    baseScopes,
+		challenge: "profile email repo:admin",
+	}, {
+		name:      "a batch of 32: one error each",
+		body:      "[" + strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"ping"},`, 31) + toolCall("delete_repo") + "]",
+		scopes:    baseScopes,
+		challenge: "profile email repo:admin",
+		ids:       strings.Split(strings.Repeat("1 ", 32)[:63], " "),
+		says:      []string{`calling the tool "delete_repo" needs`},
+	}, {
 		name:      "a GET: plain text",
 		method:    http.MethodGet,
 		scopes:    []string{"profile"},
