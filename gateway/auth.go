@@ -15,24 +15,32 @@ import (
 )
 
 // stripInbound removes what a client must not be able to tell the upstream:
-// identity headers, which only the gateway sets, and cookies, which belong
-// to the public host and not to the upstream. Identity headers are matched
-// case-insensitively and with '_' read as '-', because CGI-style servers
-// (WSGI, Rack, PHP) fold X_Mcpgate_User_Id and X-Mcpgate-User-Id into one
-// variable, and a client could otherwise smuggle its own value past us.
-func stripInbound(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for name := range r.Header {
-			folded := strings.ReplaceAll(name, "_", "-")
-			for _, id := range identity.Headers() {
-				if strings.EqualFold(folded, id) {
-					delete(r.Header, name)
+// identity headers and the upstream credential headers (credentials), which
+// only the gateway sets, and cookies, which belong to the public host and
+// not to the upstream. They are matched case-insensitively and with '_'
+// read as '-', because CGI-style servers (WSGI, Rack, PHP) fold
+// X_Mcpgate_User_Id and X-Mcpgate-User-Id into one variable, and a client
+// could otherwise smuggle its own value past us. It runs first, so no step
+// after it sees a client's copy.
+func stripInbound(credentials []string) func(http.Handler) http.Handler {
+	var names []string
+	for _, n := range append(identity.Headers(), credentials...) {
+		names = append(names, strings.ReplaceAll(n, "_", "-"))
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for name := range r.Header {
+				folded := strings.ReplaceAll(name, "_", "-")
+				for _, n := range names {
+					if strings.EqualFold(folded, n) {
+						delete(r.Header, name)
+					}
 				}
 			}
-		}
-		r.Header.Del("Cookie")
-		next.ServeHTTP(w, r)
-	})
+			r.Header.Del("Cookie")
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // extractToken takes the bearer token from the request's single

@@ -141,6 +141,9 @@ type Gateway struct {
 	// to know about a caller (nil when they need nothing).
 	policy *access.Policy
 	people people
+	// creds are what the gateway adds for the upstream's own
+	// authentication; nil when nothing.
+	creds *upstreamCredentials
 	// metadataPaths are the paths serving protected resource metadata.
 	metadataPaths map[string]bool
 
@@ -174,6 +177,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		allowedOrigins: map[string]bool{},
 		policy:         access.Compile(cfg.Access),
 		metadataPaths:  map[string]bool{wellKnownResource: true, resourceMetadataPath(cfg.Path): true},
+		creds:          newUpstreamCredentials(cfg.Upstream.Credentials),
 	}
 	var err error
 	if g.upstream, err = url.Parse(cfg.Upstream.URL); err != nil {
@@ -258,10 +262,11 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 // mcpPipeline is the order every request to the MCP endpoint goes through,
 // outermost first. Nothing reaches the upstream that has not passed them all.
 func (g *Gateway) mcpPipeline(proxy http.Handler) http.Handler {
+	strip := stripInbound(g.creds.strippedNames())
 	return chain(proxy,
 		g.checkOrigin,      // 403 for a foreign Origin; CORS headers and preflight
 		allowMethods,       // POST, GET, DELETE; 405 otherwise
-		stripInbound,       // client-sent identity headers, cookies
+		strip,              // client-sent identity and credential headers, cookies
 		g.extractToken,     // the bearer token of the one Authorization header, never the query
 		g.verifyToken,      // Clerk: 401 invalid, 503 unavailable
 		g.parseRequest,     // the body read once: methods, ids, tools; 400/413 for bodies it cannot judge
@@ -269,6 +274,7 @@ func (g *Gateway) mcpPipeline(proxy http.Handler) http.Handler {
 		g.applyAccess,      // 403 JSON-RPC access denied: outside the server's or the tool's allow
 		g.applyScopePolicy, // 403 insufficient_scope, to step up
 		g.checkMcpHeaders,  // 400 JSON-RPC HeaderMismatch: Mcp-Method/Mcp-Name disagree with the body
+		g.credentials,      // the upstream's credentials, for the proxy to set; 503 without one
 		g.admit,            // counted as allowed
 		injectIdentity,     // who is calling, for the upstream
 		g.filterToolsList,  // tools/list results without the tools the caller may not call

@@ -28,10 +28,16 @@ func (g *Gateway) newHealthHandler() http.Handler {
 // keys, so a new replica gets traffic only when it can verify JWTs without
 // first waiting on Clerk, and unready while draining, so it stops getting
 // traffic. Once in, the keys stay cached; Clerk going down later does not
-// make a replica unready, since all of them would go together.
+// make a replica unready, since all of them would go together. An upstream
+// credential file is checked on every probe: while one is missing or empty
+// the replica could only answer 503, so it is unready.
 func (g *Gateway) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	if g.draining.Load() {
 		writePlain(w, http.StatusServiceUnavailable, "not ready: shutting down")
+		return
+	}
+	if err := g.creds.ready(r.Context()); err != nil {
+		writePlain(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
 		return
 	}
 	if err := g.probeReady(r.Context()); err != nil {

@@ -47,6 +47,9 @@ type requestInfo struct {
 	// facts.Memberships were looked up (and may be empty).
 	facts            *access.Facts
 	membershipsKnown bool
+	// upstreamHeaders are the upstream credentials credentials
+	// resolved, which the proxy sets. They are never logged.
+	upstreamHeaders http.Header
 }
 
 type requestInfoKey struct{}

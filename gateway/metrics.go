@@ -23,6 +23,9 @@ const (
 	reasonClerkUnavailable  = "clerk_unavailable"
 	reasonAccessDenied      = "access_denied"
 	reasonHeaderMismatch    = "header_mismatch"
+	// reasonCredentialUnavailable: an upstream credential file is missing
+	// or unusable, so the request cannot be forwarded.
+	reasonCredentialUnavailable = "credential_unavailable"
 )
 
 // authOutcome maps each reason to its outcome.
@@ -36,6 +39,8 @@ var authOutcome = map[string]string{
 	reasonClerkUnavailable:  outcomeError,
 	reasonAccessDenied:      outcomeDenied,
 	reasonHeaderMismatch:    outcomeDenied,
+
+	reasonCredentialUnavailable: outcomeError,
 }
 
 // metrics are the gateway's Prometheus metrics, in a registry of its own:

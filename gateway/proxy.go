@@ -56,7 +56,8 @@ func (p *copyBuffers) Put(b []byte) {
 
 // rewrite points the request at the upstream URL, whose path replaces the
 // public one and to which the query is kept. The client's credentials never
-// go upstream: not its token, not its cookies. X-Forwarded-* describe the
+// go upstream: not its token, not its cookies; the gateway's own for the
+// upstream (credentials) are set instead. X-Forwarded-* describe the
 // client as the gateway saw it, or as a trusted proxy in front reported it.
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	in, out, target := pr.In, pr.Out, g.upstream
@@ -83,6 +84,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 				out.Header.Set(h, v)
 			}
 		}
+	}
+	// NOTE: last, after Authorization is gone: the upstream credentials
+	// credentials resolved, an Authorization of our own among them.
+	for name, v := range infoFrom(in.Context()).upstreamHeaders {
+		out.Header[name] = v
 	}
 }
 

@@ -20,6 +20,7 @@ func (s *Server) backendHandler() http.Handler {
 		"PATCH /v1/instance/oauth_application_settings":    s.handlePatchSettings,
 	}
 	maps.Copy(rt, s.peopleRoutes())
+	maps.Copy(rt, s.oauthTokenRoutes())
 	return s.serve("backend", rt, s.requireSecretKey, true)
 }
 

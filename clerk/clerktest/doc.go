@@ -20,6 +20,18 @@
 // SetMembership and RemoveMembership. The default user (DefaultUserID,
 // DefaultUserEmail, or WithUser's) exists with a verified address.
 //
+// Users can hold OAuth access tokens per provider (token, scopes, expiry),
+// which GET /v1/users/{user_id}/oauth_access_tokens/{provider} returns as
+// the spec says: an array, empty without the connection, 404 for an unknown
+// user; with paginated=true, the {data, total_count} envelope clerk-sdk-go
+// reads. Real Clerk gets them from a social sign-in, which the emulator
+// lacks, so tests call SetOAuthToken, AddOAuthToken and RemoveOAuthToken,
+// and other processes the emulator-only routes POST and DELETE
+// <Backend API base>/emulator/users/{user_id}/oauth_access_tokens/{provider}
+// (secret key; body {"token", "scopes", "expires_in_seconds"}), which are
+// not Clerk's (IsEmulatorOnly). Tokens are returned as stored, expired
+// ones too: no refresh is modelled.
+//
 // Tests reach past the HTTP surface to mint tokens directly, rotate keys,
 // change instance settings, inject faults (latency, error statuses, 429 with
 // Retry-After, dropped connections) and count calls per endpoint. A route

@@ -90,6 +90,9 @@ type directory struct {
 	orgs        map[string]*orgRecord        // by ID
 	memberships map[string]*membershipRecord // by membershipKey
 	seq         int64                        // creation order, for stable listings under a still clock
+	// oauth holds each user's connected accounts per provider, with their
+	// tokens (oauth_tokens.go); nil until the first is set.
+	oauth map[oauthKey][]*oauthAccount
 }
 
 func newDirectory() directory {
@@ -246,6 +249,7 @@ func (s *Server) deleteUserLocked(id string) *apiError {
 		return errNotFound("No user was found with id " + id)
 	}
 	delete(s.people.users, id)
+	s.people.deleteOAuthAccounts(id)
 	for key, m := range s.people.memberships {
 		if m.userID == id {
 			delete(s.people.memberships, key)
