@@ -96,22 +96,6 @@ func (g *Gateway) applyScopePolicy(next http.Handler) http.Handler {
 	})
 }
 
-// maxScopeRefusals is the most JSON-RPC errors a refusal for want of
-// scopes writes. MCP clients send one message per request (batches left
-// the protocol in 2025-06-18); this only bounds what a hostile batch gets.
-const maxScopeRefusals = 32
-
-// replies counts the messages of r that a response would answer.
-func (r *rpcRequest) replies() int {
-	n := 0
-	for _, m := range r.messages {
-		if replyID(m.id) != nil {
-			n++
-		}
-	}
-	return n
-}
-
 // codeInsufficientScope is the JSON-RPC error code of a request refused
 // for want of scopes, from the range MCP leaves to implementations (the
 // others the gateway answers with are in rpcerror.go).
@@ -122,12 +106,10 @@ const codeInsufficientScope = -32004
 // step up acts on. A JSON-RPC request also gets a JSON-RPC error saying in
 // words what is missing and what a person can do, because many clients
 // cannot step up and would otherwise show a bare 403 (docs/step-up.md).
-// Anything else (a GET, an unparsed body) gets the plain-text 403, and so
-// does a batch of more than maxScopeRefusals requests: its refusal would
-// repeat the message for each, many times the size of the request.
+// Anything else (a GET, an unparsed body) gets the plain-text 403.
 func (g *Gateway) refuseScope(w http.ResponseWriter, r *http.Request, needed []string) {
 	ri := infoFrom(r.Context())
-	if ri.rpc == nil || ri.rpc.replies() > maxScopeRefusals {
+	if ri.rpc == nil {
 		g.challenge(w, r, http.StatusForbidden, reasonInsufficientScope, "insufficient_scope", "", needed)
 		return
 	}

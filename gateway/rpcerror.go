@@ -30,7 +30,8 @@ type rpcError struct {
 // writeRPCError answers with a JSON-RPC error response, so an MCP client can
 // show the message to its user. A single request gets one response with its
 // id; a batch gets an array with a response for each of its requests (the
-// messages with an id), as all of them were refused together; anything else
+// messages with an id), as all of them were refused together, or one with
+// id null beyond maxRPCErrorReplies of them; anything else
 // (no body, a notification, a batch of notifications) gets one response
 // with id null, as JSON-RPC answers what it cannot attribute.
 func writeRPCError(w http.ResponseWriter, status int, req *rpcRequest, code int, msg string) {
@@ -48,6 +49,9 @@ func writeRPCError(w http.ResponseWriter, status int, req *rpcRequest, code int,
 			}
 		}
 		switch {
+		case req.batch && len(all) > maxRPCErrorReplies:
+			// One error for the batch: repeating the message per request
+			// would answer a hostile 1 MiB batch with many times that.
 		case req.batch && len(all) > 0:
 			out = all
 		case !req.batch && len(all) == 1:
@@ -67,6 +71,12 @@ func writeRPCError(w http.ResponseWriter, status int, req *rpcRequest, code int,
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
+
+// maxRPCErrorReplies is the most error responses writeRPCError writes for a
+// batch; a larger one gets a single error with id null. MCP clients send
+// one message per request (batches left the protocol in 2025-06-18), so
+// this only bounds what a hostile batch gets back.
+const maxRPCErrorReplies = 32
 
 // replyID is the id a response to a message with raw id carries: a string
 // or a number as sent; nil (no response) for a notification or an id JSON-RPC

@@ -106,8 +106,9 @@ func TestToolScopeChallenge(t *testing.T) {
 
 // TestInsufficientScopeBody: a JSON-RPC request refused for want of scopes
 // gets, besides the unchanged challenge, a JSON-RPC error for each of its
-// requests saying what it needs and what a person can do; anything else
-// gets the plain-text 403.
+// requests (one with id null for a batch larger than any client sends)
+// saying what it needs and what a person can do; anything else gets the
+// plain-text 403.
 func TestInsufficientScopeBody(t *testing.T) {
 	t.Parallel()
 	const (
@@ -199,10 +200,12 @@ func TestInsufficientScopeBody(t *testing.T) {
 		ids:       []string{"null"},
 		says:      []string{"lacks email"},
 	}, {
-		name:      "a batch larger than any client sends: plain text",
+		name:      "a batch larger than any client sends: one error, id null",
 		body:      "[" + strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"ping"},`, 32) + toolCall("delete_repo") + "]",
 		scopes:    baseScopes,
 		challenge: "profile email repo:admin",
+		ids:       []string{"null"},
+		says:      []string{`calling the tool "delete_repo" needs`},
 	}, {
 		name:      "a batch of 32: one error each",
 		body:      "[" + strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"ping"},`, 31) + toolCall("delete_repo") + "]",
