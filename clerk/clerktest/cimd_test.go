@@ -489,3 +489,45 @@ func TestMetadataFetch_dialGuard(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClientFromMetadata feeds arbitrary documents to the validator: it
+// must not panic, and whatever it accepts is a public client with the
+// document's URL as its ID and at least one acceptable redirect URI.
+func FuzzClientFromMetadata(f *testing.F) {
+	const id = "https://app.example.com/client.json"
+	valid, _ := json.Marshal(validDocument(id))
+	for _, seed := range []string{string(valid), `{}`, `null`, `[]`, `{"client_id":1}`, `{"client_id":"` + id + `","client_name":"x","redirect_uris":["javascript:alert(1)"]}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := clientFromMetadata(id, body)
+		if err != nil {
+			return
+		}
+		if c.id != id || !c.public() || len(c.redirectURIs) == 0 || c.scopes != nil {
+			t.Fatalf("accepted %q as %+v", body, c)
+		}
+		for _, u := range c.redirectURIs {
+			if checkRedirectURI(u) != nil {
+				t.Fatalf("accepted redirect URI %q", u)
+			}
+		}
+	})
+}
+
+// FuzzMetadataURL checks that whatever client_id URL is accepted without
+// loopback is https, has a path and names no loopback host.
+func FuzzMetadataURL(f *testing.F) {
+	for _, seed := range []string{"https://app.example.com/client.json", "https://app.example.com", "http://127.0.0.1/c.json", "https://u:p@x.example/c", "https://x.example/a/../c", "https://[::1]/c"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if (metadataFetch{}).checkURL(raw) != nil {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" || isLoopback(u.Hostname()) || u.EscapedPath() == "" || u.EscapedPath() == "/" || u.User != nil {
+			t.Fatalf("accepted client_id URL %q", raw)
+		}
+	})
+}

@@ -109,7 +109,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	autoConsent := fs.Bool("auto-consent", true, "the user consents to every client (false: every authorization is denied)")
 	scopeRule := clerktest.ScopesOfRegistration
 	fs.Func("client-scopes", "scopes a dynamically registered client may request: registered (its registered scope, RFC 7591; the default) or instance (any scope the instance knows)",
-		func(v string) (err error) { scopeRule, err = clerktest.ParseClientScopeRule(v); return err })
+		func(v string) error {
+			r, err := clerktest.ParseClientScopeRule(v)
+			scopeRule = r
+			return err
+		})
 	cimd := fs.Bool("client-metadata-documents", false, "accept client ID metadata document clients (a client_id that is the URL of its metadata) and advertise them")
 	loopbackCIMD := fs.Bool("loopback-client-metadata", false, "fetch client metadata documents from loopback hosts, over http too (for local clients only)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
