@@ -53,27 +53,33 @@ type DirectoryOptions struct {
 	// TTL is how long an answer, "not found" included, is reused;
 	// DefaultDirectoryTTL when zero. Failures to ask Clerk are never reused.
 	TTL time.Duration
-	// MaxEntries bounds each of the two caches (users, memberships);
-	// DefaultMaxCacheEntries when zero.
+	// MaxEntries bounds each of the three caches (users, memberships,
+	// OAuth tokens); DefaultMaxCacheEntries when zero.
 	MaxEntries int
 }
 
-// Directory answers what Clerk knows about a user that access rules may need:
-// the user's verified email addresses and organization memberships, from the
-// Backend API. Answers are cached per user for TTL; concurrent lookups of a
-// user share one call per endpoint; an answer it cannot get is an
-// *UnavailableError, never a guess or an expired answer. It is safe for
-// concurrent use; create one per gateway and keep it.
+// Directory answers what Clerk knows about a user that the gateway may need:
+// the user's verified email addresses and organization memberships, for
+// access rules, and the user's OAuth tokens at other providers, for upstream
+// credentials (OAuthToken), from the Backend API. Answers are cached per user
+// for TTL (tokens by their expiry); concurrent lookups of a user share one
+// call per endpoint; an answer it cannot get is an *UnavailableError, never a
+// guess or an expired answer. It is safe for concurrent use; create one per
+// gateway and keep it.
 type Directory struct {
 	opts        DirectoryOptions
 	backend     backend
 	limit       *backoff
 	users       *verdictCache[string, answer[User]]
 	memberships *verdictCache[string, answer[[]Membership]]
+	// tokens holds OAuth tokens at providers: credentials, in memory only,
+	// never logged.
+	tokens *verdictCache[oauthTokenKey, tokenAnswer]
 	// userFlights and membershipFlights collapse concurrent lookups, keyed
-	// by user ID.
+	// by user ID; tokenFlights by user ID and provider.
 	userFlights       singleflight.Group
 	membershipFlights singleflight.Group
+	tokenFlights      singleflight.Group
 }
 
 // answer is one cached answer about a user: a value, or an error that is an
@@ -114,6 +120,7 @@ func NewDirectory(opts DirectoryOptions) (*Directory, error) {
 		limit:       &backoff{now: opts.Now},
 		users:       newVerdictCache[string, answer[User]](opts.MaxEntries),
 		memberships: newVerdictCache[string, answer[[]Membership]](opts.MaxEntries),
+		tokens:      newVerdictCache[oauthTokenKey, tokenAnswer](opts.MaxEntries),
 	}, nil
 }
 
