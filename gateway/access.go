@@ -14,15 +14,17 @@ import (
 	"github.com/mcpgate/mcpgate/gateway/identity"
 )
 
-// people answers what the access rules need to know about a user. The
+// people answers what the access rules need to know about a user, and the
+// user's token at an OAuth provider for the upstream credentials. The
 // Backend API answers today (*clerk.Directory, which caches and collapses
 // lookups); a later key broker in the operator's namespace will, so that no
 // team namespace holds the secret key. Errors: clerk.ErrUserNotFound for a
-// user Clerk does not know, *clerk.UnavailableError when Clerk cannot be
-// asked.
+// user Clerk does not know, clerk.ErrNotConnected for a user without the
+// provider, *clerk.UnavailableError when Clerk cannot be asked.
 type people interface {
 	User(ctx context.Context, userID string) (clerk.User, error)
 	Memberships(ctx context.Context, userID string) ([]clerk.Membership, error)
+	OAuthToken(ctx context.Context, userID, provider string) (clerk.OAuthToken, error)
 }
 
 // Identity lookups, the label values of mcpgate_gateway_identity_lookups_total.

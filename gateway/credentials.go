@@ -135,6 +135,13 @@ func (g *Gateway) credentials(next http.Handler) http.Handler {
 			}
 			h.Set(f.name, v)
 		}
+		if u := uc.user; u != nil {
+			tok, ok := g.userToken(w, r, u)
+			if !ok {
+				return
+			}
+			h.Set(u.HeaderName(), u.Prefix+tok)
+		}
 		ri.upstreamHeaders = h
 		next.ServeHTTP(w, r)
 	})

@@ -2,7 +2,8 @@
 // discovery metadata, verifies Clerk access tokens, enforces the access
 // rules (who, by Clerk organization, email domain or user, may use the
 // server and each tool) and scopes, and proxies MCP traffic (streamable
-// HTTP, SSE included) to the upstream.
+// HTTP, SSE included) to the upstream, with the upstream's own credentials
+// (service keys from files, the caller's token at an OAuth provider).
 //
 // A Gateway has two handlers: Handler for MCP clients and HealthHandler for
 // probes and metrics. Run serves both on the configured addresses and drains
@@ -236,15 +237,21 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("create token verifier: %w", err)
 	}
 	g.asMetadata = newMetadataCache(cfg.Clerk.Issuer, &hc, opts.Now, opts.MetadataCacheTTL, g.log)
-	if g.policy.Needs().Any() {
+	if g.policy.Needs().Any() || g.creds != nil && g.creds.user != nil {
 		// The same counted client as the verifier's, so that lookups show
-		// in mcpgate_gateway_clerk_calls_total.
+		// in mcpgate_gateway_clerk_calls_total. Without an access block
+		// (only a user token to look up) the directory's default TTL
+		// applies; tokens with an expiry are kept until shortly before it.
+		var ttl time.Duration
+		if cfg.Access != nil {
+			ttl = time.Duration(cfg.Access.CacheTTLSeconds) * time.Second
+		}
 		dir, err := clerk.NewDirectory(clerk.DirectoryOptions{
 			BackendAPIURL: cfg.Clerk.APIURL,
 			SecretKey:     verifierOpts.SecretKey,
 			HTTPClient:    &hc,
 			Now:           opts.Now,
-			TTL:           time.Duration(cfg.Access.CacheTTLSeconds) * time.Second,
+			TTL:           ttl,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create clerk directory: %w", err)

@@ -26,6 +26,9 @@ const (
 	// reasonCredentialUnavailable: an upstream credential file is missing
 	// or unusable, so the request cannot be forwarded.
 	reasonCredentialUnavailable = "credential_unavailable"
+	// reasonNotConnected: the caller has not connected the provider whose
+	// token the upstream needs.
+	reasonNotConnected = "not_connected"
 )
 
 // authOutcome maps each reason to its outcome.
@@ -41,6 +44,7 @@ var authOutcome = map[string]string{
 	reasonHeaderMismatch:    outcomeDenied,
 
 	reasonCredentialUnavailable: outcomeError,
+	reasonNotConnected:          outcomeDenied,
 }
 
 // metrics are the gateway's Prometheus metrics, in a registry of its own:
@@ -57,6 +61,9 @@ type metrics struct {
 	// Backend API calls among them are in clerkCalls, the rest were
 	// answered from the directory's cache.
 	identityLookups *prometheus.CounterVec
+	// userTokenLookups counts the gateway's questions for callers' tokens
+	// at the upstream's provider, cached answers included.
+	userTokenLookups *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -92,8 +99,12 @@ func newMetrics() *metrics {
 			Name: "mcpgate_gateway_identity_lookups_total",
 			Help: "Lookups of what access rules need to know about a caller, by kind (user, memberships) and result (found, not_found, unavailable); cached answers included.",
 		}, []string{"kind", "result"}),
+		userTokenLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_gateway_user_token_lookups_total",
+			Help: "Lookups of callers' tokens at the upstream's OAuth provider, by result (found, not_connected, unavailable); cached answers included.",
+		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.identityLookups,
+	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.identityLookups, m.userTokenLookups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series of the fixed label sets exists from the start, so a
 	// dashboard or an alert sees zeros rather than no data.
@@ -107,6 +118,9 @@ func newMetrics() *metrics {
 		for _, result := range []string{lookupFound, lookupNotFound, lookupUnavailable} {
 			m.identityLookups.WithLabelValues(kind, result)
 		}
+	}
+	for _, result := range []string{tokenFound, tokenNotConnected, tokenUnavailable} {
+		m.userTokenLookups.WithLabelValues(result)
 	}
 	for _, o := range []string{clerkOK, clerkRejected, clerkUnauthorized, clerkRateLimited, clerkServerError, clerkNetworkError} {
 		m.clerkCalls.WithLabelValues(o)

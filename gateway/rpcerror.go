@@ -22,8 +22,9 @@ type rpcError struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Error   struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
+		Code    int             `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data,omitempty"`
 	} `json:"error"`
 }
 
@@ -35,9 +36,15 @@ type rpcError struct {
 // (no body, a notification, a batch of notifications) gets one response
 // with id null, as JSON-RPC answers what it cannot attribute.
 func writeRPCError(w http.ResponseWriter, status int, req *rpcRequest, code int, msg string) {
+	writeRPCErrorData(w, status, req, code, msg, nil)
+}
+
+// writeRPCErrorData is writeRPCError with the error's data member, which
+// some MCP errors define (-32042's elicitations); nil leaves it out.
+func writeRPCErrorData(w http.ResponseWriter, status int, req *rpcRequest, code int, msg string, data json.RawMessage) {
 	one := func(id json.RawMessage) rpcError {
 		e := rpcError{JSONRPC: "2.0", ID: id}
-		e.Error.Code, e.Error.Message = code, msg
+		e.Error.Code, e.Error.Message, e.Error.Data = code, msg, data
 		return e
 	}
 	var out any = one(nil)

@@ -483,14 +483,16 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-// validProvider reports whether p can be a Clerk OAuth provider such as
-// oauth_github or oauth_custom_acme; it ends up in a Backend API path.
+// validProvider reports whether p can be a Clerk OAuth provider ID:
+// "oauth_" and a lowercase key (oauth_github, oauth_custom_acme), the rule
+// clerk.ValidOAuthProvider applies before p goes into a Backend API path.
 func validProvider(p string) bool {
-	if p == "" || len(p) > 64 {
+	key, ok := strings.CutPrefix(p, "oauth_")
+	if !ok || key == "" || len(key) > 64 {
 		return false
 	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
 			return false
 		}
 	}

@@ -51,6 +51,7 @@ func TestCredentialsValidate(t *testing.T) {
 			wantErr: `userOAuthToken.header: header "Authorization" is also set by upstream.credentials.headers[0].name`,
 		},
 		"no provider":         {creds: Credentials{UserOAuthToken: user(func(u *UserOAuthToken) { u.Provider = "" })}, wantErr: "userOAuthToken.provider"},
+		"provider not oauth_": {creds: Credentials{UserOAuthToken: user(func(u *UserOAuthToken) { u.Provider = "github" })}, wantErr: "userOAuthToken.provider"},
 		"provider with slash": {creds: Credentials{UserOAuthToken: user(func(u *UserOAuthToken) { u.Provider = "oauth_github/../x" })}, wantErr: "userOAuthToken.provider"},
 		"relative connect":    {creds: Credentials{UserOAuthToken: user(func(u *UserOAuthToken) { u.ConnectURL = "/user" })}, wantErr: "userOAuthToken.connectURL"},
 		"http connect":        {creds: Credentials{UserOAuthToken: user(func(u *UserOAuthToken) { u.ConnectURL = "http://accounts.example.com/user" })}, wantErr: "must be https"},

@@ -1,0 +1,148 @@
+package gateway_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/gateway"
+	"github.com/mcpgate/mcpgate/gateway/config"
+)
+
+// transcript records every response a client got, headers and body.
+type transcript struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	base http.RoundTripper
+}
+
+func (tr *transcript) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := tr.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	dump, derr := httputil.DumpResponse(resp, true)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if derr != nil {
+		return nil, derr
+	}
+	tr.buf.Write(dump)
+	tr.buf.WriteByte('\n')
+	return resp, nil
+}
+
+func (tr *transcript) String() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.buf.String()
+}
+
+// TestCredentialsNeverLeak runs the gateway through every path an upstream
+// credential takes (set, rotated, missing, malformed, a user connected or
+// not, Clerk down, the upstream failing) and then looks for every key and
+// token in everything the gateway said: each log line, at debug level, and
+// each response to a client, headers and body, /readyz and /metrics
+// included. None may be there.
+func TestCredentialsNeverLeak(t *testing.T) {
+	t.Parallel()
+	c, p := newPeople(t)
+	connect(t, c, p.alice, aliceGitHubToken)
+	const carolToken, badKey = "gho_carol5d1e9a7c3b", "svc-key-bad-2c8f"
+	connect(t, c, p.carol, carolToken)
+	dir := t.TempDir()
+	keyFile := credentialFile(t, dir, "api-key", apiKeyV1)
+	clock := newManualClock()
+	e := newEnv(t, withClerk(c), withOptions(func(o *gateway.Options) { o.Now = clock.Now }), withCredentials(config.Credentials{
+		Headers:        []config.CredentialHeader{{Name: "X-Api-Key", File: keyFile, Prefix: "Key "}},
+		UserOAuthToken: &github,
+	}))
+	tr := &transcript{base: http.DefaultTransport}
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	send := func(user, method, target, body string) int {
+		t.Helper()
+		req := newRequest(t, method, target, body)
+		if user != "" {
+			req.Header.Set("Authorization", "Bearer "+e.token(t, clerktest.TokenRequest{Subject: user, Scopes: baseScopes, Format: clerktest.FormatJWT}))
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	health := func() {
+		send("", http.MethodGet, e.health.URL+"/readyz", "")
+		send("", http.MethodGet, e.health.URL+"/metrics", "")
+	}
+	steps := []struct {
+		name   string
+		before func()
+		user   string
+		method string
+		query  string
+		body   string
+		status int
+	}{
+		{name: "alice calls", user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusOK},
+		{name: "alice opens a stream", user: p.alice, method: http.MethodGet, status: http.StatusOK},
+		{name: "bob, not connected", user: p.bob, method: http.MethodPost, body: toolCall("search"), status: http.StatusOK},
+		{name: "bob's stream", user: p.bob, method: http.MethodGet, status: http.StatusForbidden},
+		{name: "no token", method: http.MethodPost, body: toolCall("search"), status: http.StatusUnauthorized},
+		{name: "upstream drops", user: p.alice, method: http.MethodPost, query: "?mode=drop", body: toolCall("search"), status: http.StatusBadGateway},
+		{name: "upstream fails", user: p.alice, method: http.MethodPost, query: "?mode=status&code=500", body: toolCall("search"), status: http.StatusInternalServerError},
+		{name: "rotated", before: func() { writeKeyFile(t, keyFile, apiKeyV2) }, user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusOK},
+		{name: "malformed key", before: func() { writeKeyFile(t, keyFile, badKey+"\nX-Injected: 1") }, user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusServiceUnavailable},
+		{name: "missing key", before: func() { _ = os.Remove(keyFile) }, user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusServiceUnavailable},
+		{name: "Clerk down", before: func() {
+			writeKeyFile(t, keyFile, apiKeyV1)
+			c.SetFault(tokenEndpoint, clerktest.Fault{Outage: true})
+		}, user: p.carol, method: http.MethodPost, body: toolCall("search"), status: http.StatusServiceUnavailable},
+		{name: "cached through the outage", user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusOK},
+		{name: "Clerk back", before: func() {
+			c.SetFault(tokenEndpoint, clerktest.Fault{})
+			clock.Step(time.Minute) // past the outage's back-off
+		}, user: p.carol, method: http.MethodPost, body: toolCall("search"), status: http.StatusOK},
+	}
+	for _, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		if got := send(s.user, s.method, e.mcpURL()+s.query, s.body); got != s.status {
+			t.Errorf("%s: status %d, want %d", s.name, got, s.status)
+		}
+		health()
+	}
+	said := map[string]string{"log": e.logs.String(), "responses": tr.String()}
+	if !strings.Contains(said["log"], "Served request") || !strings.Contains(said["responses"], "mcpgate_gateway_user_token_lookups_total") {
+		t.Fatal("the transcript is missing what it should hold")
+	}
+	secrets := []string{apiKeyV1, apiKeyV2, badKey, aliceGitHubToken, carolToken, c.SecretKey()}
+	for where, text := range said {
+		for _, s := range secrets {
+			if i := strings.Index(text, s); i >= 0 {
+				t.Errorf("the %s holds the secret %.8s…: %q", where, s, text[max(0, i-200):min(len(text), i+len(s)+40)])
+			}
+		}
+	}
+	// The upstream did get them, which proves the scan looked for values
+	// that were in play.
+	var upstream strings.Builder
+	for _, r := range e.up.requests() {
+		upstream.WriteString(strings.Join(r.Header.Values("X-Api-Key"), " ") + " " + r.Header.Get("Authorization") + "\n")
+	}
+	for _, s := range []string{apiKeyV1, apiKeyV2, aliceGitHubToken, carolToken} {
+		if !strings.Contains(upstream.String(), s) {
+			t.Errorf("the upstream never got %.8s…; the scan proves nothing for it", s)
+		}
+	}
+}
