@@ -14,9 +14,10 @@ import (
 )
 
 // How long the Directory trusts what Clerk said about a user's token at a
-// provider. A token Clerk holds is refreshed by Clerk, on the lookup, once
-// it has expired; these rules keep us from handing out one about to expire
-// while costing about one lookup per token lifetime.
+// provider (an unknown user: the Directory TTL). Clerk refreshes a token it
+// holds, on the lookup, once it has expired; these rules keep us from
+// handing out one about to expire while costing about one lookup per token
+// lifetime.
 const (
 	// oauthTokenRefetchMargin is how long before its expiry a cached token
 	// is looked up again, so that a token Clerk refreshed early replaces it
@@ -24,7 +25,7 @@ const (
 	oauthTokenRefetchMargin = 30 * time.Second
 	// oauthTokenMinLife is the least time a token must have left to be
 	// handed out: the upstream call it goes with must finish before it
-	// expires. Clerk answering with less is waited out (see lookupOAuthToken).
+	// expires. Clerk answering with less is waited out (see tokenAnswerAt).
 	oauthTokenMinLife = 5 * time.Second
 	// oauthTokenExpiredGrace is how long after a token's expiry Clerk is
 	// still expected to refresh it; one that comes back expired for longer
@@ -91,20 +92,14 @@ func (a tokenAnswer) result(now time.Time) (OAuthToken, error) {
 }
 
 // OAuthToken returns the user's access token at provider (such as
-// "oauth_github"), from GET /v1/users/{user_id}/oauth_access_tokens/{provider}.
-// It never hands out a token with less than oauthTokenMinLife left.
-// Answers are cached per user and provider: a token until
-// oauthTokenRefetchMargin before its expiry (or, without one, for the TTL,
-// at most maxOAuthTokenTTL); ErrNotConnected for oauthNotConnectedTTL;
-// ErrUserNotFound for the TTL. Concurrent misses share one call. When the
-// user holds several accounts at the provider, the first one Clerk lists
-// with a token is used. Errors: one wrapping ErrNotConnected when the user
-// has no token there (or only one that expired long ago: Clerk could not
-// refresh it); one wrapping ErrUserNotFound; *UnavailableError when Clerk
-// could not be asked, refused our key, rate limits us, or holds a token
-// about to expire that it refreshes only once expired (RetryAfter says
-// when); another error when provider fails ValidOAuthProvider. No error
-// contains a token; the cache lives in memory only.
+// "oauth_github"), from GET /v1/users/{user_id}/oauth_access_tokens/{provider},
+// cached per user and provider by the rules above; concurrent misses share
+// one call. Of several accounts at the provider, the first Clerk lists with
+// a token is used. Errors: ErrNotConnected (no token, or one Clerk could not
+// refresh); ErrUserNotFound; *UnavailableError when Clerk could not be asked,
+// refused our key, rate limits us, or holds a token about to expire
+// (RetryAfter says when to come back); another error when provider fails
+// ValidOAuthProvider. No error quotes a token.
 func (d *Directory) OAuthToken(ctx context.Context, userID, provider string) (OAuthToken, error) {
 	if !ValidOAuthProvider(provider) {
 		return OAuthToken{}, fmt.Errorf("provider %q is not a clerk oauth provider id", truncate(provider))
@@ -151,8 +146,10 @@ func (d *Directory) lookupOAuthToken(ctx context.Context, key oauthTokenKey) (to
 	var a tokenAnswer
 	switch {
 	case errors.Is(err, ErrUserNotFound):
+		// NOTE: kept for this provider only, unlike User's 404: whether Clerk
+		// also answers 404 for a provider the instance has not enabled is
+		// unconfirmed, and that must not make the user unknown to access rules.
 		a = tokenAnswer{err: err, until: now.Add(d.opts.TTL)}
-		d.notFound(key.userID, err, a.until, now)
 	case err != nil:
 		return tokenAnswer{}, d.limit.unavailable(err)
 	default:
