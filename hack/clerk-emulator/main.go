@@ -17,12 +17,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -76,7 +79,8 @@ A client registered with a scope may request only that scope
 --client-metadata-documents, a client_id that is the https URL of a client
 metadata document is fetched (at most 5 KiB, no redirects) and may request
 any scope the instance knows; --loopback-client-metadata lets that URL be on
-this machine, over http too.
+this machine, over http too, and --client-metadata-ca-file trusts a local
+https server's CA.
 
 Flags:
 `
@@ -116,6 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		})
 	cimd := fs.Bool("client-metadata-documents", false, "accept client ID metadata document clients (a client_id that is the URL of its metadata) and advertise them")
 	loopbackCIMD := fs.Bool("loopback-client-metadata", false, "fetch client metadata documents from loopback hosts, over http too (for local clients only)")
+	cimdCAFile := fs.String("client-metadata-ca-file", "", "PEM file of CA certificates to trust, besides the system's, when fetching client metadata documents over https (e.g. a local test server's)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return 0
 	} else if err != nil {
@@ -140,6 +145,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *scopes != "" {
 		opts = append(opts, clerktest.WithScopes(strings.Split(*scopes, ",")...))
+	}
+	if *cimdCAFile != "" {
+		rt, err := trustingTransport(*cimdCAFile)
+		if err != nil {
+			logger.Error("Failed to read the client metadata CA file", "error", err)
+			return 2
+		}
+		opts = append(opts, clerktest.WithClientMetadataTransport(rt))
 	}
 	s, err := clerktest.Start(*listen, *backendListen, opts...)
 	if err != nil {
@@ -175,4 +188,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Warn("Gave up waiting for requests to finish")
 	}
 	return 0
+}
+
+// trustingTransport is the default transport trusting the certificates in
+// the PEM file too, so that a client metadata document served over https
+// by a local server with its own CA can be fetched, as MCP clients that
+// insist on an https client_id need.
+func trustingTransport(pemFile string) (http.RoundTripper, error) {
+	pem, err := os.ReadFile(pemFile)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", pemFile)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t, nil
 }

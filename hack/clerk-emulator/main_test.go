@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -131,6 +133,7 @@ func TestRun_badArguments(t *testing.T) {
 		"unlistenable addr":   {"--listen", "256.0.0.1:0"},
 		"bad backend address": {"--backend-listen", "not-an-address"},
 		"unknown scope rule":  {"--client-scopes", "any"},
+		"missing CA file":     {"--client-metadata-ca-file", "/nonexistent/ca.pem"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -244,13 +247,29 @@ func jsonText(v any) string {
 // document on this machine is granted a code.
 func TestRun_clientFlags(t *testing.T) {
 	t.Parallel()
+	const redirectURI = "http://127.0.0.1:7777/callback"
+	// The document is served over https by a server with its own CA, which
+	// --client-metadata-ca-file makes the emulator trust.
+	var docURL string
+	doc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"client_id": docURL, "client_name": "flags test", "redirect_uris": []string{redirectURI}, "token_endpoint_auth_method": "none"})
+	}))
+	defer doc.Close()
+	docURL = doc.URL + "/client.json"
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: doc.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdoutR, stdoutW := io.Pipe()
 	var stderr syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"--scopes", "tools:write", "--client-scopes=instance", "--client-metadata-documents", "--loopback-client-metadata"}, stdoutW, &stderr)
+		code <- run(ctx, []string{"--scopes", "tools:write", "--client-scopes=instance", "--client-metadata-documents", "--loopback-client-metadata",
+			"--client-metadata-ca-file", caFile}, stdoutW, &stderr)
 		stdoutW.Close()
 	}()
 	e := readEndpoints(t, stdoutR)
@@ -258,7 +277,6 @@ func TestRun_clientFlags(t *testing.T) {
 		t.Errorf("AS metadata = %v, want client_id_metadata_document_supported", meta)
 	}
 
-	const redirectURI = "http://127.0.0.1:7777/callback"
 	resp, err := http.Post(e.Issuer+"/oauth/register", "application/json",
 		strings.NewReader(`{"redirect_uris":["`+redirectURI+`"],"token_endpoint_auth_method":"none","scope":"email"}`))
 	if err != nil {
@@ -269,14 +287,6 @@ func TestRun_clientFlags(t *testing.T) {
 		t.Fatalf("register: status %d, %v: %v", resp.StatusCode, err, reg)
 	}
 	resp.Body.Close()
-
-	var docURL string
-	doc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"client_id": docURL, "client_name": "flags test", "redirect_uris": []string{redirectURI}, "token_endpoint_auth_method": "none"})
-	}))
-	defer doc.Close()
-	docURL = doc.URL + "/client.json"
 
 	for name, clientID := range map[string]string{"registered client, wider scope": reg["client_id"].(string), "metadata document client": docURL} {
 		q := url.Values{
