@@ -378,13 +378,17 @@ func (r AccessRule) validate() error {
 // form (see foldHeaderName): hop-by-hop headers and the framing ones the
 // proxy and HTTP itself own, Cookie, which the gateway always removes, and
 // the headers the gateway sets itself. The identity headers are added from
-// package identity.
+// package identity; reservedPrefixes covers the rest.
 var reservedHeaders = []string{
 	"host", "content-length", "transfer-encoding", "connection", "keep-alive",
-	"proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-	"upgrade", "cookie", "content-type", "forwarded", "x-forwarded-for",
-	"x-forwarded-host", "x-forwarded-proto", "x-request-id",
+	"te", "trailer", "upgrade", "cookie", "content-type", "forwarded", "x-request-id",
 }
+
+// reservedPrefixes start names a credential may not take, folded: the
+// proxy's (Proxy-*, X-Forwarded-*), the gateway's identity headers
+// (X-Mcpgate-*, today's and any later one) and the MCP transport's (Mcp-*).
+// The McpServer API's validation refuses the same.
+var reservedPrefixes = []string{"proxy-", "x-forwarded-", "x-mcpgate-", "mcp-"}
 
 // foldHeaderName is how a credential name is compared: case-insensitively
 // and with '_' read as '-', because CGI-style upstreams (WSGI, Rack, PHP)
@@ -460,8 +464,10 @@ func credentialHeaderName(n string) error {
 			return fmt.Errorf("header %q is reserved: the proxy or the gateway sets it", n)
 		}
 	}
-	if strings.HasPrefix(folded, "mcp-") {
-		return fmt.Errorf("header %q is reserved: Mcp-* headers belong to the MCP transport", n)
+	for _, prefix := range reservedPrefixes {
+		if strings.HasPrefix(folded, prefix) {
+			return fmt.Errorf("header %q is reserved: %s* headers belong to the proxy, the gateway or the MCP transport", n, prefix)
+		}
 	}
 	return nil
 }
