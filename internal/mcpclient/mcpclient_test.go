@@ -234,6 +234,86 @@ func TestConnect_extraScopes(t *testing.T) {
 	}
 }
 
+// TestConnect_clientMetadataDocument checks Options.ClientMetadataURL: with
+// an authorization server that advertises client ID metadata documents, the
+// client registers nothing, its document's URL is the client_id, and the
+// step-up re-authorizes that same client; without the advertisement it
+// registers as before.
+func TestConnect_clientMetadataDocument(t *testing.T) {
+	t.Parallel()
+	for name, advertised := range map[string]bool{"advertised": true, "not advertised": false} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			metadataURL, md := serveClientMetadata(t)
+			em := newEmulator(t, clerktest.WithLoopbackClientMetadata(true), clerktest.WithClientMetadataTransport(md.Client().Transport))
+			settings := em.Settings()
+			settings.ClientIDMetadataDocumentsAdvertised = advertised
+			em.SetSettings(settings)
+			var auths authorizations
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			cs, err := mcpclient.Connect(ctx, mcpclient.Options{URL: protectedServer(t, em), ClientMetadataURL: metadataURL, OnAuthorize: auths.record})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: sampleserver.ToolDeleteRepo, Arguments: map[string]any{"name": "acme/widgets"}})
+			if err != nil || res.IsError {
+				t.Fatalf("delete_repo = %+v, %v", res, err)
+			}
+			all := auths.list()
+			if len(all) != 2 {
+				t.Fatalf("authorizations = %+v, want 2 (sign-in and step-up)", all)
+			}
+			registrations := em.Calls("POST /oauth/register")
+			for _, a := range all {
+				if advertised && a.ClientID != metadataURL {
+					t.Errorf("authorized as %q, want the metadata document URL %q", a.ClientID, metadataURL)
+				}
+				if !advertised && a.ClientID == metadataURL {
+					t.Errorf("authorized as the metadata document URL, which the server does not advertise")
+				}
+			}
+			if advertised && registrations != 0 || !advertised && registrations == 0 {
+				t.Errorf("%d registrations with CIMD %s", registrations, name)
+			}
+		})
+	}
+}
+
+// serveClientMetadata serves the client's metadata document from a loopback
+// TLS server (the SDK takes only an https client_id URL) and returns its
+// URL, which is its client_id, and the server, whose transport trusts it.
+func serveClientMetadata(t *testing.T) (string, *httptest.Server) {
+	t.Helper()
+	const path = "/clients/mcpclient.json"
+	var body []byte // set before the server starts
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	clientID := "https://" + srv.Listener.Addr().String() + path
+	var err error
+	body, err = json.Marshal(map[string]any{
+		"client_id":                  clientID,
+		"client_name":                mcpclient.DefaultClientName,
+		"redirect_uris":              []string{mcpclient.DefaultRedirectURL},
+		"grant_types":                []string{"authorization_code", "refresh_token"},
+		"response_types":             []string{"code"},
+		"token_endpoint_auth_method": "none",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return clientID, srv
+}
+
 // allFailed reports whether there were authorizations and none got a code.
 // A failure during Connect is seen twice: the SDK tries server/discover
 // first and, when that fails, falls back to initialize, which authorizes anew.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,7 +131,7 @@ func runTypeScript(sdk string) func(t *testing.T, st *stack, c cell) outcome {
 
 // runMCPRemote runs mcp-remote as a stdio server, driven by the Go SDK as
 // its MCP client; its OAuth flow runs through the stand-in browser of
-// tsclient.MCPRemoteCommand. Authorizations are counted at the emulator.
+// tsclient.MCPRemoteCommand, which logs the authorizations.
 func runMCPRemote(t *testing.T, st *stack, c cell) outcome {
 	ctx, cancel := context.WithTimeout(t.Context(), cellTimeout)
 	defer cancel()
@@ -146,11 +147,18 @@ func runMCPRemote(t *testing.T, st *stack, c cell) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	// Written by exec's copying goroutine, which may outlive a failed
+	// Connect.
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	defer func() { t.Logf("mcp-remote stderr:\n%s", stderr.String()) }()
 	result := func(err error) outcome {
-		out := outcome{ok: err == nil, authorizations: st.em.Calls("GET /oauth/authorize")}
+		// Counted by the scopes asked for: mcp-remote sometimes opens the
+		// browser twice for one step-up, when requests race for it.
+		opened := tsclient.MCPRemoteAuthorizations(opts.ConfigDir)
+		t.Logf("mcp-remote opened the browser for scopes %q", opened)
+		distinct := slices.Compact(slices.Clone(opened))
+		out := outcome{ok: err == nil, authorizations: len(distinct)}
 		if err != nil {
 			out.err = err.Error()
 		}
@@ -177,4 +185,22 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

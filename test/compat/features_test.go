@@ -7,22 +7,31 @@ import (
 	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
-// The emulator rules and gateway remedies the matrix covers.
+// The emulator rules, gateway remedies and registrations the matrix covers.
 var (
-	scopeRules = []string{ruleRegistered}
-	remedies   = []string{remedyOff}
-	// registrations the matrix covers; CIMD needs the emulator's metadata
-	// document clients.
-	registrations = []string{regDCR}
+	scopeRules    = []string{ruleRegistered, ruleInstance}
+	remedies      = []string{remedyOff, remedyAtSignIn}
+	registrations = []string{regDCR, regCIMD}
 )
 
-// scopeRuleOptions sets the emulator's rule for the scopes of dynamically
+// scopeRuleOptions set the emulator's rule for the scopes of dynamically
 // registered clients.
-func scopeRuleOptions(c cell) []clerktest.Option { return nil }
+func scopeRuleOptions(c cell) []clerktest.Option {
+	if c.rule == ruleInstance {
+		return []clerktest.Option{clerktest.WithClientScopeRule(clerktest.ScopesOfInstance)}
+	}
+	return nil
+}
 
 // cimdOptions let the emulator fetch metadata documents from the test's
-// loopback TLS server.
-func cimdOptions(rt http.RoundTripper) []clerktest.Option { return nil }
+// loopback TLS server, trusting it through rt.
+func cimdOptions(rt http.RoundTripper) []clerktest.Option {
+	return []clerktest.Option{clerktest.WithLoopbackClientMetadata(true), clerktest.WithClientMetadataTransport(rt)}
+}
 
 // configureRemedy sets the gateway's tool scope challenge.
-func configureRemedy(cfg *config.Config, c cell) {}
+func configureRemedy(cfg *config.Config, c cell) {
+	if c.remedy == remedyAtSignIn {
+		cfg.ToolScopeChallenge = config.ToolScopeChallengeAtSignIn
+	}
+}

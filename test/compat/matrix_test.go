@@ -75,19 +75,31 @@ func (c cell) column() string {
 //     only: a metadata document client has no registered scope.
 //   - The basic call needs no scope but the server's, so neither the rule
 //     nor the remedy can change it: basic cells run with the defaults.
+//   - With the remedy, every scope is asked for at sign-in and no later
+//     request widens it, so the rule cannot matter: DCR cells run with the
+//     default rule only.
 func cells() []cell {
 	var all []cell
 	for _, d := range drivers {
 		for _, reg := range registrations {
+			rule := ruleRegistered
+			if reg == regCIMD {
+				rule = ruleNone
+			}
 			for _, tok := range []string{tokenJWT, tokenOpaque} {
-				all = append(all, cell{client: d.key, tool: sampleserver.ToolWhoami, token: tok, registration: reg, rule: ruleRegistered, remedy: remedyOff})
+				all = append(all, cell{client: d.key, tool: sampleserver.ToolWhoami, token: tok, registration: reg, rule: rule, remedy: remedyOff})
 			}
 		}
 		for _, remedy := range remedies {
 			for _, reg := range registrations {
 				rules := scopeRules
-				if reg == regCIMD {
+				switch {
+				case reg == regCIMD:
 					rules = []string{ruleNone}
+				case remedy != remedyOff:
+					// Every scope is asked for at sign-in: no request
+					// ever widens, so the rule cannot matter.
+					rules = []string{ruleRegistered}
 				}
 				for _, rule := range rules {
 					all = append(all, cell{client: d.key, tool: sampleserver.ToolDeleteRepo, token: tokenJWT, registration: reg, rule: rule, remedy: remedy})
@@ -104,6 +116,11 @@ func cells() []cell {
 func TestClientCompatibility(t *testing.T) {
 	t.Parallel()
 	all := cells()
+	for id := range expectations {
+		if !slices.ContainsFunc(all, func(c cell) bool { return c.id() == id }) {
+			t.Errorf("expectation for %s, which is no cell of the matrix", id)
+		}
+	}
 	var (
 		mu      sync.Mutex
 		results = map[cell]string{}
@@ -140,7 +157,7 @@ func runCell(t *testing.T, c cell) string {
 	st := startStack(t, c)
 	out := d.run(t, st, c)
 	t.Logf("%s: ok=%v authorizations=%d client ids=%q error=%q", c.id(), out.ok, out.authorizations, out.clientIDs, out.err)
-	if c.registration == regCIMD && len(out.clientIDs) > 0 && !strings.HasPrefix(out.clientIDs[0], "https://") {
+	if c.registration == regCIMD && st.em.Calls("POST /oauth/register") > 0 {
 		// The client registered after all: the cell is not a CIMD result.
 		return "registered instead (DCR)"
 	}
@@ -180,18 +197,33 @@ var reasons = []struct {
 // volatile matches what differs between runs: ports, IDs, URLs.
 var volatile = regexp.MustCompile(`https?://[^\s"']+|\b(client|user|oat|ins)_[A-Za-z0-9]+`)
 
+// What a failed cell adds about the gateway's JSON-RPC error, whose
+// message says which scopes are missing and what a person can do: whether
+// the client's error carried it to the person.
+const (
+	explanationShown    = "; the client shows the gateway's explanation"
+	explanationNotShown = "; the gateway's explanation does not reach the person"
+)
+
+// explanationMarker is in the gateway's insufficient_scope message.
+const explanationMarker = "The MCP client must authorize again"
+
 // reason describes a client's error for the matrix.
 func reason(err string) string {
+	suffix := explanationNotShown
+	if strings.Contains(err, explanationMarker) {
+		suffix = explanationShown
+	}
 	for _, r := range reasons {
 		if strings.Contains(err, r.pattern) {
-			return r.reason
+			return r.reason + suffix
 		}
 	}
 	s := volatile.ReplaceAllString(err, "…")
 	if len(s) > 160 {
 		s = s[:160] + "…"
 	}
-	return "unexpected: " + s
+	return "unexpected: " + s + suffix
 }
 
 // renderMatrix writes the matrix as Markdown tables: one for the basic
@@ -209,14 +241,31 @@ func renderMatrix(all []cell, results map[cell]string) string {
 			}
 		}
 		fmt.Fprintf(&b, "\n#### %s\n\n| Client | %s |\n|---|%s\n", tool.title, strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
+		// A failure's reason is too long for a cell: the cell points to a
+		// numbered note under the table.
+		var notes []string
 		for _, d := range drivers {
 			row := make([]string, len(cols))
 			for _, c := range all {
-				if c.client == d.key && c.tool == tool.name {
-					row[slices.Index(cols, c.column())] = results[c]
+				if c.client != d.key || c.tool != tool.name {
+					continue
 				}
+				text := results[c]
+				if why, failed := strings.CutPrefix(text, "fails: "); failed {
+					if !slices.Contains(notes, why) {
+						notes = append(notes, why)
+					}
+					text = fmt.Sprintf("**fails** (%d)", slices.Index(notes, why)+1)
+				}
+				row[slices.Index(cols, c.column())] = text
 			}
 			fmt.Fprintf(&b, "| %s | %s |\n", d.name, strings.Join(row, " | "))
+		}
+		if len(notes) > 0 {
+			b.WriteString("\n")
+		}
+		for i, n := range notes {
+			fmt.Fprintf(&b, "%d. %s\n", i+1, n)
 		}
 	}
 	return b.String()
@@ -261,10 +310,10 @@ const (
 	okOnce  = "ok (1 authorization)"
 	okTwice = "ok (2 authorizations)"
 	// TypeScript SDK 1.32.2 on a 403 insufficient_scope.
-	failRefreshes = "fails: refreshes instead of re-authorizing, and a refresh cannot widen the scope: 403 again (typescript-sdk#2255)"
-	// TypeScript SDK 2.4.0 on a 403 insufficient_scope, with a DCR client
-	// under ruleRegistered.
-	failHeldToRegistration = "fails: re-authorizes the same registered client for the tool scope: invalid_scope, outside its registration"
+	failRefreshes = "fails: refreshes instead of re-authorizing, and a refresh cannot widen the scope: 403 again (typescript-sdk#2255)" + explanationNotShown
+	// TypeScript SDK 2.4.0 and mcp-remote on a 403 insufficient_scope, with
+	// a DCR client held to its registered scope.
+	failHeldToRegistration = "fails: re-authorizes the same registered client for the tool scope: invalid_scope, outside its registration" + explanationNotShown
 )
 
 // expectations are the outcome each cell must have, as the matrix shows it,
@@ -273,21 +322,50 @@ var expectations = map[string]string{
 	// The basic call works for every client, token format and registration.
 	"go/whoami/JWT/DCR/registered/off":            okOnce,
 	"go/whoami/opaque/DCR/registered/off":         okOnce,
+	"go/whoami/JWT/CIMD/-/off":                    okOnce,
+	"go/whoami/opaque/CIMD/-/off":                 okOnce,
 	"ts1/whoami/JWT/DCR/registered/off":           okOnce,
 	"ts1/whoami/opaque/DCR/registered/off":        okOnce,
+	"ts1/whoami/JWT/CIMD/-/off":                   okOnce,
+	"ts1/whoami/opaque/CIMD/-/off":                okOnce,
 	"ts2/whoami/JWT/DCR/registered/off":           okOnce,
 	"ts2/whoami/opaque/DCR/registered/off":        okOnce,
+	"ts2/whoami/JWT/CIMD/-/off":                   okOnce,
+	"ts2/whoami/opaque/CIMD/-/off":                okOnce,
 	"mcp-remote/whoami/JWT/DCR/registered/off":    okOnce,
 	"mcp-remote/whoami/opaque/DCR/registered/off": okOnce,
+	"mcp-remote/whoami/JWT/CIMD/-/off":            okOnce,
+	"mcp-remote/whoami/opaque/CIMD/-/off":         okOnce,
 
-	// Step-up. The Go SDK registers a new client for each authorization,
-	// so no rule on registered scopes stands in its way.
+	// Step-up. The Go SDK registers a new client for each authorization
+	// (DCR), so no rule on registered scopes stands in its way; with CIMD
+	// it re-authorizes the same client_id, which has no registered scope.
 	"go/delete_repo/JWT/DCR/registered/off": okTwice,
-	// 1.32.2 never re-authorizes while it holds a refresh token.
+	"go/delete_repo/JWT/DCR/instance/off":   okTwice,
+	"go/delete_repo/JWT/CIMD/-/off":         okTwice,
+	// 1.32.2 never re-authorizes while it holds a refresh token, however
+	// the client is registered.
 	"ts1/delete_repo/JWT/DCR/registered/off": failRefreshes,
-	// 2.4.0 re-authorizes its one registered client for the union of
-	// scopes.
+	"ts1/delete_repo/JWT/DCR/instance/off":   failRefreshes,
+	"ts1/delete_repo/JWT/CIMD/-/off":         failRefreshes,
+	// 2.4.0 re-authorizes its one client for the union of scopes: refused
+	// for a DCR client held to its registration, granted otherwise.
 	"ts2/delete_repo/JWT/DCR/registered/off": failHeldToRegistration,
+	"ts2/delete_repo/JWT/DCR/instance/off":   okTwice,
+	"ts2/delete_repo/JWT/CIMD/-/off":         okTwice,
 	// mcp-remote bundles a 2.x SDK and does the same.
 	"mcp-remote/delete_repo/JWT/DCR/registered/off": failHeldToRegistration,
+	"mcp-remote/delete_repo/JWT/DCR/instance/off":   okTwice,
+	"mcp-remote/delete_repo/JWT/CIMD/-/off":         okTwice,
+
+	// The remedy: every tool scope is asked for at sign-in, so no client
+	// needs to step up, whatever the rule and registration.
+	"go/delete_repo/JWT/DCR/registered/AtSignIn":         okOnce,
+	"go/delete_repo/JWT/CIMD/-/AtSignIn":                 okOnce,
+	"ts1/delete_repo/JWT/DCR/registered/AtSignIn":        okOnce,
+	"ts1/delete_repo/JWT/CIMD/-/AtSignIn":                okOnce,
+	"ts2/delete_repo/JWT/DCR/registered/AtSignIn":        okOnce,
+	"ts2/delete_repo/JWT/CIMD/-/AtSignIn":                okOnce,
+	"mcp-remote/delete_repo/JWT/DCR/registered/AtSignIn": okOnce,
+	"mcp-remote/delete_repo/JWT/CIMD/-/AtSignIn":         okOnce,
 }

@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -141,11 +141,14 @@ func startMetadataServer(t *testing.T) *metadataServer {
 	return m
 }
 
+// nonWord matches what a document's path leaves out of a client's name.
+var nonWord = regexp.MustCompile(`[^a-z0-9.]+`)
+
 // serve publishes a public client's document with one redirect URI and
 // returns its URL, which is also its client_id.
 func (m *metadataServer) serve(t *testing.T, name, redirectURL string) string {
 	t.Helper()
-	path := "/clients/" + url.PathEscape(strings.ToLower(strings.Join(strings.Fields(name), "-"))) + ".json"
+	path := "/clients/" + strings.Trim(nonWord.ReplaceAllString(strings.ToLower(name), "-"), "-") + ".json"
 	doc := clientMetadataDocument{
 		ClientID:                m.srv.URL + path,
 		ClientName:              name,

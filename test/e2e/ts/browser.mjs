@@ -12,6 +12,10 @@
 // loopback callback server with the code (or an OAuth error) and completes
 // its flow. It prints nothing that carries the code; failures go to stderr
 // with the status only.
+//
+//   MCPGATE_BROWSER_LOG=<file>   append the scope of each URL opened
+
+import { appendFileSync } from 'node:fs';
 
 const MAX_REDIRECTS = 10;
 
@@ -19,6 +23,11 @@ async function main() {
   const target = process.argv[2];
   if (!target) throw new Error('usage: browser.mjs <url>');
   let next = new URL(target);
+  // MCPGATE_BROWSER_LOG, when set, gets one line per page opened: the
+  // scope it asks for (JSON string), so a test can count authorizations.
+  if (process.env.MCPGATE_BROWSER_LOG) {
+    appendFileSync(process.env.MCPGATE_BROWSER_LOG, JSON.stringify(next.searchParams.get('scope') ?? '') + '\n');
+  }
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const res = await fetch(next, { redirect: 'manual' });
     await res.arrayBuffer().catch(() => {});

@@ -2,6 +2,7 @@ package tsclient
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,10 @@ import (
 
 // MCPRemoteVersion is the mcp-remote release the Node project pins.
 const MCPRemoteVersion = "0.15.1"
+
+// mcpRemoteAuthTimeoutSeconds is how long mcp-remote waits for its OAuth
+// callback.
+const mcpRemoteAuthTimeoutSeconds = 20
 
 // MCPRemoteOptions configure MCPRemoteCommand.
 type MCPRemoteOptions struct {
@@ -60,7 +65,8 @@ func MCPRemoteCommand(ctx context.Context, mcpURL string, opts MCPRemoteOptions)
 	if strings.ContainsAny(wrapper, ": '") || strings.ContainsAny(inst.node+inst.browser, "'") {
 		return nil, fmt.Errorf("tsclient: cannot use %q for the browser wrapper", wrapper)
 	}
-	script := fmt.Sprintf("#!/bin/sh\nexec '%s' '%s' \"$1\"\n", inst.node, inst.browser)
+	opened := filepath.Join(opts.ConfigDir, browserLogFile)
+	script := fmt.Sprintf("#!/bin/sh\nMCPGATE_BROWSER_LOG='%s' exec '%s' '%s' \"$1\"\n", opened, inst.node, inst.browser)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		return nil, fmt.Errorf("tsclient: %w", err)
 	}
@@ -69,6 +75,9 @@ func MCPRemoteCommand(ctx context.Context, mcpURL string, opts MCPRemoteOptions)
 		mcpURL, strconv.Itoa(opts.CallbackPort),
 		"--host", "127.0.0.1",
 		"--transport", "http-only",
+		// A refused authorization never reaches the callback; without a
+		// bound mcp-remote would wait for it as long as a person might.
+		"--auth-timeout", strconv.Itoa(mcpRemoteAuthTimeoutSeconds),
 	}
 	if opts.ClientMetadataURL != "" {
 		args = append(args, "--client-metadata-url", opts.ClientMetadataURL)
@@ -77,6 +86,29 @@ func MCPRemoteCommand(ctx context.Context, mcpURL string, opts MCPRemoteOptions)
 	cmd.Dir = inst.dir
 	cmd.Env = append(headlessEnv(os.Environ()), "BROWSER="+wrapper, "MCP_REMOTE_CONFIG_DIR="+opts.ConfigDir)
 	return cmd, nil
+}
+
+// browserLogFile, in the ConfigDir, gets a line each time mcp-remote opens
+// the browser: the scope asked for, as a JSON string.
+const browserLogFile = "browser-log"
+
+// MCPRemoteAuthorizations returns the scope of each authorization request
+// that mcp-remote, run with configDir, sent the (stand-in) browser to, in
+// order. mcp-remote may open the browser more than once for the same scopes
+// when requests race for authorization.
+func MCPRemoteAuthorizations(configDir string) []string {
+	b, err := os.ReadFile(filepath.Join(configDir, browserLogFile))
+	if err != nil {
+		return nil
+	}
+	var scopes []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var scope string
+		if json.Unmarshal([]byte(line), &scope) == nil {
+			scopes = append(scopes, scope)
+		}
+	}
+	return scopes
 }
 
 // headlessEnv drops what would make xdg-open look for a desktop (and a

@@ -250,64 +250,114 @@ func TestTypeScriptClientServerRefusal(t *testing.T) {
 }
 
 // TestTypeScriptClientStepUp pins down how far step-up authorization gets
-// with each SDK line: the gateway answers delete_repo with 403
-// insufficient_scope naming repo:admin, which the client was not granted.
+// with each SDK line, as docs/clients.md shows it (TestClientCompatibility
+// in test/compat produces that matrix for every client): the gateway
+// answers delete_repo with 403 insufficient_scope naming repo:admin, which
+// the client was not granted at sign-in.
 //
 // 1.32.2 recognizes the challenge but cannot complete step-up when it holds
 // a refresh token, which every Clerk token response carries: auth()
 // refreshes instead of authorizing again, and a refresh never widens the
 // scope (RFC 6749 section 6), so the retry meets the same 403
-// (modelcontextprotocol/typescript-sdk issue 2255). The Go SDK test in
-// gateway/e2e_test.go covers the gateway's side of step-up.
+// (modelcontextprotocol/typescript-sdk issue 2255). No authorization
+// server setting helps; only asking for the tool scopes at sign-in does.
 //
 // 2.4.0 re-authorizes (a second trip to the authorization endpoint) for the
-// union of the scopes, with the client it registered for the first
-// challenge ("profile"); the emulator refuses a scope outside a client's
-// registration (invalid_scope), RFC 7591's meaning of the registered scope.
-// Whether real Clerk holds dynamically registered clients to it is
-// unconfirmed.
+// union of the scopes, with the client it has: the one it registered for
+// the first challenge ("profile"), or its metadata document URL. The
+// emulator refuses a scope outside a dynamically registered client's
+// registration under its default rule (RFC 7591's meaning of the
+// registered scope); under the instance rule, or for a CIMD client, which
+// has no registered scope, the step-up succeeds.
 //
-// When a test here fails because the call succeeded, turn that line's case
-// into a success test.
+// With the gateway's remedy (toolScopeChallenge AtSignIn) both lines ask
+// for every tool scope at sign-in and never need to step up.
 func TestTypeScriptClientStepUp(t *testing.T) {
 	t.Parallel()
+	type want struct {
+		err            string // in Result.Error; "" means delete_repo succeeds
+		authorizations int
+		why            string
+	}
+	refreshes := want{
+		err:            "403 after trying upscoping",
+		authorizations: 1,
+		why:            "1.32.2 refreshes instead of re-authorizing, and a refresh cannot widen the scope (typescript-sdk issue 2255)",
+	}
 	tests := map[string]struct {
-		wantError          string // in Result.Error
-		wantAuthorizations int
-		why                string
+		stack stackOptions
+		want  map[string]want // by SDK
 	}{
-		tsclient.SDKV1: {
-			wantError:          "403 after trying upscoping",
-			wantAuthorizations: 1,
-			why:                "1.32.2 refreshes instead of re-authorizing, and a refresh cannot widen the scope (typescript-sdk issue 2255)",
+		"DCR, emulator holds clients to their registration": {
+			stack: stackOptions{toolScope: true},
+			want: map[string]want{
+				tsclient.SDKV1: refreshes,
+				tsclient.SDKV2: {
+					err:            "authorization request refused: invalid_scope: scope not allowed for this client",
+					authorizations: 2,
+					why:            "2.4.0 re-authorizes the same registered client for profile+repo:admin, which the emulator refuses as outside the client's registration",
+				},
+			},
 		},
-		tsclient.SDKV2: {
-			wantError:          "authorization request refused: invalid_scope",
-			wantAuthorizations: 2,
-			why:                "2.4.0 re-authorizes the same registered client for profile+repo:admin, which the emulator refuses as outside the client's registration",
+		"DCR, emulator allows any instance scope": {
+			stack: stackOptions{toolScope: true, scopeRule: clerktest.ScopesOfInstance},
+			want: map[string]want{
+				tsclient.SDKV1: refreshes,
+				tsclient.SDKV2: {authorizations: 2, why: "2.4.0 re-authorizes its registered client, which may ask for any scope of the instance"},
+			},
+		},
+		"CIMD": {
+			stack: stackOptions{toolScope: true, cimd: true},
+			want: map[string]want{
+				tsclient.SDKV1: refreshes,
+				tsclient.SDKV2: {authorizations: 2, why: "2.4.0 re-authorizes its metadata document client, which has no registered scope to be held to"},
+			},
+		},
+		"remedy AtSignIn": {
+			stack: stackOptions{toolScope: true, toolScopeChallenge: config.ToolScopeChallengeAtSignIn},
+			want: map[string]want{
+				tsclient.SDKV1: {authorizations: 1, why: "the 401 challenge names repo:admin, so 1.32.2 gets it at sign-in"},
+				tsclient.SDKV2: {authorizations: 1, why: "the 401 challenge names repo:admin, so 2.4.0 gets it at sign-in"},
+			},
 		},
 	}
-	for sdk, tc := range tests {
-		t.Run(sdk, func(t *testing.T) {
-			t.Parallel()
-			st := startStack(t, stackOptions{toolScope: true})
-			res, err := tsclient.Run(t.Context(), t, st.mcpURL, tsclient.Options{
-				SDK:  sdk,
-				Tool: sampleserver.ToolDeleteRepo,
-				Args: map[string]any{"name": "acme/widgets"},
+	for name, tc := range tests {
+		for _, sdk := range tsclient.SDKs {
+			t.Run(sdk+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				want := tc.want[sdk]
+				st := startStack(t, tc.stack)
+				opts := tsclient.Options{
+					SDK:  sdk,
+					Tool: sampleserver.ToolDeleteRepo,
+					Args: map[string]any{"name": "acme/widgets"},
+				}
+				if tc.stack.cimd {
+					opts.ClientMetadataURL = st.clientMetadataURL
+				}
+				res, err := tsclient.Run(t.Context(), t, st.mcpURL, opts)
+				t.Logf("report: %+v", res)
+				if want.err == "" {
+					if err != nil || res.Authorizations != want.authorizations {
+						t.Fatalf("run: %v after %d authorizations; want delete_repo to succeed after %d: %s", err, res.Authorizations, want.authorizations, want.why)
+					}
+					if tc.stack.cimd && res.RegisteredClientID != st.clientMetadataURL {
+						t.Errorf("client id %q, want the metadata document URL %q", res.RegisteredClientID, st.clientMetadataURL)
+					}
+					return
+				}
+				if err == nil {
+					t.Fatalf("delete_repo succeeded (%s): %s completes step-up now; update this case and docs/clients.md", res.Result, sdk)
+				}
+				if !strings.Contains(res.Error, want.err) || res.Authorizations != want.authorizations {
+					t.Fatalf("run failed with %q after %d authorizations; want %q after %d: %s",
+						res.Error, res.Authorizations, want.err, want.authorizations, want.why)
+				}
+				if res.Stage != "tools/call" || !slices.Contains(res.Tools, sampleserver.ToolDeleteRepo) {
+					t.Errorf("report = %+v, want the tool list and a failed tools/call", res)
+				}
 			})
-			t.Logf("report: %+v", res)
-			if err == nil {
-				t.Fatalf("delete_repo succeeded (%s): %s completes step-up now; make this a success test", res.Result, sdk)
-			}
-			if !strings.Contains(res.Error, tc.wantError) || res.Authorizations != tc.wantAuthorizations {
-				t.Fatalf("run failed with %q after %d authorizations; want %q after %d: %s",
-					res.Error, res.Authorizations, tc.wantError, tc.wantAuthorizations, tc.why)
-			}
-			if res.Stage != "tools/call" || !slices.Contains(res.Tools, sampleserver.ToolDeleteRepo) {
-				t.Errorf("report = %+v, want the tool list and a failed tools/call", res)
-			}
-		})
+		}
 	}
 }
 
@@ -376,6 +426,8 @@ func whoami(t *testing.T, res tsclient.Result) sampleserver.Identity {
 type stack struct {
 	em     *clerktest.Server
 	mcpURL string
+	// clientMetadataURL is the client's metadata document, with cimd.
+	clientMetadataURL string
 }
 
 // stackOptions vary the setup.
@@ -384,6 +436,14 @@ type stackOptions struct {
 	stateless bool     // the upstream serves without sessions
 	toolScope bool     // delete_repo needs toolScope besides scope
 	refuse    *refusal // answer one method with 403 and a JSON-RPC error
+	// scopeRule is the emulator's rule for the scopes of dynamically
+	// registered clients (default: held to their registration).
+	scopeRule clerktest.ClientScopeRule
+	// toolScopeChallenge is the gateway's config.ToolScopeChallenge.
+	toolScopeChallenge string
+	// cimd: the emulator advertises client ID metadata documents and a
+	// loopback TLS server serves the client's (stack.clientMetadataURL).
+	cimd bool
 }
 
 // refusal is a 403 with a JSON-RPC error body, for one JSON-RPC method of a
@@ -428,8 +488,21 @@ func (rf *refusal) wrap(next http.Handler) http.Handler {
 // startStack starts the three servers and stops them when the test ends.
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	em := clerktest.NewServer(clerktest.WithJWTAccessTokens(!o.opaque), clerktest.WithScopes(toolScope))
+	st := &stack{}
+	emOpts := []clerktest.Option{clerktest.WithJWTAccessTokens(!o.opaque), clerktest.WithScopes(toolScope), clerktest.WithClientScopeRule(o.scopeRule)}
+	if o.cimd {
+		var md *httptest.Server
+		st.clientMetadataURL, md = serveClientMetadata(t)
+		emOpts = append(emOpts, clerktest.WithLoopbackClientMetadata(true), clerktest.WithClientMetadataTransport(md.Client().Transport))
+	}
+	em := clerktest.NewServer(emOpts...)
 	t.Cleanup(em.Close)
+	st.em = em
+	if o.cimd {
+		settings := em.Settings()
+		settings.ClientIDMetadataDocumentsAdvertised = true
+		em.SetSettings(settings)
+	}
 
 	up := httptest.NewServer(sampleserver.NewHandler(sampleserver.Options{Stateless: o.stateless}))
 	t.Cleanup(up.Close)
@@ -451,6 +524,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	if o.toolScope {
 		cfg.ToolScopes = []config.ToolScope{{Tool: sampleserver.ToolDeleteRepo, Scopes: []string{toolScope}}}
+		cfg.ToolScopeChallenge = o.toolScopeChallenge
 	}
 	g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
@@ -467,5 +541,40 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		gw.CloseClientConnections()
 		gw.Close()
 	})
-	return &stack{em: em, mcpURL: gw.URL + "/mcp"}
+	st.mcpURL = gw.URL + "/mcp"
+	return st
+}
+
+// serveClientMetadata serves the client's metadata document from a loopback
+// TLS server (both SDK lines take only an https client_id URL) and returns
+// its URL, which is its client_id, and the server, whose transport trusts
+// it.
+func serveClientMetadata(t *testing.T) (string, *httptest.Server) {
+	t.Helper()
+	const path = "/clients/mcpgate-e2e-typescript.json"
+	var body []byte // set before the server starts
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	clientID := "https://" + srv.Listener.Addr().String() + path
+	var err error
+	body, err = json.Marshal(map[string]any{
+		"client_id":                  clientID,
+		"client_name":                "mcpgate e2e (TypeScript SDK)",
+		"redirect_uris":              []string{tsclient.RedirectURL},
+		"grant_types":                []string{"authorization_code", "refresh_token"},
+		"response_types":             []string{"code"},
+		"token_endpoint_auth_method": "none",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return clientID, srv
 }
