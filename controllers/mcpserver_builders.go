@@ -214,6 +214,7 @@ func buildGatewayConfig(mcp *mcpv1.McpServer, opts Options, issuer, upstream str
 		cfg.ToolScopeChallenge = config.ToolScopeChallengeAtSignIn
 	}
 	cfg.Access = buildAccess(mcp.Spec.Access)
+	cfg.Upstream.Credentials = buildCredentials(mcp.Spec.Upstream.Credentials, issuer)
 	return cfg
 }
 
@@ -299,8 +300,10 @@ func pullSecrets(names []string) []*corev1ac.LocalObjectReferenceApplyConfigurat
 }
 
 // buildDeployment runs the gateway of mcp. The Clerk secret key reaches it
-// only as a file from the Secret volume (ref, in mcp's namespace), which the
-// kubelet refreshes when the Secret is rotated.
+// only as a file from the Secret volume (ref, in mcp's namespace), and the
+// upstream credential headers' values as files from a projected volume of
+// their Secrets; the kubelet refreshes both when a Secret is rotated, so
+// the pod template, and the pods, stay as they are.
 func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.SecretKeyReference) *appsv1ac.DeploymentApplyConfiguration {
 	replicas := int32(1)
 	if r := mcp.Spec.Gateway.Replicas; r != nil {
@@ -328,6 +331,10 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 			corev1ac.VolumeMount().WithName(secretVolume).WithMountPath(secretDir).WithReadOnly(true),
 			corev1ac.VolumeMount().WithName(tmpVolume).WithMountPath("/tmp"),
 		)
+	credentials := credentialsVolumeSource(mcp.Spec.Upstream.Credentials)
+	if credentials != nil {
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(credentialsVolume).WithMountPath(credentialsDir).WithReadOnly(true))
+	}
 	if res := buildResources(mcp.Spec.Gateway.Resources); res != nil {
 		container.WithResources(res)
 	}
@@ -355,6 +362,9 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 					WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(secretFileName))),
 			corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
 		)
+	if credentials != nil {
+		pod.WithVolumes(corev1ac.Volume().WithName(credentialsVolume).WithProjected(credentials))
+	}
 	spec := appsv1ac.DeploymentSpec()
 	if mcp.Spec.Gateway.Autoscaling == nil {
 		// With an autoscaler the field is left out, so the autoscaler owns it.

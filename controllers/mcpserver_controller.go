@@ -176,6 +176,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	steps := []func(context.Context, *mcpv1.McpServer, *reconcileState) error{
 		r.resolveClerk,
 		r.reconcileSecret,
+		r.reconcileCredentials,
 		r.reconcileConfig,
 		r.reconcileDeployment,
 		r.reconcileService,

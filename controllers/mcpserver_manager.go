@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -29,7 +30,7 @@ import (
 // Field indexes over McpServers, so that an event on a referenced object
 // finds its McpServers without listing them all.
 const (
-	secretIndex          = ".spec.clerk.secretKeyRef.name"
+	secretIndex          = "secrets" // spec.clerk.secretKeyRef and spec.upstream.credentials.headers[*].secretKeyRef
 	upstreamServiceIndex = ".spec.upstream.service.name"
 	hostPathIndex        = ".spec.ingress.hostPath"
 	issuerIndex          = ".spec.clerk.issuer"
@@ -171,8 +172,12 @@ func registerIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 		}
 		return []string{v}
 	}
+	if err := indexer.IndexField(ctx, &mcpv1.McpServer{}, secretIndex, func(o client.Object) []string {
+		return secretNames(o.(*mcpv1.McpServer))
+	}); err != nil {
+		return fmt.Errorf("index mcpservers by %s: %w", secretIndex, err)
+	}
 	mcpServerIndexes := map[string]func(*mcpv1.McpServer) string{
-		secretIndex: func(m *mcpv1.McpServer) string { return m.Spec.Clerk.SecretKeyRef.Name },
 		upstreamServiceIndex: func(m *mcpv1.McpServer) string {
 			if svc := m.Spec.Upstream.Service; svc != nil {
 				return svc.Name
@@ -202,6 +207,23 @@ func registerIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 		}
 	}
 	return nil
+}
+
+// secretNames are the Secrets in mcp's namespace that its gateway mounts
+// directly: the inline Clerk secret key's and the credential headers'.
+func secretNames(mcp *mcpv1.McpServer) []string {
+	var names []string
+	if name := mcp.Spec.Clerk.SecretKeyRef.Name; name != "" {
+		names = append(names, name)
+	}
+	if creds := mcp.Spec.Upstream.Credentials; creds != nil {
+		for _, h := range creds.Headers {
+			if !slices.Contains(names, h.SecretKeyRef.Name) {
+				names = append(names, h.SecretKeyRef.Name)
+			}
+		}
+	}
+	return names
 }
 
 // instanceIssuerKey is the issuer an instance object declares, "" when its
@@ -255,8 +277,9 @@ func (r *McpServerReconciler) instanceUsers(kind string) handler.MapFunc {
 }
 
 // secretRequests maps a Secret to the McpServers whose gateway uses it:
-// directly, through a ClerkInstance in the same namespace, or, in the
-// cluster resource namespace, through a ClusterClerkInstance.
+// directly (an inline Clerk secret key or an upstream credential header),
+// through a ClerkInstance in the same namespace, or, in the cluster
+// resource namespace, through a ClusterClerkInstance.
 func (r *McpServerReconciler) secretRequests(ctx context.Context, obj client.Object) []reconcile.Request {
 	reqs := r.requestsFor(secretIndex)(ctx, obj)
 	var keys []string

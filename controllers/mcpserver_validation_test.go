@@ -99,6 +99,32 @@ func repeat(n int, v any) []any {
 	return list
 }
 
+// credentials sets spec.upstream.credentials to headers (name: secret name)
+// and, when token is not nil, userOAuthToken.
+func credentials(token map[string]any, names ...string) func(map[string]any) {
+	c := map[string]any{}
+	if len(names) > 0 {
+		headers := make([]any, 0, len(names))
+		for _, n := range names {
+			headers = append(headers, map[string]any{"name": n, "secretKeyRef": map[string]any{"name": "upstream", "key": "token"}})
+		}
+		c["headers"] = headers
+	}
+	if token != nil {
+		c["userOAuthToken"] = token
+	}
+	return set("spec.upstream.credentials", c)
+}
+
+// onURL moves the upstream to url, keeping the rest of edit.
+func onURL(url string, edit func(map[string]any)) func(map[string]any) {
+	return func(o map[string]any) {
+		set("spec.upstream.service", nil)(o)
+		set("spec.upstream.url", url)(o)
+		edit(o)
+	}
+}
+
 // assertRefused creates obj and expects the API server to refuse it with an
 // error that names field and says text.
 func assertRefused(t *testing.T, tc *testCluster, obj *unstructured.Unstructured, field, text string) {
@@ -245,9 +271,63 @@ func TestMcpServerValidation_refused(t *testing.T) {
 		"toolAccess entry of two kinds": {set("spec.access", map[string]any{"toolAccess": []any{
 			map[string]any{"tool": "deploy", "allow": []any{map[string]any{"emailDomain": "example.com", "user": "user_1"}}},
 		}}), "spec.access.toolAccess[0].allow[0]", "sets only one of organization, emailDomain or user"},
-		"cacheTTL below 5s":           {accessTTL("4s"), "spec.access.cacheTTL", "must be from 5s to 1h"},
-		"cacheTTL above 1h":           {accessTTL("61m"), "spec.access.cacheTTL", "must be from 5s to 1h"},
-		"cacheTTL without units":      {accessTTL("60"), "spec.access.cacheTTL", "must be a duration such as 60s"},
+		"cacheTTL below 5s":                             {accessTTL("4s"), "spec.access.cacheTTL", "must be from 5s to 1h"},
+		"cacheTTL above 1h":                             {accessTTL("61m"), "spec.access.cacheTTL", "must be from 5s to 1h"},
+		"cacheTTL without units":                        {accessTTL("60"), "spec.access.cacheTTL", "must be a duration such as 60s"},
+		"empty credentials":                             {set("spec.upstream.credentials", map[string]any{}), "spec.upstream.credentials", "credentials need headers or userOAuthToken"},
+		"credential header not a token":                 {credentials(nil, "X Api Key"), "spec.upstream.credentials.headers[0].name", "must be an HTTP header name"},
+		"credential header with a colon":                {credentials(nil, "X-Api-Key:"), "spec.upstream.credentials.headers[0].name", "must be an HTTP header name"},
+		"credential header Host":                        {credentials(nil, "host"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Content-Length, '_' for '-'": {credentials(nil, "Content_Length"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Transfer-Encoding":           {credentials(nil, "TRANSFER-ENCODING"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Connection":                  {credentials(nil, "Connection"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Keep-Alive":                  {credentials(nil, "keep-alive"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header TE":                          {credentials(nil, "Te"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Trailer":                     {credentials(nil, "Trailer"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Upgrade":                     {credentials(nil, "Upgrade"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Cookie":                      {credentials(nil, "Cookie"), "spec.upstream.credentials.headers[0].name", "the proxy or HTTP itself sets"},
+		"credential header Proxy-Authorization":         {credentials(nil, "Proxy-Authorization"), "spec.upstream.credentials.headers[0].name", "Proxy-*, X-Forwarded-*"},
+		"credential header X-Forwarded-Host":            {credentials(nil, "x_forwarded_host"), "spec.upstream.credentials.headers[0].name", "Proxy-*, X-Forwarded-*"},
+		"credential header X-Mcpgate-User-Id":           {credentials(nil, "x-mcpgate-user-id"), "spec.upstream.credentials.headers[0].name", "X-Mcpgate-* are the gateway's identity headers"},
+		"credential header X-Mcpgate-* of the future":   {credentials(nil, "X_MCPGATE_TENANT"), "spec.upstream.credentials.headers[0].name", "X-Mcpgate-* are the gateway's identity headers"},
+		"credential header Mcp-Session-Id":              {credentials(nil, "Mcp-Session-Id"), "spec.upstream.credentials.headers[0].name", "Mcp-* belong to the MCP transport"},
+		"credential headers differing in case": {credentials(nil, "X-Api-Key", "x-api-key"), "spec.upstream.credentials.headers",
+			"each header appears once"},
+		"credential headers differing in '_'": {credentials(nil, "X-Api-Key", "X_Api_Key"), "spec.upstream.credentials.headers", "each header appears once"},
+		"credential header repeated":          {credentials(nil, "X-Api-Key", "X-Api-Key"), "spec.upstream.credentials.headers[1]", "Duplicate value"},
+		"user token header also in headers": {credentials(map[string]any{"provider": "oauth_github"}, "authorization"),
+			"spec.upstream.credentials.userOAuthToken.header", "userOAuthToken.header is also in headers"},
+		"user token own header also in headers": {credentials(map[string]any{"provider": "oauth_github", "header": "X_Token"}, "X-Token"),
+			"spec.upstream.credentials.userOAuthToken.header", "userOAuthToken.header is also in headers"},
+		"user token header Host": {credentials(map[string]any{"provider": "oauth_github", "header": "Host"}),
+			"spec.upstream.credentials.userOAuthToken.header", "the proxy or HTTP itself sets"},
+		"user token provider without oauth_": {credentials(map[string]any{"provider": "github"}),
+			"spec.upstream.credentials.userOAuthToken.provider", "must be a Clerk OAuth provider"},
+		"user token provider with upper case": {credentials(map[string]any{"provider": "oauth_GitHub"}),
+			"spec.upstream.credentials.userOAuthToken.provider", "must be a Clerk OAuth provider"},
+		"user token provider with a dash": {credentials(map[string]any{"provider": "oauth_custom_acme-corp"}),
+			"spec.upstream.credentials.userOAuthToken.provider", "must be a Clerk OAuth provider"},
+		"user token provider with a slash": {credentials(map[string]any{"provider": "oauth_github/../x"}),
+			"spec.upstream.credentials.userOAuthToken.provider", "must be a Clerk OAuth provider"},
+		"user token without provider": {credentials(map[string]any{"header": "Authorization"}),
+			"spec.upstream.credentials.userOAuthToken.provider", "Required value"},
+		"connectURL over http": {credentials(map[string]any{"provider": "oauth_github", "connectURL": "http://app.example.com/connect"}),
+			"spec.upstream.credentials.userOAuthToken.connectURL", "must be an absolute https URL"},
+		"connectURL relative": {credentials(map[string]any{"provider": "oauth_github", "connectURL": "/connect"}),
+			"spec.upstream.credentials.userOAuthToken.connectURL", "must be an absolute https URL"},
+		"connectURL with user info": {credentials(map[string]any{"provider": "oauth_github", "connectURL": "https://user:pw@app.example.com/connect"}),
+			"spec.upstream.credentials.userOAuthToken.connectURL", "must not hold user info"},
+		"credential prefix with a newline": {set("spec.upstream.credentials", map[string]any{"headers": []any{map[string]any{
+			"name": "X-Api-Key", "secretKeyRef": map[string]any{"name": "upstream", "key": "token"}, "prefix": "Bearer\r\nX-Evil: 1 ",
+		}}}), "spec.upstream.credentials.headers[0].prefix", "must be printable ASCII text"},
+		"credential header without secretKeyRef": {set("spec.upstream.credentials", map[string]any{"headers": []any{map[string]any{"name": "X-Api-Key"}}}),
+			"spec.upstream.credentials.headers[0].secretKeyRef", "Required value"},
+		"too many credential headers": {credentials(nil, "H0", "H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10", "H11", "H12", "H13", "H14", "H15", "H16"),
+			"spec.upstream.credentials.headers", "must have at most 16 items"},
+		"credential headers to a plain http url": {onURL("http://mcp.example.com", credentials(nil, "X-Api-Key")),
+			"spec.upstream.credentials", "credentials go only to an https url upstream or a Service upstream"},
+		"user token to a plain http url": {onURL("http://mcp.example.com:8080", credentials(map[string]any{"provider": "oauth_github"})),
+			"spec.upstream.credentials", "credentials go only to an https url upstream or a Service upstream"},
 		"name too long for a Service": {set("metadata.name", strings.Repeat("a", 56)), "metadata.name", "at most 55 characters"},
 		"name with a dot":             {set("metadata.name", "tools.v1"), "metadata.name", "contain no '.'"},
 		"name starting with a digit":  {set("metadata.name", "1tools"), "metadata.name", "start with a letter"},
@@ -363,6 +443,10 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 			set("spec.toolScopes", nil)(o)
 			set("spec.toolScopeChallenge", "StepUp")(o)
 		},
+		"credentials on a service upstream": credentials(map[string]any{"provider": "oauth_github"}, "X-Api-Key", "x-tenant_id", "!#$%&'*+-.^_`|~"),
+		"credentials on an https url upstream": onURL("https://mcp.example.com", credentials(map[string]any{
+			"provider": "oauth_custom_acme_corp", "header": "X-Acme-Token", "prefix": "", "connectURL": "https://app.example.com/connect?provider=acme",
+		}, "Authorization")),
 		"access, shortest cacheTTL": accessTTL("5s"),
 		"access, longest cacheTTL":  accessTTL("1h"),
 	}
@@ -396,6 +480,15 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 			}
 			if got.Spec.ToolScopeChallenge != wantChallenge {
 				t.Errorf("toolScopeChallenge = %q, want %q", got.Spec.ToolScopeChallenge, wantChallenge)
+			}
+			if c := got.Spec.Upstream.Credentials; name == "credentials on a service upstream" {
+				if u := c.UserOAuthToken; u.Header != "Authorization" || u.Prefix == nil || *u.Prefix != "Bearer " {
+					t.Errorf("userOAuthToken = %+v, want header Authorization and prefix %q by default", u, "Bearer ")
+				}
+			} else if name == "credentials on an https url upstream" {
+				if u := c.UserOAuthToken; u.Header != "X-Acme-Token" || u.Prefix == nil || *u.Prefix != "" {
+					t.Errorf("userOAuthToken = %+v, want the header and the empty prefix kept", u)
+				}
 			}
 			if name == "no ingress, no gateway" && (got.Spec.Path != "/mcp" || *got.Spec.Gateway.Replicas != 1) {
 				t.Errorf("defaults = path %q, replicas %d; want /mcp and 1", got.Spec.Path, *got.Spec.Gateway.Replicas)
@@ -527,6 +620,9 @@ func TestKustomizeInstall(t *testing.T) {
 		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_clerkinstance.yaml"):        {"clerkinstance.mcpgate.dev/main", "mcpserver.mcpgate.dev/search-tools"},
 		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_clusterclerkinstance.yaml"): {"clusterclerkinstance.mcpgate.dev/platform"},
 		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_mcpserver_access.yaml"):     {"mcpserver.mcpgate.dev/release-tools"},
+		"-f " + filepath.Join(samples, "mcpgate_v1alpha1_mcpserver_credentials.yaml"): {
+			"mcpserver.mcpgate.dev/github-user-tools", "mcpserver.mcpgate.dev/hosted-search-tools",
+		},
 	} {
 		out, err := run(nil, append([]string{"apply", "--dry-run=server"}, strings.Fields(args)...)...)
 		for _, want := range wants {

@@ -3,7 +3,7 @@ package v1alpha1
 // Condition types of an McpServer. All have positive polarity: True is good.
 const (
 	// ConditionReady is True when the gateway serves the MCP endpoint at
-	// status.url: its Secret is in place, it is available and, with an
+	// status.url: its Secrets are in place, it is available and, with an
 	// Ingress, the Ingress has an address.
 	ConditionReady = "Ready"
 
@@ -65,7 +65,9 @@ const (
 	// ReasonInvalidSpec: the spec passed validation but cannot be acted on,
 	// such as a publishable key that does not decode (Ready=False).
 	ReasonInvalidSpec = "InvalidSpec"
-	// ReasonSecretNotFound: the Clerk Secret, or its key, does not exist (Ready=False).
+	// ReasonSecretNotFound: the Clerk Secret, or its key, or that of an
+	// upstream credential header, does not exist (Ready=False). The message
+	// names the Secret, the key and, for a credential, the header.
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonClerkInstanceNotFound: the ClerkInstance or ClusterClerkInstance
 	// that spec.clerk.instanceRef names does not exist (Ready=False,
