@@ -156,7 +156,9 @@ type CredentialHeader struct {
 
 	// secretKeyRef selects the key of a Secret, in the McpServer's namespace,
 	// that holds the header's value. Surrounding whitespace, such as a
-	// trailing newline, is not part of the value.
+	// trailing newline, is not part of the value, and an empty value is an
+	// error: the gateway then refuses requests (503) rather than send them
+	// without the credential.
 	// +required
 	SecretKeyRef SecretKeyReference `json:"secretKeyRef"`
 
