@@ -235,7 +235,8 @@ func firstErr(errs ...error) error {
 //   - the listen addresses, :8080 and :8081 in every pod, become the free
 //     loopback ports given: without a pod network, every gateway shares the
 //     host's ports, and only loopback should be reachable;
-//   - the secret key file, a path in the container, becomes its local copy.
+//   - the secret key file and the upstream credential files, paths in the
+//     container, become their local copies.
 //
 // Nothing else changes, so the gateway runs what the controller configured.
 func localConfig(data []byte, mounts []mount, traffic, health string) ([]byte, config.Config, error) {
@@ -246,6 +247,13 @@ func localConfig(data []byte, mounts []mount, traffic, health string) ([]byte, c
 	cfg.Listen = config.Listen{Traffic: traffic, Health: health}
 	if p, ok := hostPathOf(mounts, cfg.Clerk.SecretKeyFile); ok {
 		cfg.Clerk.SecretKeyFile = p
+	}
+	if creds := cfg.Upstream.Credentials; creds != nil {
+		for i, h := range creds.Headers {
+			if p, ok := hostPathOf(mounts, h.File); ok {
+				creds.Headers[i].File = p
+			}
+		}
 	}
 	out, err := config.Marshal(cfg)
 	if err != nil {

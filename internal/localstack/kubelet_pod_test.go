@@ -226,16 +226,18 @@ func TestLocalConfig(t *testing.T) {
 		Listen:       config.Listen{Traffic: ":8080", Health: ":8081"},
 		Path:         "/mcp",
 		ResourceName: "demo/tools",
-		Upstream:     config.Upstream{URL: "http://sample-mcp.demo.svc:8080/mcp"},
-		Scopes:       []string{"profile"},
-		ToolScopes:   []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
-		Clerk:        config.Clerk{Issuer: "http://127.0.0.1:1", APIURL: "http://127.0.0.1:2/v1", SecretKeyFile: "/etc/mcpgate/clerk/secret-key"},
+		Upstream: config.Upstream{URL: "http://sample-mcp.demo.svc:8080/mcp", Credentials: &config.Credentials{
+			Headers: []config.CredentialHeader{{Name: "X-Api-Key", File: "/etc/mcpgate/credentials/0/value"}},
+		}},
+		Scopes:     []string{"profile"},
+		ToolScopes: []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
+		Clerk:      config.Clerk{Issuer: "http://127.0.0.1:1", APIURL: "http://127.0.0.1:2/v1", SecretKeyFile: "/etc/mcpgate/clerk/secret-key"},
 	}
 	data, err := config.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mounts := []mount{{mountPath: "/etc/mcpgate/clerk", hostPath: "/pod/clerk"}}
+	mounts := []mount{{mountPath: "/etc/mcpgate/clerk", hostPath: "/pod/clerk"}, {mountPath: "/etc/mcpgate/credentials/0", hostPath: "/pod/credentials/0"}}
 	out, cfg, err := localConfig(data, mounts, "127.0.0.1:1001", "127.0.0.1:1002")
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +250,7 @@ func TestLocalConfig(t *testing.T) {
 	want.APIVersion, want.Kind = config.APIVersion, config.Kind
 	want.Listen = config.Listen{Traffic: "127.0.0.1:1001", Health: "127.0.0.1:1002"}
 	want.Clerk.SecretKeyFile = filepath.FromSlash("/pod/clerk/secret-key")
+	want.Upstream.Credentials = &config.Credentials{Headers: []config.CredentialHeader{{Name: "X-Api-Key", File: filepath.FromSlash("/pod/credentials/0/value")}}}
 	for _, got := range []config.Config{cfg, parsed} {
 		if !configsEqual(got, want) {
 			t.Errorf("local config = %+v\nwant %+v", got, want)
