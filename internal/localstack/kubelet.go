@@ -174,9 +174,7 @@ func (k *kubelet) setup(ctx context.Context, mgr ctrl.Manager) error {
 	err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, secretIndex, func(o client.Object) []string {
 		var names []string
 		for _, v := range o.(*appsv1.Deployment).Spec.Template.Spec.Volumes {
-			if v.Secret != nil {
-				names = append(names, v.Secret.SecretName)
-			}
+			names = append(names, volumeSecrets(v)...)
 		}
 		return names
 	})

@@ -83,8 +83,8 @@ func planMounts(c corev1.Container, volumes []corev1.Volume, root string) ([]mou
 			return nil, fmt.Errorf("volume mount %s names no volume", vm.Name)
 		case vm.SubPath != "" || vm.SubPathExpr != "":
 			return nil, fmt.Errorf("volume mount %s uses a subPath, which the kubelet emulation does not support", vm.Name)
-		case v.ConfigMap == nil && v.Secret == nil && v.EmptyDir == nil:
-			return nil, fmt.Errorf("volume %s is neither a ConfigMap, a Secret nor an emptyDir", v.Name)
+		case v.ConfigMap == nil && v.Secret == nil && v.EmptyDir == nil && v.Projected == nil:
+			return nil, fmt.Errorf("volume %s is neither a ConfigMap, a Secret, a projected volume nor an emptyDir", v.Name)
 		}
 		clean := path.Clean(vm.MountPath)
 		if !path.IsAbs(clean) {

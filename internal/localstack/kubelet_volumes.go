@@ -16,8 +16,9 @@ import (
 )
 
 // This file is the kubelet emulation's volume handling: it materializes a
-// pod's ConfigMap, Secret and emptyDir volumes under the pod's directory and
-// keeps Secret volumes in step with their Secrets.
+// pod's ConfigMap, Secret, projected (Secrets only) and emptyDir volumes
+// under the pod's directory and keeps Secret volumes in step with their
+// Secrets.
 
 // preparePod writes the pod's volumes under its directory and works out the
 // local command line: the container's arguments with mounted paths mapped,
@@ -33,7 +34,7 @@ func (k *kubelet) preparePod(ctx context.Context, d *appsv1.Deployment, c corev1
 		if err := k.writeMount(ctx, d.Namespace, m); err != nil {
 			return nil, nil, config.Config{}, err
 		}
-		if m.volume.Secret != nil {
+		if len(volumeSecrets(m.volume)) > 0 {
 			p.secrets = append(p.secrets, m)
 		}
 	}
@@ -106,7 +107,7 @@ func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount) err
 		if files, err = projectVolume(data, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false)); err != nil {
 			return fmt.Errorf("volume %s: configmap %s: %w", v.Name, v.ConfigMap.Name, err)
 		}
-	case v.Secret != nil:
+	case v.Secret != nil, v.Projected != nil:
 		var err error
 		if files, err = k.secretFiles(ctx, namespace, v); err != nil {
 			return err
@@ -120,17 +121,58 @@ func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount) err
 	return nil
 }
 
-// secretFiles reads the files of a Secret volume.
+// secretFiles reads the files of a Secret volume, or of a projected volume
+// of Secrets (the only sources the gateway's pods project).
 func (k *kubelet) secretFiles(ctx context.Context, namespace string, v corev1.Volume) (map[string]projectedFile, error) {
-	sec := &corev1.Secret{}
-	if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.Secret.SecretName}, sec); err != nil {
-		return nil, fmt.Errorf("volume %s: get secret %s: %w", v.Name, v.Secret.SecretName, err)
+	if v.Secret != nil {
+		return k.secretSourceFiles(ctx, namespace, v.Name, v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false))
 	}
-	files, err := projectVolume(sec.Data, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false))
-	if err != nil {
-		return nil, fmt.Errorf("volume %s: secret %s: %w", v.Name, v.Secret.SecretName, err)
+	files := map[string]projectedFile{}
+	for _, src := range v.Projected.Sources {
+		if src.Secret == nil {
+			return nil, fmt.Errorf("volume %s: the kubelet emulation projects only Secrets", v.Name)
+		}
+		part, err := k.secretSourceFiles(ctx, namespace, v.Name, src.Secret.Name, src.Secret.Items, v.Projected.DefaultMode, ptr.Deref(src.Secret.Optional, false))
+		if err != nil {
+			return nil, err
+		}
+		for name, f := range part {
+			if _, dup := files[name]; dup {
+				return nil, fmt.Errorf("volume %s: two sources project %s", v.Name, name)
+			}
+			files[name] = f
+		}
 	}
 	return files, nil
+}
+
+// secretSourceFiles reads the files one Secret contributes to a volume.
+func (k *kubelet) secretSourceFiles(ctx context.Context, namespace, volume, secret string, items []corev1.KeyToPath, mode *int32, optional bool) (map[string]projectedFile, error) {
+	sec := &corev1.Secret{}
+	if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: secret}, sec); err != nil {
+		return nil, fmt.Errorf("volume %s: get secret %s: %w", volume, secret, err)
+	}
+	files, err := projectVolume(sec.Data, items, mode, optional)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: secret %s: %w", volume, secret, err)
+	}
+	return files, nil
+}
+
+// volumeSecrets names the Secrets a volume mounts, directly or projected.
+func volumeSecrets(v corev1.Volume) []string {
+	if v.Secret != nil {
+		return []string{v.Secret.SecretName}
+	}
+	var names []string
+	if v.Projected != nil {
+		for _, src := range v.Projected.Sources {
+			if src.Secret != nil {
+				names = append(names, src.Secret.Name)
+			}
+		}
+	}
+	return names
 }
 
 // refreshSecrets rewrites a running process's Secret volumes from the

@@ -14,6 +14,8 @@ package sampleserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,6 +145,24 @@ type Identity struct {
 	// from Clerk for its access rules, when it had to look them up.
 	Email         string `json:"email,omitempty"`
 	Organizations string `json:"organizations,omitempty"`
+	// AuthorizationSHA256 and APIKeySHA256 are the hex SHA-256 of the
+	// Authorization and X-Api-Key headers the server received, empty when
+	// absent: a test compares them with the upstream credentials the
+	// gateway should set, without the server echoing a credential.
+	AuthorizationSHA256 string `json:"authorizationSha256,omitempty"`
+	APIKeySHA256        string `json:"apiKeySha256,omitempty"`
+}
+
+// APIKeyHeader is the header whose digest whoami reports as apiKeySha256.
+const APIKeyHeader = "X-Api-Key"
+
+// digest is the hex SHA-256 of v, or empty for an empty v.
+func digest(v string) string {
+	if v == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:])
 }
 
 func (tools) whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, Identity, error) {
@@ -157,6 +177,9 @@ func (tools) whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*m
 		Authorization: h.Get("Authorization") != "",
 		Email:         h.Get(identity.EmailHeader),
 		Organizations: h.Get(identity.OrganizationsHeader),
+
+		AuthorizationSHA256: digest(h.Get("Authorization")),
+		APIKeySHA256:        digest(h.Get(APIKeyHeader)),
 	}
 	if id.Scopes == nil {
 		id.Scopes = []string{} // the output schema wants an array, not null

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -45,31 +44,7 @@ type people struct {
 func TestAccessRules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*testTimeout)
 	defer cancel()
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
-	if err != nil {
-		t.Fatalf("envtest assets: %v", err)
-	}
-	workDir := t.TempDir()
-	dumpLogsOnFailure(t, filepath.Join(workDir, "logs"))
-	stack, err := localstack.Start(ctx, localstack.Options{
-		WorkDir:   workDir,
-		Binaries:  bins,
-		AssetsDir: assets,
-		Clerk:     localstack.ClerkOptions{TokenFormat: localstack.JWT},
-		Progress:  func(msg string) { t.Log(msg) },
-	})
-	if err != nil {
-		t.Fatalf("start the stack: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stack.Close(); err != nil {
-			t.Errorf("close the stack: %v", err)
-		}
-	})
+	stack := startStack(t, ctx)
 	who := createPeople(t, stack.ClerkServer())
 	gw := applyRestrictedServer(t, ctx, stack)
 
@@ -182,7 +157,7 @@ func createPeople(t *testing.T, emu *clerktest.Server) people {
 // whose delete_repo tool only team-a's admins may call.
 func applyRestrictedServer(t *testing.T, ctx context.Context, stack *localstack.Stack) localstack.Gateway {
 	t.Helper()
-	applyManifest(t, ctx, stack, sampleMcpServer(stack, accessServer, fmt.Sprintf(`  access:
+	applyManifest(t, ctx, stack, sampleMcpServer(stack, accessServer, "", fmt.Sprintf(`  access:
     allow:
       - organization: %s
     toolAccess:

@@ -177,7 +177,7 @@ func (r *demoRun) applySamples() {
 func (r *demoRun) applyOwnMcpServer() localstack.Gateway {
 	t := r.t
 	t.Helper()
-	applyManifest(t, r.ctx, r.stack, sampleMcpServer(r.stack, e2eServer, fmt.Sprintf(`    dynamicClientRegistration: true
+	applyManifest(t, r.ctx, r.stack, sampleMcpServer(r.stack, e2eServer, "", fmt.Sprintf(`    dynamicClientRegistration: true
     jwtAccessTokens: %t
 `, r.format == localstack.JWT)))
 

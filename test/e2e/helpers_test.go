@@ -212,9 +212,11 @@ func tableRow(out, name string) (map[string]string, bool) {
 }
 
 // sampleMcpServer is the manifest of an McpServer in the stack's namespace
-// in front of the sample server, on the stack's Clerk emulator; extraSpec is
-// YAML added to its spec, indented by two spaces.
-func sampleMcpServer(stack *localstack.Stack, name, extraSpec string) string {
+// in front of the sample server, on the stack's Clerk emulator.
+// extraUpstream is YAML added to spec.upstream, extraSpec YAML added to its
+// spec after spec.clerk's fields (so indented by four spaces to continue
+// spec.clerk, by two to add to spec).
+func sampleMcpServer(stack *localstack.Stack, name, extraUpstream, extraSpec string) string {
 	svc, port := stack.SampleService()
 	return fmt.Sprintf(`apiVersion: mcpgate.dev/v1alpha1
 kind: McpServer
@@ -224,7 +226,7 @@ metadata:
 spec:
   upstream:
     service: {name: %s, port: %d}
-  scopes: [%s]
+`+extraUpstream+`  scopes: [%s]
   clerk:
     issuer: %s
     secretKeyRef: {name: %s, key: %s}
