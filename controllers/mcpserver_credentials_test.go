@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -304,4 +305,28 @@ func TestMcpServerReconciler_credentials(t *testing.T) {
 			t.Errorf("the ConfigMap holds the credential %q", v)
 		}
 	}
+}
+
+// FuzzAccountPortalProfileURL: whatever the issuer, the derived connect URL
+// is none or an https Account Portal profile page the gateway accepts.
+func FuzzAccountPortalProfileURL(f *testing.F) {
+	for _, s := range []string{testIssuer, "https://clerk.example.com", "https://clerk.accounts.dev", "https://example.com/__clerk", "http://127.0.0.1:4455", "https://clerk.a/b?c#d", "https://clerk.exa%41mple.com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, issuer string) {
+		got := accountPortalProfileURL(issuer)
+		if got == "" {
+			return
+		}
+		u, err := url.Parse(got)
+		if err != nil || u.Scheme != "https" || u.Path != "/user" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Port() != "" ||
+			!(strings.HasPrefix(u.Host, "accounts.") || strings.HasSuffix(u.Host, ".accounts.dev")) {
+			t.Fatalf("accountPortalProfileURL(%q) = %q, not an Account Portal profile page", issuer, got)
+		}
+		cfg := buildGatewayConfig(newMcpServer("team-a", "tools", withUserToken(mcpv1.UserOAuthToken{Provider: "oauth_github"})), testOptions, testIssuer, "http://upstream.team-a.svc:8080/mcp")
+		cfg.Upstream.Credentials.UserOAuthToken.ConnectURL = got
+		if _, err := config.Marshal(cfg); err != nil {
+			t.Fatalf("the gateway refuses the connect URL %q derived from %q: %v", got, issuer, err)
+		}
+	})
 }
