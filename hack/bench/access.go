@@ -99,7 +99,10 @@ func (b *bench) newUserToken(member bool) (string, error) {
 // that it enforces them: a gateway that admitted everyone would measure
 // nothing.
 func (b *bench) startAccessGateway(ctx context.Context, name, upstreamURL string) (*process, error) {
-	p, err := b.startGateway(ctx, name, upstreamURL, benchAccess())
+	p, err := b.startGateway(ctx, name, upstreamURL, func(_ string, c *config.Config) error {
+		c.Access = benchAccess()
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}

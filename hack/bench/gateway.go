@@ -24,9 +24,10 @@ const (
 	modeOpaqueWarm = "opaque-warm" // opaque tokens whose verdicts are cached
 	modeOpaqueCold = "opaque-cold" // a new opaque token for every request
 	modeAccess     = "access"      // JWTs, through a gateway with organization and tool access rules
+	modeUserToken  = "user-token"  // JWTs, through a gateway that sets a service key and each caller's provider token
 )
 
-var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeAccess}
+var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeAccess, modeUserToken}
 
 const verifyEndpoint = "POST /v1/oauth_applications/access_tokens/verify"
 
@@ -58,6 +59,9 @@ type gatewayRow struct {
 	NewUsers    int `json:"new_users"`
 	LookupCalls int `json:"backend_lookup_calls"`
 	UserCalls   int `json:"backend_user_calls"`
+	// TokenCalls, for user-token, are the Backend API lookups of the
+	// callers' provider tokens (one per new user while the token lives).
+	TokenCalls int `json:"backend_token_calls"`
 }
 
 // gatewayOptions configure the gateway measurements.
@@ -184,7 +188,7 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 // (scopes only) for the jwt and opaque modes, and, when the access mode
 // runs, one with access rules.
 type gateways struct {
-	plain, access *process
+	plain, access, userToken *process
 }
 
 // startGateways starts the gateways the selected modes need.
@@ -196,7 +200,13 @@ func (b *bench) startGateways(ctx context.Context, name, upstreamURL string) (ga
 	}
 	if slices.Contains(b.opts.modes, modeAccess) {
 		if gws.access, err = b.startAccessGateway(ctx, name+"-access", upstreamURL); err != nil {
-			gws.plain.stop()
+			gws.stop()
+			return gws, err
+		}
+	}
+	if slices.Contains(b.opts.modes, modeUserToken) {
+		if gws.userToken, err = b.startUserTokenGateway(ctx, name+"-user-token", upstreamURL); err != nil {
+			gws.stop()
 			return gws, err
 		}
 	}
@@ -205,7 +215,7 @@ func (b *bench) startGateways(ctx context.Context, name, upstreamURL string) (ga
 
 // stop stops the gateways that were started.
 func (g gateways) stop() {
-	for _, p := range []*process{g.plain, g.access} {
+	for _, p := range []*process{g.plain, g.access, g.userToken} {
 		if p != nil {
 			p.stop()
 		}
@@ -234,9 +244,13 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 	case modeBare:
 		spec.target, proxy = "http://"+b.bare.addr+c.path, b.bare
 	default:
-		proxy = c.gateways.plain
-		if c.mode == modeAccess {
+		switch c.mode {
+		case modeAccess:
 			proxy = c.gateways.access
+		case modeUserToken:
+			proxy = c.gateways.userToken
+		default:
+			proxy = c.gateways.plain
 		}
 		spec.target = "http://" + proxy.addr + "/mcp"
 		tokens, n, err := b.tokensFor(c.mode, c.concurrency)
@@ -252,7 +266,7 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 			before, _ = readProc(proxy.pid())
 		}
 	}
-	verifies, lookups, users := b.clerk.Calls(verifyEndpoint), b.clerk.Calls(membershipsEndpoint), b.clerk.Calls(userEndpoint)
+	verifies, lookups, users, userTokens := b.clerk.Calls(verifyEndpoint), b.clerk.Calls(membershipsEndpoint), b.clerk.Calls(userEndpoint), b.clerk.Calls(tokenEndpoint)
 	res := runLoad(ctx, spec)
 	row := gatewayRow{
 		Mode: c.mode, Concurrency: c.concurrency, RPS: res.rps(),
@@ -262,6 +276,7 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 		NewUsers:    newUsers,
 		LookupCalls: b.clerk.Calls(membershipsEndpoint) - lookups,
 		UserCalls:   b.clerk.Calls(userEndpoint) - users,
+		TokenCalls:  b.clerk.Calls(tokenEndpoint) - userTokens,
 	}
 	if proxy != nil {
 		after, err := readProc(proxy.pid())
@@ -290,12 +305,16 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 // each worker's token is a new member's, whose memberships the gateway has
 // not seen; newUsers says how many.
 func (b *bench) tokensFor(mode string, concurrency int) (tokens tokenSource, newUsers int, err error) {
-	if mode == modeAccess {
-		members, err := b.newMembers(concurrency)
+	if mode == modeAccess || mode == modeUserToken {
+		newUsers := b.newMembers
+		if mode == modeUserToken {
+			newUsers = b.newConnectedUsers
+		}
+		perUser, err := newUsers(concurrency)
 		if err != nil {
 			return nil, 0, err
 		}
-		return func(worker int) (string, bool) { return members[worker], true }, concurrency, nil
+		return func(worker int) (string, bool) { return perUser[worker], true }, concurrency, nil
 	}
 	format := clerktest.FormatJWT
 	if mode != modeJWT {
@@ -323,9 +342,9 @@ func (b *bench) tokensFor(mode string, concurrency int) (tokens tokenSource, new
 
 // startGateway runs `mcpgate gateway` for the upstream URL, as the operator
 // would run it in a pod: its own process, a config file, the secret key in a
-// file, and access rules when access is not nil. It returns once /readyz
-// says the gateway can verify tokens.
-func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, access *config.Access) (*process, error) {
+// file; configure, when not nil, adds to the configuration (access rules,
+// credentials). It returns once /readyz says the gateway can verify tokens.
+func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, configure func(dir string, c *config.Config) error) (*process, error) {
 	dir, err := os.MkdirTemp(b.opts.logDir, "gateway-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -342,7 +361,7 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, acce
 	if err := os.WriteFile(keyFile, []byte(b.clerk.SecretKey()), 0o600); err != nil {
 		return nil, err
 	}
-	cfg, err := config.Marshal(config.Config{
+	gwConfig := config.Config{
 		Server:       config.ServerRef{Namespace: "bench", Name: name},
 		Listen:       config.Listen{Traffic: traffic, Health: health},
 		Path:         "/mcp",
@@ -353,9 +372,14 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, acce
 		// A scoped tool makes the gateway inspect every tools/call, as it
 		// would for any McpServer with toolScopes.
 		ToolScopes: []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
-		Access:     access,
 		Clerk:      config.Clerk{Issuer: b.clerk.FrontendAPIURL(), APIURL: b.clerk.BackendAPIURL(), SecretKeyFile: keyFile},
-	})
+	}
+	if configure != nil {
+		if err := configure(dir, &gwConfig); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := config.Marshal(gwConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +453,7 @@ func medianRow(rows []gatewayRow) gatewayRow {
 	out.P99 = median(func(r gatewayRow) float64 { return r.P99 })
 	out.CPUPer10k = median(func(r gatewayRow) float64 { return r.CPUPer10k })
 	out.Requests, out.Errors, out.Sent, out.VerifyCalls = 0, 0, 0, 0
-	out.NewUsers, out.LookupCalls, out.UserCalls = 0, 0, 0
+	out.NewUsers, out.LookupCalls, out.UserCalls, out.TokenCalls = 0, 0, 0, 0
 	for _, r := range rows {
 		out.PeakRSSMiB = max(out.PeakRSSMiB, r.PeakRSSMiB)
 		out.Requests += r.Requests
@@ -439,6 +463,7 @@ func medianRow(rows []gatewayRow) gatewayRow {
 		out.NewUsers += r.NewUsers
 		out.LookupCalls += r.LookupCalls
 		out.UserCalls += r.UserCalls
+		out.TokenCalls += r.TokenCalls
 	}
 	return out
 }

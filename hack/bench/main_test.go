@@ -80,6 +80,9 @@ func TestBenchSmoke(t *testing.T) {
 	if !met["Backend API calls per new user (organization rule)"] {
 		t.Errorf("a new user cost other than one memberships lookup: %+v", r.Targets)
 	}
+	if !met["Backend API calls per user and provider (user token)"] {
+		t.Errorf("a connected user cost other than one token lookup: %+v", r.Targets)
+	}
 	md, err := os.ReadFile(filepath.Join(out, "results.md"))
 	if err != nil || !bytes.Equal(md, stdout.Bytes()) || !bytes.Contains(md, []byte("| trivial | sse | 2 | opaque-cold |")) {
 		t.Errorf("results.md (%v) is not the printed report, or lacks rows:\n%s", err, md)

@@ -105,6 +105,24 @@ func evaluateTargets(r *results, refConcurrency int) []target {
 		ts = append(ts, target{"access throughput vs JWT (" + at + ")", ">= 95%",
 			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.95})
 	}
+	if ut, ok := findRow(r.Gateway.Rows, modeUserToken, "trivial", "json", refConcurrency); ok && okJ && jwt.RPS > 0 {
+		ratio := ut.RPS / jwt.RPS
+		ts = append(ts, target{"user token throughput vs JWT (" + at + ")", ">= 95%",
+			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.95})
+	}
+	var connectedUsers, tokenLookups int
+	for _, row := range r.Gateway.Rows {
+		if row.Mode == modeUserToken {
+			connectedUsers += row.NewUsers
+			tokenLookups += row.TokenCalls
+		}
+	}
+	if connectedUsers > 0 {
+		// No lookup at all would mean the token was never asked for.
+		ts = append(ts, target{"Backend API calls per user and provider (user token)", "<= 1 per token lifetime",
+			fmt.Sprintf("%d token lookups for %d users", tokenLookups, connectedUsers),
+			tokenLookups > 0 && tokenLookups <= connectedUsers})
+	}
 	var coldSent, coldCalls, newUsers, lookups, userLookups int
 	for _, row := range r.Gateway.Rows {
 		switch row.Mode {
