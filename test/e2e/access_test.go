@@ -44,7 +44,8 @@ type people struct {
 func TestAccessRules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*testTimeout)
 	defer cancel()
-	stack := startStack(t, ctx)
+	bins, assets := stackParts(t, ctx)
+	stack := startStack(t, ctx, bins, assets, localstack.ClerkOptions{TokenFormat: localstack.JWT})
 	who := createPeople(t, stack.ClerkServer())
 	gw := applyRestrictedServer(t, ctx, stack)
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,7 +39,8 @@ const (
 func TestUpstreamCredentials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*testTimeout)
 	defer cancel()
-	stack := startStack(t, ctx)
+	bins, assets := stackParts(t, ctx)
+	stack := startStack(t, ctx, bins, assets, localstack.ClerkOptions{TokenFormat: localstack.JWT})
 	emu := stack.ClerkServer()
 	userA, err := emu.CreateUser(clerktest.UserParams{Emails: []string{"ada@example.com"}})
 	if err != nil {
@@ -124,37 +124,6 @@ func TestUpstreamCredentials(t *testing.T) {
 			t.Errorf("rotating the Secret restarted the gateway: %+v, before %+v", after, before)
 		}
 	})
-}
-
-// startStack starts a local stack with JWT access tokens for one test.
-func startStack(t *testing.T, ctx context.Context) *localstack.Stack {
-	t.Helper()
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
-	if err != nil {
-		t.Fatalf("envtest assets: %v", err)
-	}
-	workDir := t.TempDir()
-	dumpLogsOnFailure(t, filepath.Join(workDir, "logs"))
-	stack, err := localstack.Start(ctx, localstack.Options{
-		WorkDir:   workDir,
-		Binaries:  bins,
-		AssetsDir: assets,
-		Clerk:     localstack.ClerkOptions{TokenFormat: localstack.JWT},
-		Progress:  func(msg string) { t.Log(msg) },
-	})
-	if err != nil {
-		t.Fatalf("start the stack: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stack.Close(); err != nil {
-			t.Errorf("close the stack: %v", err)
-		}
-	})
-	return stack
 }
 
 // sha is the hex SHA-256 the sample server reports for a header value.

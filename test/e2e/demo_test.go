@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -61,14 +60,7 @@ func TestDemoPath(t *testing.T) {
 	defer cancel()
 	// Built and found once, before the subtests run in parallel, so that a
 	// cold cache is filled once.
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
-	if err != nil {
-		t.Fatalf("envtest assets: %v", err)
-	}
+	bins, assets := stackParts(t, ctx)
 	for _, format := range []localstack.TokenFormat{localstack.JWT, localstack.Opaque} {
 		t.Run(format.String(), func(t *testing.T) {
 			t.Parallel()
@@ -107,23 +99,7 @@ func runDemoPath(t *testing.T, bins localstack.Binaries, assets string, format l
 	if format == localstack.Opaque {
 		initial = localstack.JWT
 	}
-	workDir := t.TempDir()
-	dumpLogsOnFailure(t, filepath.Join(workDir, "logs"))
-	stack, err := localstack.Start(ctx, localstack.Options{
-		WorkDir:   workDir,
-		Binaries:  bins,
-		AssetsDir: assets,
-		Clerk:     localstack.ClerkOptions{TokenFormat: initial, Scopes: []string{toolScope}},
-		Progress:  func(msg string) { t.Log(msg) },
-	})
-	if err != nil {
-		t.Fatalf("start the stack: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stack.Close(); err != nil {
-			t.Errorf("close the stack: %v", err)
-		}
-	})
+	stack := startStack(t, ctx, bins, assets, localstack.ClerkOptions{TokenFormat: initial, Scopes: []string{toolScope}})
 	r := &demoRun{t: t, ctx: ctx, stack: stack, clerk: stack.ClerkServer(), ns: stack.Namespace(), format: format}
 	if got := r.clerk.Settings().OAuthJWTAccessTokens; got != (initial == localstack.JWT) {
 		t.Fatalf("emulator starts with oauth_jwt_access_tokens=%t", got)

@@ -242,3 +242,43 @@ func applyManifest(t *testing.T, ctx context.Context, stack *localstack.Stack, m
 	}
 	kubectl(t, ctx, stack, "apply", "-f", path)
 }
+
+// stackParts builds the binaries and finds the envtest assets a local stack
+// needs; a test that starts several stacks calls it once, before they run in
+// parallel, so that a cold cache is filled once.
+func stackParts(t *testing.T, ctx context.Context) (localstack.Binaries, string) {
+	t.Helper()
+	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
+	if err != nil {
+		t.Fatalf("envtest assets: %v", err)
+	}
+	return bins, assets
+}
+
+// startStack starts a local stack of the test's own, with its logs dumped
+// if the test fails, and closes it when the test ends.
+func startStack(t *testing.T, ctx context.Context, bins localstack.Binaries, assets string, clerk localstack.ClerkOptions) *localstack.Stack {
+	t.Helper()
+	workDir := t.TempDir()
+	dumpLogsOnFailure(t, filepath.Join(workDir, "logs"))
+	stack, err := localstack.Start(ctx, localstack.Options{
+		WorkDir:   workDir,
+		Binaries:  bins,
+		AssetsDir: assets,
+		Clerk:     clerk,
+		Progress:  func(msg string) { t.Log(msg) },
+	})
+	if err != nil {
+		t.Fatalf("start the stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stack.Close(); err != nil {
+			t.Errorf("close the stack: %v", err)
+		}
+	})
+	return stack
+}
