@@ -270,30 +270,8 @@ func TestAccessLookupsCollapse(t *testing.T) {
 		ToolAccess: []config.ToolAccess{{Tool: "search", Allow: []config.AccessRule{{Organization: "acme"}}}},
 	}))
 	token := e.token(t, clerktest.TokenRequest{Subject: p.alice, Scopes: baseScopes, Format: clerktest.FormatJWT})
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 300}}
-	t.Cleanup(client.CloseIdleConnections)
 	const n = 300
-	var wg sync.WaitGroup
-	statuses := make([]int, n)
-	for i := range n {
-		wg.Go(func() {
-			req := newRequest(t, http.MethodPost, e.mcpURL(), toolCall("search"))
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_ = resp.Body.Close()
-			statuses[i] = resp.StatusCode
-		})
-	}
-	wg.Wait()
-	for i, s := range statuses {
-		if s != http.StatusOK {
-			t.Fatalf("request %d: status %d", i, s)
-		}
-	}
+	callAtOnce(t, e, token, n)
 	if u, m := c.Calls(userEndpoint), c.Calls(membershipsEndpoint); u != 1 || m != 1 {
 		t.Errorf("%d user lookups and %d membership listings for %d concurrent requests, want 1 and 1", u, m, n)
 	}
@@ -421,5 +399,34 @@ func TestAccessIdentityHeaders(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(got), "evil") || strings.Contains(fmt.Sprint(got), "ceo@") {
 		t.Errorf("a client-sent identity value reached the upstream: %v", got)
+	}
+}
+
+// callAtOnce sends n tools/call requests of one token to e at once, each on
+// a connection of its own, and requires every one to succeed.
+func callAtOnce(t *testing.T, e *gwEnv, token string, n int) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	t.Cleanup(client.CloseIdleConnections)
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Go(func() {
+			req := newRequest(t, http.MethodPost, e.mcpURL(), toolCall("search"))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, s)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -207,30 +206,8 @@ func TestUserTokenCollapse(t *testing.T) {
 	c.SetFault(tokenEndpoint, clerktest.Fault{Latency: 100 * time.Millisecond})
 	e := newEnv(t, withClerk(c), withUserToken(t, github))
 	token := e.token(t, clerktest.TokenRequest{Subject: p.alice, Scopes: baseScopes, Format: clerktest.FormatJWT})
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
-	t.Cleanup(client.CloseIdleConnections)
 	const n = 100
-	var wg sync.WaitGroup
-	statuses := make([]int, n)
-	for i := range n {
-		wg.Go(func() {
-			req := newRequest(t, http.MethodPost, e.mcpURL(), toolCall("search"))
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_ = resp.Body.Close()
-			statuses[i] = resp.StatusCode
-		})
-	}
-	wg.Wait()
-	for i, s := range statuses {
-		if s != http.StatusOK {
-			t.Fatalf("request %d: status %d", i, s)
-		}
-	}
+	callAtOnce(t, e, token, n)
 	if got := c.Calls(tokenEndpoint); got != 1 {
 		t.Errorf("%d token lookups for %d concurrent requests, want 1", got, n)
 	}
