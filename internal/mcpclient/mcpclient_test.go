@@ -244,8 +244,9 @@ func TestConnect_clientMetadataDocument(t *testing.T) {
 	for name, advertised := range map[string]bool{"advertised": true, "not advertised": false} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			metadataURL, md := serveClientMetadata(t)
-			em := newEmulator(t, clerktest.WithLoopbackClientMetadata(true), clerktest.WithClientMetadataTransport(md.Client().Transport))
+			md := serveClientMetadata(t)
+			metadataURL := md.ClientID
+			em := newEmulator(t, clerktest.WithLoopbackClientMetadata(true), clerktest.WithClientMetadataTransport(md.Transport()))
 			settings := em.Settings()
 			settings.ClientIDMetadataDocumentsAdvertised = advertised
 			em.SetSettings(settings)
@@ -281,37 +282,13 @@ func TestConnect_clientMetadataDocument(t *testing.T) {
 	}
 }
 
-// serveClientMetadata serves the client's metadata document from a loopback
-// TLS server (the SDK takes only an https client_id URL) and returns its
-// URL, which is its client_id, and the server, whose transport trusts it.
-func serveClientMetadata(t *testing.T) (string, *httptest.Server) {
+// serveClientMetadata serves the client's metadata document (see
+// clerktest.NewClientMetadataServer) until the test ends.
+func serveClientMetadata(t *testing.T) *clerktest.ClientMetadataServer {
 	t.Helper()
-	const path = "/clients/mcpclient.json"
-	var body []byte // set before the server starts
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != path {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}))
-	clientID := "https://" + srv.Listener.Addr().String() + path
-	var err error
-	body, err = json.Marshal(map[string]any{
-		"client_id":                  clientID,
-		"client_name":                mcpclient.DefaultClientName,
-		"redirect_uris":              []string{mcpclient.DefaultRedirectURL},
-		"grant_types":                []string{"authorization_code", "refresh_token"},
-		"response_types":             []string{"code"},
-		"token_endpoint_auth_method": "none",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return clientID, srv
+	md := clerktest.NewClientMetadataServer("/clients/mcpclient.json", mcpclient.DefaultClientName, mcpclient.DefaultRedirectURL)
+	t.Cleanup(md.Close)
+	return md
 }
 
 // allFailed reports whether there were authorizations and none got a code.

@@ -491,9 +491,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	st := &stack{}
 	emOpts := []clerktest.Option{clerktest.WithJWTAccessTokens(!o.opaque), clerktest.WithScopes(toolScope), clerktest.WithClientScopeRule(o.scopeRule)}
 	if o.cimd {
-		var md *httptest.Server
-		st.clientMetadataURL, md = serveClientMetadata(t)
-		emOpts = append(emOpts, clerktest.WithLoopbackClientMetadata(true), clerktest.WithClientMetadataTransport(md.Client().Transport))
+		md := serveClientMetadata(t)
+		st.clientMetadataURL = md.ClientID
+		emOpts = append(emOpts, clerktest.WithLoopbackClientMetadata(true), clerktest.WithClientMetadataTransport(md.Transport()))
 	}
 	em := clerktest.NewServer(emOpts...)
 	t.Cleanup(em.Close)
@@ -545,36 +545,11 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	return st
 }
 
-// serveClientMetadata serves the client's metadata document from a loopback
-// TLS server (both SDK lines take only an https client_id URL) and returns
-// its URL, which is its client_id, and the server, whose transport trusts
-// it.
-func serveClientMetadata(t *testing.T) (string, *httptest.Server) {
+// serveClientMetadata serves the client's metadata document (see
+// clerktest.NewClientMetadataServer) until the test ends.
+func serveClientMetadata(t *testing.T) *clerktest.ClientMetadataServer {
 	t.Helper()
-	const path = "/clients/mcpgate-e2e-typescript.json"
-	var body []byte // set before the server starts
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != path {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}))
-	clientID := "https://" + srv.Listener.Addr().String() + path
-	var err error
-	body, err = json.Marshal(map[string]any{
-		"client_id":                  clientID,
-		"client_name":                "mcpgate e2e (TypeScript SDK)",
-		"redirect_uris":              []string{tsclient.RedirectURL},
-		"grant_types":                []string{"authorization_code", "refresh_token"},
-		"response_types":             []string{"code"},
-		"token_endpoint_auth_method": "none",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return clientID, srv
+	md := clerktest.NewClientMetadataServer("/clients/mcpgate-e2e-typescript.json", "mcpgate e2e (TypeScript SDK)", tsclient.RedirectURL)
+	t.Cleanup(md.Close)
+	return md
 }
