@@ -157,20 +157,7 @@ func TestFidelityToClerkSpec(t *testing.T) {
 	}
 
 	// The emulator's error answers to requests our client never sends.
-	raw := func(method, path, body string) {
-		req, err := http.NewRequestWithContext(ctx, method, emu.BackendAPIURL()+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+emu.SecretKey())
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(rawHeader, "1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
+	raw := func(method, path, body string) { rawStatus(t, ctx, emu, method, path, body) }
 	raw(http.MethodPatch, "/instance/oauth_application_settings", `{"unknown_field": true}`)
 	raw(http.MethodPost, "/oauth_applications/access_tokens/verify", `{"access_token": 42}`)
 	raw(http.MethodPost, "/oauth_applications/access_tokens/verify", `{}`)

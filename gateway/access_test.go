@@ -109,18 +109,7 @@ func checkRPCRefusal(t testing.TB, resp *http.Response, body string, status, cod
 	if v := resp.Header.Values("WWW-Authenticate"); len(v) != 0 {
 		t.Errorf("WWW-Authenticate %q on a refusal no token can change", v)
 	}
-	var errs []rpcErr
-	if strings.HasPrefix(body, "[") {
-		if err := json.Unmarshal([]byte(body), &errs); err != nil {
-			t.Fatalf("body %q: %v", body, err)
-		}
-	} else {
-		var one rpcErr
-		if err := json.Unmarshal([]byte(body), &one); err != nil {
-			t.Fatalf("body %q: %v", body, err)
-		}
-		errs = []rpcErr{one}
-	}
+	errs := decodeRPCErrors(t, body)
 	if len(errs) != len(ids) {
 		t.Fatalf("body %q: %d responses, want %d", body, len(errs), len(ids))
 	}
@@ -135,6 +124,23 @@ func checkRPCRefusal(t testing.TB, resp *http.Response, body string, status, cod
 		}
 	}
 	return errs
+}
+
+// decodeRPCErrors reads a JSON-RPC error body: one response, or a batch.
+func decodeRPCErrors(t testing.TB, body string) []rpcErr {
+	t.Helper()
+	if strings.HasPrefix(body, "[") {
+		var errs []rpcErr
+		if err := json.Unmarshal([]byte(body), &errs); err != nil {
+			t.Fatalf("body %q: %v", body, err)
+		}
+		return errs
+	}
+	var one rpcErr
+	if err := json.Unmarshal([]byte(body), &one); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	return []rpcErr{one}
 }
 
 // TestAccessRules checks decisions end to end: the gateway asks the

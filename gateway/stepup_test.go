@@ -255,18 +255,7 @@ func TestInsufficientScopeBody(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q, want application/json", ct)
 			}
-			var errs []rpcErr
-			if strings.HasPrefix(body, "[") {
-				if err := json.Unmarshal([]byte(body), &errs); err != nil {
-					t.Fatalf("body %q: %v", body, err)
-				}
-			} else {
-				var one rpcErr
-				if err := json.Unmarshal([]byte(body), &one); err != nil {
-					t.Fatalf("body %q: %v", body, err)
-				}
-				errs = []rpcErr{one}
-			}
+			errs := decodeRPCErrors(t, body)
 			if len(errs) != len(tc.ids) {
 				t.Fatalf("body %q: %d responses, want %d", body, len(errs), len(tc.ids))
 			}
