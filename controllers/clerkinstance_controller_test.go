@@ -18,7 +18,7 @@ import (
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
-	"github.com/mcpgate/mcpgate/hack/argocd"
+	"github.com/mcpgate/mcpgate/internal/argocd"
 )
 
 // usingInstance makes an McpServer reference an instance object instead of

@@ -24,7 +24,7 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/gateway/config"
-	"github.com/mcpgate/mcpgate/hack/argocd"
+	"github.com/mcpgate/mcpgate/internal/argocd"
 )
 
 // fixture is one test's namespace on the shared cluster.
@@ -598,7 +598,7 @@ func TestMcpServerReconciler_hostPathConflict(t *testing.T) {
 	}
 }
 
-// argoHealth runs the Argo CD health check (hack/argocd) on the McpServer as
+// argoHealth runs the Argo CD health check (internal/argocd) on the McpServer as
 // the API server returns it, the way Argo CD would.
 func argoHealth[T client.Object](t *testing.T, want string) func(T) error {
 	return func(live T) error {

@@ -26,7 +26,7 @@
 //	    app.kubernetes.io/part-of: argocd
 //	data:
 //	  resource.customizations.health.mcpgate.dev_McpServer: |
-//	    -- the contents of hack/argocd/mcpserver-health.lua
+//	    -- the contents of internal/argocd/mcpserver-health.lua
 //
 // or, with Argo CD installed by its Helm chart, under configs.cm in the
 // chart's values.

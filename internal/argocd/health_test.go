@@ -602,6 +602,6 @@ func TestReadmeHasTheScript(t *testing.T) {
 		script.WriteString(strings.TrimPrefix(line, "    "))
 	}
 	if strings.TrimSpace(script.String()) != strings.TrimSpace(Script) {
-		t.Error("the README's Argo CD health check differs from hack/argocd/mcpserver-health.lua; copy it over")
+		t.Error("the README's Argo CD health check differs from internal/argocd/mcpserver-health.lua; copy it over")
 	}
 }
