@@ -42,40 +42,29 @@ const (
 	gatewayContainer = "gateway"
 	gatewayUID       = 65532
 
-	// configHashAnnotation on the pod template rolls the gateway when its
-	// configuration changes.
-	configHashAnnotation = "mcpgate.dev/config-hash"
-
-	// wellKnownResourceMetadata is the RFC 9728 well-known path prefix.
-	wellKnownResourceMetadata = "/.well-known/oauth-protected-resource"
-
 	defaultPath = "/mcp"
 )
 
-// Labels on every object the controller owns. managedByValue also filters
-// the controller's cache, so that it holds only its own ConfigMaps,
-// Deployments, Ingresses and PodDisruptionBudgets.
+// Labels on every object the controller owns, beside config.LabelManagedBy,
+// which also filters the controller's cache so that it holds only its own
+// ConfigMaps, Deployments, Ingresses and PodDisruptionBudgets.
 const (
 	labelName      = "app.kubernetes.io/name"
-	labelManagedBy = "app.kubernetes.io/managed-by"
 	labelComponent = "app.kubernetes.io/component"
 	labelPartOf    = "app.kubernetes.io/part-of"
-	labelServer    = "mcpgate.dev/mcpserver"
-	managedByValue = "mcpgate"
 	gatewayAppName = "mcpgate-gateway"
 )
 
-// gatewayName names every object owned by mcp. The suffix keeps them apart
-// from the upstream's own objects, which often share the McpServer's name.
-func gatewayName(mcp *mcpv1.McpServer) string { return mcp.Name + "-gateway" }
+// gatewayName names every object owned by mcp (see config.GatewayName).
+func gatewayName(mcp *mcpv1.McpServer) string { return config.GatewayName(mcp.Name) }
 
 func selectorLabels(mcp *mcpv1.McpServer) map[string]string {
-	return map[string]string{labelName: gatewayAppName, labelServer: mcp.Name}
+	return map[string]string{labelName: gatewayAppName, config.LabelMcpServer: mcp.Name}
 }
 
 func objectLabels(mcp *mcpv1.McpServer) map[string]string {
 	l := selectorLabels(mcp)
-	l[labelManagedBy] = managedByValue
+	l[config.LabelManagedBy] = config.ManagedByValue
 	l[labelComponent] = "gateway"
 	l[labelPartOf] = "mcpgate"
 	return l
@@ -97,15 +86,6 @@ func mcpPath(mcp *mcpv1.McpServer) string {
 		return defaultPath
 	}
 	return string(mcp.Spec.Path)
-}
-
-// resourceMetadataPath inserts the RFC 9728 well-known prefix before path,
-// dropping a lone terminating slash as section 3.1 requires.
-func resourceMetadataPath(path string) string {
-	if path == "/" {
-		return wellKnownResourceMetadata
-	}
-	return wellKnownResourceMetadata + path
 }
 
 // endpoints are the URLs at which clients reach an McpServer.
@@ -136,7 +116,7 @@ func endpointsFor(mcp *mcpv1.McpServer) endpoints {
 	} else {
 		base = fmt.Sprintf("http://%s.%s.svc", gatewayName(mcp), mcp.Namespace)
 	}
-	return endpoints{url: base + path, resourceMetadataURL: base + resourceMetadataPath(path), public: public}
+	return endpoints{url: base + path, resourceMetadataURL: base + config.ResourceMetadataPath(path), public: public}
 }
 
 // upstreamURL is the absolute URL of the upstream MCP endpoint. A named
@@ -383,7 +363,7 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 					WithMaxSurge(intstr.FromInt32(1)))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(objectLabels(mcp)).
-				WithAnnotations(map[string]string{configHashAnnotation: hash}).
+				WithAnnotations(map[string]string{config.ConfigHashAnnotation: hash}).
 				WithSpec(pod)))
 }
 
@@ -493,7 +473,7 @@ func buildIngress(mcp *mcpv1.McpServer) *networkingv1ac.IngressApplyConfiguratio
 		WithRules(networkingv1ac.IngressRule().
 			WithHost(spec.Host).
 			WithHTTP(networkingv1ac.HTTPIngressRuleValue().
-				WithPaths(httpPath(path), httpPath(resourceMetadataPath(path)))))
+				WithPaths(httpPath(path), httpPath(config.ResourceMetadataPath(path)))))
 	if spec.ClassName != nil {
 		ingSpec.WithIngressClassName(*spec.ClassName)
 	}

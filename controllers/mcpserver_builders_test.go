@@ -46,7 +46,7 @@ func assertOwnedBy(t *testing.T, meta metav1.ObjectMeta, mcp *mcpv1.McpServer) {
 		ref.Controller == nil || !*ref.Controller || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
 		t.Fatalf("owner reference = %+v, want controller reference to McpServer %s", ref, mcp.Name)
 	}
-	if meta.Labels[labelManagedBy] != managedByValue || meta.Labels[labelServer] != mcp.Name {
+	if meta.Labels[config.LabelManagedBy] != config.ManagedByValue || meta.Labels[config.LabelMcpServer] != mcp.Name {
 		t.Fatalf("labels = %v, want managed-by and mcpserver labels", meta.Labels)
 	}
 }
@@ -139,8 +139,8 @@ func TestBuildDeployment(t *testing.T) {
 					t.Errorf("pod label %s = %q, want %q", k, tpl.Labels[k], v)
 				}
 			}
-			if tpl.Annotations[configHashAnnotation] != "abc123" {
-				t.Errorf("config hash annotation = %q", tpl.Annotations[configHashAnnotation])
+			if tpl.Annotations[config.ConfigHashAnnotation] != "abc123" {
+				t.Errorf("config hash annotation = %q", tpl.Annotations[config.ConfigHashAnnotation])
 			}
 			pod := tpl.Spec
 			if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {

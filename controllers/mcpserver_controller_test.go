@@ -255,7 +255,7 @@ func TestMcpServerReconciler_createsEveryOwnedObject(t *testing.T) {
 
 	d := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil)
 	pod := d.Spec.Template.Spec
-	if pod.Containers[0].Image != testOptions.GatewayImage || d.Spec.Template.Annotations[configHashAnnotation] == "" {
+	if pod.Containers[0].Image != testOptions.GatewayImage || d.Spec.Template.Annotations[config.ConfigHashAnnotation] == "" {
 		t.Errorf("deployment image %q, annotations %v", pod.Containers[0].Image, d.Spec.Template.Annotations)
 	}
 	svc := waitFor(f, "tools-gateway", &corev1.Service{}, nil)
@@ -349,7 +349,7 @@ func TestMcpServerReconciler_specUpdate(t *testing.T) {
 	f := newFixture(t)
 	f.createSecret("clerk", map[string]string{"secret-key": "sk_test_x"})
 	f.create(newMcpServer(f.ns, "tools", withScopes("profile")))
-	first := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil).Spec.Template.Annotations[configHashAnnotation]
+	first := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil).Spec.Template.Annotations[config.ConfigHashAnnotation]
 
 	f.updateMcp("tools", func(m *mcpv1.McpServer) {
 		m.Spec.Scopes = []mcpv1.Scope{"profile", "email"}
@@ -366,7 +366,7 @@ func TestMcpServerReconciler_specUpdate(t *testing.T) {
 		return nil
 	})
 	waitFor(f, "tools-gateway", &appsv1.Deployment{}, func(d *appsv1.Deployment) error {
-		if h := d.Spec.Template.Annotations[configHashAnnotation]; h == first {
+		if h := d.Spec.Template.Annotations[config.ConfigHashAnnotation]; h == first {
 			return fmt.Errorf("config hash still %s", h)
 		}
 		if *d.Spec.Replicas != 3 {
@@ -404,7 +404,7 @@ func TestMcpServerReconciler_access(t *testing.T) {
 		}
 	}
 	f.waitMcp("tools", accessIs(mcpv1.AccessAnySignedInUser))
-	first := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil).Spec.Template.Annotations[configHashAnnotation]
+	first := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil).Spec.Template.Annotations[config.ConfigHashAnnotation]
 
 	f.updateMcp("tools", withAccess(&mcpv1.AccessSpec{
 		Allow:      []mcpv1.AccessRule{{Organization: "acme"}},
@@ -427,7 +427,7 @@ func TestMcpServerReconciler_access(t *testing.T) {
 		return nil
 	})
 	waitFor(f, "tools-gateway", &appsv1.Deployment{}, func(d *appsv1.Deployment) error {
-		if h := d.Spec.Template.Annotations[configHashAnnotation]; h == first {
+		if h := d.Spec.Template.Annotations[config.ConfigHashAnnotation]; h == first {
 			return fmt.Errorf("config hash still %s", h)
 		}
 		return nil

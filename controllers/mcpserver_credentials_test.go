@@ -295,7 +295,7 @@ func TestMcpServerReconciler_credentials(t *testing.T) {
 	if after.Generation != before.Generation || !reflect.DeepEqual(after.Spec.Template, before.Spec.Template) {
 		t.Errorf("a new Secret value changed the Deployment: generation %d -> %d", before.Generation, after.Generation)
 	}
-	if after.Spec.Template.Annotations[configHashAnnotation] != d.Spec.Template.Annotations[configHashAnnotation] {
+	if after.Spec.Template.Annotations[config.ConfigHashAnnotation] != d.Spec.Template.Annotations[config.ConfigHashAnnotation] {
 		t.Errorf("config hash changed with the Secret's value")
 	}
 	f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // reconcileDeployment applies the gateway Deployment and, with more than one
@@ -72,7 +73,7 @@ func (r *McpServerReconciler) deployedConfigHash(ctx context.Context, mcp *mcpv1
 	if err != nil {
 		return "", client.IgnoreNotFound(err)
 	}
-	return current.Spec.Template.Annotations[configHashAnnotation], nil
+	return current.Spec.Template.Annotations[config.ConfigHashAnnotation], nil
 }
 
 // gatewayAvailability reads GatewayAvailable off an applied Deployment.

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // The Gateway API is optional in a cluster, so HTTPRoutes are handled as
@@ -110,7 +111,7 @@ func buildHTTPRoute(mcp *mcpv1.McpServer) *unstructured.Unstructured {
 		"parentRefs": parents,
 		"hostnames":  hostnames,
 		"rules": []any{map[string]any{
-			"matches":     []any{exact(path), exact(resourceMetadataPath(path))},
+			"matches":     []any{exact(path), exact(config.ResourceMetadataPath(path))},
 			"backendRefs": []any{map[string]any{"name": gatewayName(mcp), "port": int64(servicePort)}},
 		}},
 	}

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // Field indexes over McpServers, so that an event on a referenced object
@@ -56,7 +57,7 @@ const (
 //     cluster. Secrets are also watched in clusterResourceNamespace, where
 //     ClusterClerkInstances keep theirs.
 func CacheOptions(clusterResourceNamespace string, namespaces ...string) cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{labelManagedBy: managedByValue})
+	managed := labels.SelectorFromSet(labels.Set{config.LabelManagedBy: config.ManagedByValue})
 	var watched, secretNamespaces map[string]cache.Config
 	if len(namespaces) > 0 {
 		watched = make(map[string]cache.Config, len(namespaces))

@@ -177,7 +177,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		toolScopes:     map[string][]string{},
 		allowedOrigins: map[string]bool{},
 		policy:         access.Compile(cfg.Access),
-		metadataPaths:  map[string]bool{wellKnownResource: true, resourceMetadataPath(cfg.Path): true},
+		metadataPaths:  map[string]bool{config.WellKnownResourceMetadata: true, config.ResourceMetadataPath(cfg.Path): true},
 		creds:          newUpstreamCredentials(cfg.Upstream.Credentials),
 	}
 	var err error
@@ -191,7 +191,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		g.allowedOrigins[origin(g.publicURL.Scheme, g.publicURL.Host)] = true
 		// Clients derive the metadata path from the URL they use, which
 		// is the public one when a proxy in front rewrites the path.
-		g.metadataPaths[resourceMetadataPath(g.publicURL.Path)] = true
+		g.metadataPaths[config.ResourceMetadataPath(g.publicURL.Path)] = true
 	}
 	for _, o := range cfg.AllowedOrigins {
 		u, err := url.Parse(o)

@@ -15,24 +15,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // Well-known paths the gateway serves.
 const (
-	wellKnownResource = "/.well-known/oauth-protected-resource"
-	wellKnownAS       = "/.well-known/oauth-authorization-server"
-	wellKnownOpenID   = "/.well-known/openid-configuration"
+	wellKnownAS     = "/.well-known/oauth-authorization-server"
+	wellKnownOpenID = "/.well-known/openid-configuration"
 )
-
-// resourceMetadataPath is where RFC 9728 puts the metadata of a resource
-// with path p: the well-known prefix followed by p, or the prefix alone for
-// the root (clients then try exactly that).
-func resourceMetadataPath(p string) string {
-	if p == "" || p == "/" {
-		return wellKnownResource
-	}
-	return wellKnownResource + p
-}
 
 // resourceMetadata is the RFC 9728 protected resource metadata document.
 type resourceMetadata struct {
@@ -51,7 +42,7 @@ type resourceMetadata struct {
 // proxy sets them.
 func (g *Gateway) publicEndpoint(r *http.Request) (resource, metadataURL string) {
 	if u := g.publicURL; u != nil {
-		return g.cfg.PublicURL, u.Scheme + "://" + u.Host + resourceMetadataPath(u.Path)
+		return g.cfg.PublicURL, u.Scheme + "://" + u.Host + config.ResourceMetadataPath(u.Path)
 	}
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
@@ -69,7 +60,7 @@ func (g *Gateway) publicEndpoint(r *http.Request) (resource, metadataURL string)
 		host = "localhost" // an HTTP/1.0 request without Host
 	}
 	base := scheme + "://" + host
-	return base + g.cfg.Path, base + resourceMetadataPath(g.cfg.Path)
+	return base + g.cfg.Path, base + config.ResourceMetadataPath(g.cfg.Path)
 }
 
 // firstListValue is the first element of a comma-separated header value:

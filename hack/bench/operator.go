@@ -104,7 +104,6 @@ const (
 
 	// The controller puts this label on every object it owns
 	// (controllers/mcpserver_builders.go).
-	managedByLabel, managedByValue = "app.kubernetes.io/managed-by", "mcpgate"
 )
 
 // runOperatorScale starts a control plane (envtest), a Clerk emulator and
@@ -658,7 +657,7 @@ func (s *scaleRun) observedGenerations(ctx context.Context) (map[string]int64, e
 func (s *scaleRun) gatewayObjects(ctx context.Context, listGVK schema.GroupVersionKind) (map[string]bool, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(listGVK)
-	if err := s.c.List(ctx, list, client.MatchingLabels{managedByLabel: managedByValue}); err != nil {
+	if err := s.c.List(ctx, list, client.MatchingLabels{config.LabelManagedBy: config.ManagedByValue}); err != nil {
 		return nil, fmt.Errorf("list %s: %w", strings.TrimSuffix(listGVK.Kind, "List"), err)
 	}
 	out := make(map[string]bool, len(list.Items))
@@ -672,7 +671,7 @@ func (s *scaleRun) gatewayObjects(ctx context.Context, listGVK schema.GroupVersi
 // updateScope among its scopes.
 func (s *scaleRun) configuredGateways(ctx context.Context) (map[string]bool, error) {
 	var list corev1.ConfigMapList
-	if err := s.c.List(ctx, &list, client.MatchingLabels{managedByLabel: managedByValue}); err != nil {
+	if err := s.c.List(ctx, &list, client.MatchingLabels{config.LabelManagedBy: config.ManagedByValue}); err != nil {
 		return nil, fmt.Errorf("list configmaps: %w", err)
 	}
 	out := make(map[string]bool, len(list.Items))
@@ -690,7 +689,7 @@ func (s *scaleRun) configuredGateways(ctx context.Context) (map[string]bool, err
 func objectKey(o metav1.Object) string { return o.GetNamespace() + "/" + o.GetName() }
 
 // gatewayKey is the namespace/name of the objects the manager makes for m.
-func gatewayKey(m *mcpv1.McpServer) string { return m.Namespace + "/" + m.Name + "-gateway" }
+func gatewayKey(m *mcpv1.McpServer) string { return m.Namespace + "/" + config.GatewayName(m.Name) }
 
 // managerProcess is `mcpgate manager` running as a child, so that its CPU
 // time and memory are its own and readable in /proc.

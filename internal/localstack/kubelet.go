@@ -30,6 +30,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // Timing of the kubelet emulation.
@@ -122,7 +124,7 @@ type kubeletSpec struct {
 // own and returns once its caches are in sync. stop shuts it down and stops
 // every process it started.
 func startKubelet(ctx context.Context, s kubeletSpec) (k *kubelet, stop func() error, err error) {
-	managed := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "mcpgate"})
+	managed := labels.SelectorFromSet(labels.Set{config.LabelManagedBy: config.ManagedByValue})
 	mgr, err := ctrl.NewManager(s.restConfig, ctrl.Options{
 		Scheme:                 newScheme(),
 		Logger:                 s.logger,
@@ -281,9 +283,9 @@ func (k *kubelet) slotFor(d *appsv1.Deployment) (*slot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for gateway %s: %w", key, err)
 	}
-	mcpServer := d.Labels[mcpServerLabel]
+	mcpServer := d.Labels[config.LabelMcpServer]
 	if mcpServer == "" {
-		mcpServer = strings.TrimSuffix(d.Name, "-gateway")
+		mcpServer = strings.TrimSuffix(d.Name, config.GatewaySuffix)
 	}
 	s := &slot{
 		deployment: key,
@@ -324,7 +326,7 @@ func (k *kubelet) startPod(ctx context.Context, d *appsv1.Deployment, s *slot, t
 	p := &pod{
 		name:         filepath.Base(dir),
 		templateHash: tmplHash,
-		configHash:   d.Spec.Template.Annotations[configHashAnnotation],
+		configHash:   d.Spec.Template.Annotations[config.ConfigHashAnnotation],
 		dir:          dir,
 		grace:        defaultGracePeriod,
 	}

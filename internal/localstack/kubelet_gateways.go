@@ -3,6 +3,8 @@ package localstack
 import (
 	"context"
 	"fmt"
+
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // Gateway is a gateway process the kubelet emulation runs for an McpServer.
@@ -48,7 +50,7 @@ func (k *kubelet) gatewayLocked(namespace, name string) (Gateway, bool) {
 		g := Gateway{
 			Namespace: namespace, McpServer: name, Deployment: key.Name,
 			URL:         "http://" + s.fwd.addr() + s.mcpPath,
-			MetadataURL: "http://" + s.fwd.addr() + wellKnownResourceMetadata(s.mcpPath),
+			MetadataURL: "http://" + s.fwd.addr() + config.ResourceMetadataPath(s.mcpPath),
 			Starts:      s.starts,
 			LogPath:     s.logPath,
 		}
@@ -62,15 +64,6 @@ func (k *kubelet) gatewayLocked(namespace, name string) (Gateway, bool) {
 		return g, true
 	}
 	return Gateway{}, false
-}
-
-// wellKnownResourceMetadata is the RFC 9728 metadata path of an MCP path.
-func wellKnownResourceMetadata(mcpPath string) string {
-	const prefix = "/.well-known/oauth-protected-resource"
-	if mcpPath == "/" {
-		return prefix
-	}
-	return prefix + mcpPath
 }
 
 // gateway describes the slot of McpServer namespace/name.

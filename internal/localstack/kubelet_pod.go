@@ -28,14 +28,6 @@ import (
 // the image's mcpgate binary, for which it substitutes the local build.
 const mcpgateCommand = "mcpgate"
 
-// configHashAnnotation is where the controller puts the hash of the gateway
-// configuration on the pod template; the kubelet reports it, as the
-// version a gateway runs.
-const configHashAnnotation = "mcpgate.dev/config-hash"
-
-// mcpServerLabel names the McpServer a gateway Deployment belongs to.
-const mcpServerLabel = "mcpgate.dev/mcpserver"
-
 // templateHash fingerprints a pod template: a Deployment rolls its pods when
 // any of it changes (the config hash annotation and the arguments included),
 // and so does the kubelet emulation.

@@ -334,12 +334,12 @@ func TestContainerEnv(t *testing.T) {
 func TestTemplateHashFollowsTheTemplate(t *testing.T) {
 	t.Parallel()
 	a := corev1.PodTemplateSpec{Spec: gatewayPodSpec()}
-	a.Annotations = map[string]string{configHashAnnotation: "1"}
+	a.Annotations = map[string]string{config.ConfigHashAnnotation: "1"}
 	b := *a.DeepCopy()
 	if templateHash(&a) != templateHash(&b) {
 		t.Fatal("equal templates hash differently")
 	}
-	b.Annotations[configHashAnnotation] = "2"
+	b.Annotations[config.ConfigHashAnnotation] = "2"
 	c := *a.DeepCopy()
 	c.Spec.Containers[0].Args = append(c.Spec.Containers[0].Args, "--log-level=debug")
 	for name, other := range map[string]corev1.PodTemplateSpec{"config hash": b, "args": c} {

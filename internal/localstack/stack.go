@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // Stack is a running local mcpgate installation. Its methods are safe for
@@ -350,13 +351,13 @@ func (s *Stack) WaitGateway(ctx context.Context, namespace, name, configHash str
 // no Deployment yet.
 func (s *Stack) ConfigHash(ctx context.Context, namespace, name string) (string, error) {
 	var list appsv1.DeploymentList
-	if err := s.client.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{mcpServerLabel: name}); err != nil {
+	if err := s.client.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{config.LabelMcpServer: name}); err != nil {
 		return "", fmt.Errorf("list gateway deployments of %s/%s: %w", namespace, name, err)
 	}
 	if len(list.Items) == 0 {
 		return "", nil
 	}
-	return list.Items[0].Spec.Template.Annotations[configHashAnnotation], nil
+	return list.Items[0].Spec.Template.Annotations[config.ConfigHashAnnotation], nil
 }
 
 // round shortens a duration for progress lines.
