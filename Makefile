@@ -41,8 +41,11 @@ manifests: ## Generate the CRD and RBAC manifests from the API and controller ma
 	cp config/rbac/role.yaml charts/mcpgate/files/rbac/manager-role.yaml
 
 .PHONY: generate
-generate: ## Generate the DeepCopy methods of the API types.
+generate: ## Generate the DeepCopy methods of the API types and docs/api-reference.md from their doc comments.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+	$(GO) tool -modfile=hack/tools/go.mod crd-ref-docs --source-path=./api/v1alpha1 --renderer=markdown \
+		--config=hack/api-docs/config.yaml --templates-dir=hack/api-docs/templates \
+		--output-path=docs/api-reference.md --log-level=ERROR
 
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
