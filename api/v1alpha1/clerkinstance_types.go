@@ -16,7 +16,8 @@ type ClerkInstanceSpec struct {
 	PublishableKey PublishableKey `json:"publishableKey,omitempty"`
 
 	// issuer is the Frontend API URL, for Clerk proxy and custom-domain setups.
-	// It must equal the iss claim of the instance's tokens.
+	// It must equal the iss claim of the instance's tokens. https is required,
+	// except for loopback hosts (localhost, 127.0.0.1, ::1) in local development.
 	// +optional
 	Issuer IssuerURL `json:"issuer,omitempty"`
 
@@ -31,7 +32,8 @@ type ClerkInstanceSpec struct {
 	ClerkSettings `json:",inline"`
 
 	// defaultScopes are the scopes the instance grants a client that asks
-	// for none. Unset leaves the instance setting alone.
+	// for none (default_scopes), compared as a set. Unset leaves the
+	// instance setting alone.
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
@@ -65,7 +67,7 @@ type ClerkInstanceStatus struct {
 	Issuer string `json:"issuer,omitempty"`
 
 	// settings are the instance's OAuth application settings as last read
-	// from Clerk.
+	// from Clerk, also those the object declares nothing about.
 	// +optional
 	Settings *ObservedClerkSettings `json:"settings,omitempty"`
 
@@ -75,6 +77,7 @@ type ClerkInstanceStatus struct {
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 
 	// conditions: Ready, and the kstatus Reconciling and Stalled.
+	// docs/conditions.md lists their reasons.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -83,7 +86,7 @@ type ClerkInstanceStatus struct {
 
 // ClerkInstance is a Clerk instance defined once for the McpServers of its
 // namespace, which name it in spec.clerk.instanceRef. It owns the instance's
-// OAuth application settings.
+// OAuth application settings. Namespaced; short name clerk.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -117,7 +120,8 @@ type ClerkInstanceList struct {
 
 // ClusterClerkInstance is a Clerk instance defined once for the McpServers of
 // every namespace. Its secret key stays in the operator's namespace; each
-// referencing McpServer gets a copy for its gateway.
+// referencing McpServer gets a copy for its gateway. Cluster-scoped; short
+// name cclerk.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status

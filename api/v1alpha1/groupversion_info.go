@@ -1,4 +1,5 @@
-// Package v1alpha1 holds the mcpgate.dev/v1alpha1 API: the McpServer kind.
+// Package v1alpha1 holds the mcpgate.dev/v1alpha1 API: the McpServer,
+// ClerkInstance and ClusterClerkInstance kinds.
 //
 // +kubebuilder:object:generate=true
 // +groupName=mcpgate.dev

@@ -35,7 +35,8 @@ type McpServerSpec struct {
 	// +optional
 	ToolScopes []ToolScope `json:"toolScopes,omitempty"`
 
-	// toolScopeChallenge says when clients are asked for the toolScopes.
+	// toolScopeChallenge says when clients are asked for the toolScopes;
+	// AtSignIn needs toolScopes.
 	// StepUp (the default) asks at sign-in for spec.scopes only, and for a
 	// tool's scopes with a 403 insufficient_scope when it is called: least
 	// privilege, but clients that register once, such as those built on
@@ -63,14 +64,16 @@ type McpServerSpec struct {
 	// +required
 	Clerk ClerkSpec `json:"clerk"`
 
-	// ingress publishes the gateway through an Ingress. Without it, the gateway
-	// is reachable only through its in-cluster Service.
+	// ingress publishes the gateway through an Ingress; set it or httpRoute,
+	// not both. Without either, the gateway is reachable only through its
+	// in-cluster Service.
 	// +optional
 	Ingress *IngressSpec `json:"ingress,omitempty"`
 
 	// httpRoute publishes the gateway through a Gateway API HTTPRoute
-	// (gateway.networking.k8s.io/v1) instead of an Ingress. The public URL
-	// is https://<first hostname><path>.
+	// (gateway.networking.k8s.io/v1) instead of an Ingress; set it or
+	// ingress, not both. The public URL is https://<first hostname><path>.
+	// The operator needs the Gateway API CRDs installed when it starts.
 	// +optional
 	HTTPRoute *HTTPRouteSpec `json:"httpRoute,omitempty"`
 
@@ -90,9 +93,10 @@ type Upstream struct {
 	// +optional
 	Service *UpstreamService `json:"service,omitempty"`
 
-	// url is the base of an upstream outside the cluster: scheme, host and
-	// optional port, such as https://mcp.example.com. The endpoint path goes
-	// in upstream.path.
+	// url is the base of an upstream outside the cluster: an absolute http
+	// or https URL of scheme, host and optional port only (no path, query,
+	// fragment or user info), such as https://mcp.example.com. The endpoint
+	// path goes in upstream.path.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0",message="must be an absolute http or https URL"
 	// +kubebuilder:validation:XValidation:rule="!isURL(self) || ((url(self).getEscapedPath() == '/' || size(url(self).getEscapedPath()) == 0) && size(url(self).getQuery()) == 0 && !self.contains('#') && !self.contains('@'))",message="must hold only scheme, host and port (no path, query, fragment or user info); put the endpoint path in upstream.path"
@@ -106,7 +110,8 @@ type Upstream struct {
 
 	// isolation keeps everything but this McpServer's gateway away from a
 	// service upstream, with NetworkPolicies. On by default for service
-	// upstreams; it needs a CNI that enforces NetworkPolicy.
+	// upstreams; it needs a CNI that enforces NetworkPolicy. With a url
+	// upstream, leave it out or set enabled to false.
 	// +optional
 	Isolation *UpstreamIsolation `json:"isolation,omitempty"`
 
@@ -240,13 +245,15 @@ type UpstreamIsolation struct {
 
 // UpstreamService points at a port of a Service in the McpServer's namespace.
 type UpstreamService struct {
-	// name of the Service.
+	// name of the Service: lowercase letters, digits and '-', starting
+	// with a letter.
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="must be a Service name: lowercase letters, digits and '-', starting with a letter"
 	// +required
 	Name string `json:"name"`
 
-	// port is the Service port, by number or by name.
+	// port is the Service port, by number (1 to 65535, used as is) or by
+	// name (looked up in the Service's spec.ports, not the target port).
 	// +kubebuilder:validation:XIntOrString
 	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : (size(self) <= 15 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",message="must be a port number from 1 to 65535 or a port name"
@@ -254,7 +261,9 @@ type UpstreamService struct {
 	Port intstr.IntOrString `json:"port"`
 }
 
-// URLPath is an absolute URL path such as /mcp.
+// URLPath is an absolute URL path such as /mcp: either / or '/'-separated
+// segments of URL path characters (A-Z a-z 0-9 . _ ~ ! $ & ( ) * + , ; = : @ % -),
+// without empty segments, a trailing '/', '..', '?' or '#'.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=256
 // +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="must start with '/'"
@@ -398,7 +407,8 @@ type AccessRule struct {
 
 	// emailDomain admits users with a verified email address in exactly
 	// this domain, such as example.com (not its subdomains), compared
-	// without regard to case.
+	// without regard to case. Dot-separated DNS labels, without '@', a
+	// wildcard or a trailing dot.
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?([.][A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$')",message="must be an email domain such as example.com: dot-separated DNS labels, without '@', a wildcard or a trailing dot"
 	// +optional
@@ -488,7 +498,9 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.matches('^pk_(test|live)_[A-Za-z0-9+/_=-]+$')",message="must be a Clerk publishable key: pk_test_... or pk_live_..."
 type PublishableKey string
 
-// IssuerURL is a Clerk Frontend API URL, exactly as in the tokens' iss claim.
+// IssuerURL is a Clerk Frontend API URL, exactly as in the tokens' iss
+// claim: https (plain http only for localhost, 127.0.0.1 and ::1), without
+// a trailing '/', a query or a fragment.
 // +kubebuilder:validation:MaxLength=512
 // +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0",message="must be an absolute https URL"
 // +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || url(self).getHostname() in ['localhost', '127.0.0.1', '::1']",message="must use https; plain http is allowed only for the loopback hosts localhost, 127.0.0.1 and ::1"
@@ -499,24 +511,30 @@ type IssuerURL string
 // mcpgate keeps. An unset field leaves the instance's setting alone.
 type ClerkSettings struct {
 	// dynamicClientRegistration turns the instance's RFC 7591 dynamic client
-	// registration on or off, which MCP clients such as Claude and Cursor use
-	// to register themselves. Unset leaves the instance setting alone.
+	// registration (dynamic_oauth_client_registration) on or off, which MCP
+	// clients such as Claude and Cursor use to register themselves. Unset
+	// leaves the instance setting alone.
 	// +optional
 	DynamicClientRegistration *bool `json:"dynamicClientRegistration,omitempty"`
 
 	// clientIdMetadataDocuments makes the instance advertise support for
-	// OAuth Client ID Metadata Documents. Unset leaves the setting alone.
+	// OAuth Client ID Metadata Documents
+	// (client_id_metadata_documents_advertised). Unset leaves the setting
+	// alone.
 	// +optional
 	ClientIDMetadataDocuments *bool `json:"clientIdMetadataDocuments,omitempty"`
 
 	// jwtAccessTokens makes the instance issue JWT access tokens (verified by
 	// the gateway locally) rather than opaque ones (verified with a Backend
-	// API call, then cached). Unset leaves the setting alone.
+	// API call, then cached): oauth_jwt_access_tokens. Unset leaves the
+	// setting alone.
 	// +optional
 	JWTAccessTokens *bool `json:"jwtAccessTokens,omitempty"`
 }
 
-// SecretKeyReference selects one key of a Secret in the same namespace.
+// SecretKeyReference selects one key of a Secret in the same namespace. The
+// name is a lowercase DNS subdomain; the key holds letters, digits, '-', '_'
+// and '.'.
 type SecretKeyReference struct {
 	// name of the Secret.
 	// +kubebuilder:validation:MinLength=1
@@ -535,7 +553,8 @@ type SecretKeyReference struct {
 
 // IngressSpec publishes the gateway on a host through an Ingress.
 type IngressSpec struct {
-	// host is the public DNS name clients connect to.
+	// host is the public DNS name clients connect to: lowercase, without a
+	// wildcard.
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a lowercase DNS name such as tools.example.com"
 	// +required
@@ -546,7 +565,8 @@ type IngressSpec struct {
 	// +optional
 	ClassName *string `json:"className,omitempty"`
 
-	// tls terminates TLS for host with a certificate from a Secret.
+	// tls terminates TLS for host with a certificate from a Secret, and
+	// makes status.url https.
 	// +optional
 	TLS *IngressTLS `json:"tls,omitempty"`
 
@@ -582,7 +602,9 @@ type GatewaySpec struct {
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// autoscaling hands the number of gateway pods to a
-	// HorizontalPodAutoscaler that follows their CPU use.
+	// HorizontalPodAutoscaler that follows their CPU use. It needs
+	// resources.requests.cpu; while it is set, replicas is ignored and the
+	// autoscaler owns the Deployment's replica count.
 	// +optional
 	Autoscaling *GatewayAutoscaling `json:"autoscaling,omitempty"`
 
@@ -692,16 +714,22 @@ type McpServerStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// url is the MCP endpoint clients connect to: https://host/path behind an
-	// Ingress with TLS, http://host/path without TLS, and the in-cluster Service
-	// URL without an Ingress.
+	// Ingress with TLS or an HTTPRoute, http://host/path behind an Ingress
+	// without TLS, and http://<name>-gateway.<namespace>.svc/path otherwise.
+	// It is derived from the spec alone, so it is set even while the
+	// McpServer is not ready.
 	// +optional
 	URL string `json:"url,omitempty"`
 
-	// resourceMetadataURL is where the RFC 9728 protected resource metadata is served.
+	// resourceMetadataURL is where the RFC 9728 protected resource metadata is
+	// served: url's origin plus /.well-known/oauth-protected-resource and the
+	// path (no suffix when the path is /).
 	// +optional
 	ResourceMetadataURL string `json:"resourceMetadataURL,omitempty"`
 
-	// issuer is the token issuer (the Clerk Frontend API URL) the gateway accepts.
+	// issuer is the token issuer (the Clerk Frontend API URL) the gateway
+	// accepts: spec.clerk.issuer, decoded from the publishable key, or the
+	// instance object's.
 	// +optional
 	Issuer string `json:"issuer,omitempty"`
 
@@ -711,12 +739,15 @@ type McpServerStatus struct {
 
 	// access is Restricted when spec.access has rules on who may call the
 	// server or some of its tools, and AnySignedInUser when every user with
-	// a valid access token (and the scopes) may call every tool.
+	// a valid access token (and the scopes) may call every tool. kubectl get
+	// shows it as ACCESS.
 	// +optional
 	Access AccessMode `json:"access,omitempty"`
 
-	// conditions: Ready, ClerkConfigured, GatewayAvailable and, with an
-	// Ingress, IngressReady.
+	// conditions: Ready, ClerkConfigured, GatewayAvailable, IngressReady
+	// with an Ingress, HTTPRouteReady with an HTTPRoute, UpstreamIsolated
+	// while isolation is enabled, and the kstatus Reconciling and Stalled
+	// while they apply. docs/conditions.md lists their reasons.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -738,6 +769,9 @@ const (
 
 // McpServer publishes an MCP server behind a gateway that requires Clerk-issued
 // OAuth access tokens, as the MCP authorization specification describes.
+// Namespaced; short name mcps. Its name is at most 55 characters, starts with
+// a letter and holds no '.', because it names the gateway's Service,
+// <name>-gateway.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
