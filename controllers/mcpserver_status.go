@@ -46,23 +46,6 @@ func (r *McpServerReconciler) summarize(ctx context.Context, mcp *mcpv1.McpServe
 	setProgress(&mcp.Status.Conditions, mcp.Generation, r.Clock.Now(), status, reason, message)
 }
 
-// stalledReasons are the Ready=False reasons nothing but a person can fix:
-// the spec, the Clerk key or a conflict with another McpServer must change.
-// Every other reason resolves itself (pods start, an address is assigned,
-// a Secret or Service created later by GitOps appears, Clerk comes back).
-var stalledReasons = map[string]bool{
-	mcpv1.ReasonInvalidSpec:       true,
-	mcpv1.ReasonHostPathConflict:  true,
-	mcpv1.ReasonConflict:          true,
-	mcpv1.ReasonClerkUnauthorized: true,
-	mcpv1.ReasonClerkRejected:     true,
-	mcpv1.ReasonSecretConflict:    true,
-	// The Gateway API missing, or a Gateway refusing the route, needs the
-	// platform team.
-	mcpv1.ReasonGatewayAPIUnavailable: true,
-	mcpv1.ReasonRouteNotAccepted:      true,
-}
-
 // setProgress writes the kstatus conditions that GitOps tools read beside
 // Ready: Reconciling while the object is on its way to Ready, Stalled when it
 // cannot get there without a change. Both are "abnormal-true": they are
@@ -70,8 +53,8 @@ var stalledReasons = map[string]bool{
 // reconciling.
 func setProgress(conds *[]metav1.Condition, generation int64, now time.Time, ready metav1.ConditionStatus, reason, message string) {
 	reconciling, stalled := false, false
-	if ready != metav1.ConditionTrue && reason != mcpv1.ReasonScaledToZero {
-		stalled = stalledReasons[reason]
+	if p := policyOf(reason); ready != metav1.ConditionTrue && !p.settled {
+		stalled = p.stalled
 		reconciling = !stalled
 	}
 	for typ, on := range map[string]bool{mcpv1.ConditionReconciling: reconciling, mcpv1.ConditionStalled: stalled} {
@@ -121,21 +104,9 @@ func (r *McpServerReconciler) recordReadyTransition(before, after *mcpv1.McpServ
 	switch {
 	case now.Status == metav1.ConditionTrue:
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, now.Reason, "Reconcile", "%s", now.Message)
-	case (was != nil && was.Status == metav1.ConditionTrue) || needsUserAction(now.Reason):
+	case (was != nil && was.Status == metav1.ConditionTrue) || policyOf(now.Reason).warns:
 		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
 	}
-}
-
-// needsUserAction tells the Ready=False reasons that only a change to the
-// McpServer or the objects it names can clear.
-func needsUserAction(reason string) bool {
-	switch reason {
-	case mcpv1.ReasonSecretNotFound, mcpv1.ReasonUpstreamPortNotFound, mcpv1.ReasonInvalidSpec, mcpv1.ReasonHostPathConflict,
-		mcpv1.ReasonConflict, mcpv1.ReasonClerkUnauthorized, mcpv1.ReasonClerkRejected, mcpv1.ReasonClerkInstanceNotFound,
-		mcpv1.ReasonSecretConflict:
-		return true
-	}
-	return false
 }
 
 func findCondition(mcp *mcpv1.McpServer, typ string) *metav1.Condition {
