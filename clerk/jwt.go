@@ -47,17 +47,17 @@ type jwtClaims struct {
 // Signature verification uses crypto/rsa directly rather than go-jose's
 // parser, which also accepts the JSON serialization, strips whitespace and
 // has no algorithm allow-list in v3: one strict parser, one algorithm.
-func (v *Verifier) verifyJWT(ctx context.Context, token string) (Identity, error) {
+func (v *Verifier) verifyJWT(ctx context.Context, token string, call *verifyCall) (Identity, error) {
 	if !isBase64URLOrDot(token) {
 		return Identity{}, invalid("malformed token")
 	}
 	key := sha256.Sum256([]byte(token))
 	if s, ok := v.signed.get(key, v.opts.Now()); ok {
-		// Only while the key set still serves the key (signingKey also
+		// Only while the key set still serves the key (looking it up also
 		// keeps the key set fresh, as for any token): a key Clerk rotated
 		// out stops vouching for cached tokens once the set is refreshed.
-		if pub, err := v.signingKey(ctx, s.kid); err == nil && pub == s.pub {
-			return v.checkClaims(&s.claims)
+		if pub, err := v.keys.key(ctx, s.kid); err == nil && pub == s.pub {
+			return v.checkClaims(&s.claims, call.audiences)
 		}
 	}
 	h64, rest, _ := strings.Cut(token, ".")
@@ -84,7 +84,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Identity, error
 		return Identity{}, invalid("malformed signature")
 	}
 
-	pub, err := v.signingKey(ctx, hdr.Kid)
+	pub, err := v.keys.key(ctx, hdr.Kid)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -97,7 +97,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Identity, error
 	if err := decodeSegment(p64, &c); err != nil {
 		return Identity{}, invalid("malformed claims")
 	}
-	id, err := v.checkClaims(&c)
+	id, err := v.checkClaims(&c, call.audiences)
 	if err == nil && v.opts.JWTCacheTTL > 0 {
 		now := v.opts.Now()
 		v.signed.put(key, signedJWT{kid: hdr.Kid, pub: pub, claims: c,
@@ -125,8 +125,9 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// checkClaims applies the access token rules to signed claims.
-func (v *Verifier) checkClaims(c *jwtClaims) (Identity, error) {
+// checkClaims applies the access token rules to signed claims, accepting
+// the audiences given.
+func (v *Verifier) checkClaims(c *jwtClaims, audiences []string) (Identity, error) {
 	now, leeway := v.opts.Now(), v.opts.Leeway
 	switch {
 	case c.Iss != v.opts.Issuer:
@@ -146,7 +147,7 @@ func (v *Verifier) checkClaims(c *jwtClaims) (Identity, error) {
 	case c.Sub == "":
 		return Identity{}, invalid("missing subject")
 	}
-	if ok, err := audienceAccepted(c.Aud, v.opts.Audiences); err != nil {
+	if ok, err := audienceAccepted(c.Aud, audiences); err != nil {
 		return Identity{}, invalid("malformed claims")
 	} else if !ok {
 		return Identity{}, invalid("wrong audience")

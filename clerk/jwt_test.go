@@ -259,6 +259,91 @@ func TestVerifier_noAudiences(t *testing.T) {
 	wantInvalid(t, err, "wrong audience")
 }
 
+// TestVerifier_withAudience checks the audiences a call accepts: those of
+// VerifierOptions without WithAudience, exactly those named with it, and
+// that a JWT's cached signature carries no audience from an earlier call.
+func TestVerifier_withAudience(t *testing.T) {
+	t.Parallel()
+	const other = "http://gw.example.com/mcp"
+	clock := newFakeClock()
+	key := newRSAKey(t)
+	v, err := NewVerifier(VerifierOptions{Issuer: testIssuer, BackendAPIURL: "http://127.0.0.1:1/v1", SecretKey: staticKey("sk"),
+		Audiences: []string{testResource}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustKey(v, testKID, &key.PublicKey, clock.Now())
+	tests := map[string]struct {
+		aud    any            // the aud claim; nil: absent
+		opts   []VerifyOption // the call's options
+		wantOK bool           // whether the token verifies
+	}{
+		"no aud, default":                 {wantOK: true},
+		"no aud, per call":                {opts: []VerifyOption{WithAudience(other)}, wantOK: true},
+		"no aud, none accepted":           {opts: []VerifyOption{WithAudience()}, wantOK: true},
+		"default aud, default":            {aud: testResource, wantOK: true},
+		"default aud, per call elsewhere": {aud: testResource, opts: []VerifyOption{WithAudience(other)}},
+		"per-call aud, default":           {aud: other},
+		"per-call aud, per call":          {aud: other, opts: []VerifyOption{WithAudience(other)}, wantOK: true},
+		"per-call aud in a list":          {aud: []string{"https://x.example.com", other}, opts: []VerifyOption{WithAudience(testResource, other)}, wantOK: true},
+		"any aud, none accepted":          {aud: testResource, opts: []VerifyOption{WithAudience()}},
+		"last option wins":                {aud: other, opts: []VerifyOption{WithAudience(other), WithAudience(testResource)}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			claims := with(accessClaims(testIssuer, clock.Now()), map[string]any{"aud": tc.aud, "jti": "oat_" + name})
+			tok := mintJWT(t, key, accessHeader(testKID), claims)
+			// Twice: the second answer comes from the signature cache.
+			for range 2 {
+				_, err := v.Verify(context.Background(), tok, tc.opts...)
+				if tc.wantOK && err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if !tc.wantOK {
+					wantInvalid(t, err, "wrong audience")
+				}
+			}
+		})
+	}
+	t.Run("cached under one audience, refused under another", func(t *testing.T) {
+		t.Parallel()
+		tok := mintJWT(t, key, accessHeader(testKID), with(accessClaims(testIssuer, clock.Now()), map[string]any{"aud": other, "jti": "oat_cached"}))
+		if _, err := v.Verify(context.Background(), tok, WithAudience(other)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := v.Verify(context.Background(), tok)
+		wantInvalid(t, err, "wrong audience")
+	})
+}
+
+// TestFormatOf checks the shapes Verify tells apart.
+func TestFormatOf(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		token string      // the token
+		want  TokenFormat // its format
+	}{
+		"jwt":                {token: "e30.e30.c2ln", want: FormatJWT},
+		"jwt, empty parts":   {token: "..", want: FormatJWT},
+		"opaque":             {token: "oat_0123456789abcdef0123456789abcdef", want: FormatOpaque},
+		"opaque prefix only": {token: "oat_", want: FormatOpaque},
+		"opaque with dots":   {token: "oat_a.b.c", want: FormatOpaque},
+		"empty":              {token: "", want: FormatOther},
+		"one dot":            {token: "e30.e30", want: FormatOther},
+		"three dots":         {token: "a.b.c.d", want: FormatOther},
+		"upper-case prefix":  {token: "OAT_0123", want: FormatOther},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if got := FormatOf(tc.token); got != tc.want {
+				t.Errorf("FormatOf(%q) = %q, want %q", tc.token, got, tc.want)
+			}
+		})
+	}
+}
+
 // TestVerifier_identityIsACopy checks that a caller changing the returned
 // scopes cannot change what the next caller sees.
 func TestVerifier_identityIsACopy(t *testing.T) {

@@ -12,7 +12,8 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// TokenFormat tells which of Clerk's two access token formats a token had.
+// TokenFormat tells which of Clerk's two access token formats a token has,
+// judged by its shape alone (see FormatOf).
 type TokenFormat string
 
 const (
@@ -20,7 +21,23 @@ const (
 	FormatJWT TokenFormat = "jwt"
 	// FormatOpaque is an "oat_" token, verified by the Backend API.
 	FormatOpaque TokenFormat = "opaque"
+	// FormatOther is neither shape; Verify refuses it unread.
+	FormatOther TokenFormat = "other"
 )
+
+// FormatOf classifies token by its shape, as Verify does to pick how to
+// verify it; it says nothing of validity. Callers use it to label what
+// they measure with the same verdict the verifier acts on.
+func FormatOf(token string) TokenFormat {
+	switch {
+	case strings.HasPrefix(token, opaquePrefix):
+		return FormatOpaque
+	case strings.Count(token, ".") == 2:
+		return FormatJWT
+	default:
+		return FormatOther
+	}
+}
 
 // Identity is who a verified access token speaks for.
 type Identity struct {
@@ -78,8 +95,10 @@ type VerifierOptions struct {
 	// SecretKey returns the secret key; it is called before each Backend API
 	// call, so a rotated key is picked up (see SecretKeyFromFile).
 	SecretKey func(ctx context.Context) (string, error)
-	// Audiences are the accepted aud values (this resource's URL). A token
-	// without aud is accepted; a token with aud must name one of these.
+	// Audiences are the aud values accepted when a Verify call names none
+	// (see WithAudience): this resource's URL, for a server with one fixed
+	// URL. A JWT without aud is accepted; a JWT with aud must name one of
+	// these.
 	Audiences []string
 	// HTTPClient makes Backend API calls; nil uses one with timeouts.
 	HTTPClient *http.Client
@@ -115,8 +134,8 @@ type Verifier struct {
 	keys    *keySet
 	opaque  *verdictCache[tokenHash, verdict]
 	signed  *verdictCache[tokenHash, signedJWT]
-	// flights collapses concurrent Backend API calls: key "jwks" for the
-	// key set, the raw SHA-256 of a token for an opaque lookup.
+	// flights collapses concurrent lookups of one opaque token, keyed by
+	// the token's raw SHA-256.
 	flights singleflight.Group
 	// limit classifies failed calls; after a 429, opaque lookups that miss
 	// the cache fail fast until Retry-After has passed.
@@ -148,33 +167,74 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		opts.MaxCacheEntries = DefaultMaxCacheEntries
 	}
 	opts.Audiences = append([]string(nil), opts.Audiences...)
-	return &Verifier{
+	v := &Verifier{
 		opts:    opts,
 		backend: newBackend(opts.BackendAPIURL, opts.HTTPClient),
-		keys:    &keySet{},
 		opaque:  newVerdictCache[tokenHash, verdict](opts.MaxCacheEntries),
 		signed:  newVerdictCache[tokenHash, signedJWT](opts.MaxCacheEntries),
 		limit:   &backoff{now: opts.Now},
-	}, nil
+	}
+	// The key set comes from the Backend API, whose rate limit it shares
+	// with opaque lookups: hence v.limit.
+	v.keys = &keySet{
+		fetch:       v.backendKeys,
+		unavailable: v.limit.unavailable,
+		now:         opts.Now,
+		refresh:     opts.JWKSRefreshInterval,
+		maxAge:      opts.JWKSMaxAge,
+	}
+	return v, nil
+}
+
+// VerifyOption adjusts one Verify call.
+type VerifyOption func(*verifyCall)
+
+// verifyCall is what VerifyOptions set.
+type verifyCall struct {
+	audiences []string
+}
+
+// WithAudience makes the call accept a JWT whose aud names one of auds, in
+// place of VerifierOptions.Audiences: for a resource whose URL depends on
+// the request. A JWT without aud is still accepted. Opaque tokens carry no
+// audience Clerk reports, so it does not apply to them. One key set and one
+// signature cache serve every audience: only the claim check differs.
+func WithAudience(auds ...string) VerifyOption {
+	return func(c *verifyCall) { c.audiences = auds }
 }
 
 // Verify checks token and returns its identity. Errors are
 // *InvalidTokenError (answer 401) or *UnavailableError (answer 503 with
 // Retry-After); on any error the token must be treated as not valid. A
 // cancelled ctx gives an *UnavailableError wrapping ctx.Err().
-func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
+func (v *Verifier) Verify(ctx context.Context, token string, opts ...VerifyOption) (Identity, error) {
 	switch {
 	case token == "":
 		return Identity{}, invalid("empty token")
 	case len(token) > MaxTokenLength:
 		return Identity{}, invalid("token too long")
-	case strings.HasPrefix(token, opaquePrefix):
+	}
+	switch FormatOf(token) {
+	case FormatOpaque:
 		return v.verifyOpaque(ctx, token)
-	case strings.Count(token, ".") == 2:
-		return v.verifyJWT(ctx, token)
+	case FormatJWT:
+		call := verifyCall{audiences: v.opts.Audiences}
+		for _, o := range opts {
+			o(&call)
+		}
+		return v.verifyJWT(ctx, token, &call)
 	default:
 		return Identity{}, invalid("unrecognized token format")
 	}
+}
+
+// Ready reports whether the verifier can check JWTs without first waiting
+// on Clerk: nil once it holds a key set, which it then keeps through later
+// outages. Until then it fetches one, through the same rate-limited,
+// collapsed path as tokens, and returns the *UnavailableError of the
+// failure; so asking often costs Clerk nothing.
+func (v *Verifier) Ready(ctx context.Context) error {
+	return v.keys.ready(ctx)
 }
 
 // waitFlight waits for a collapsed call, or for ctx to end. The call itself

@@ -371,6 +371,80 @@ func TestVerifier_jwksMaxAge(t *testing.T) {
 	}
 }
 
+// TestVerifier_Ready checks the readiness signal: a failed key set fetch is
+// reported as unavailability and retried no sooner than a token's fetch
+// would be, with which it shares its rate limit; a burst of checks makes one
+// fetch; and once a set is held Ready is nil without asking Clerk, through
+// an outage, and the set serves tokens.
+func TestVerifier_Ready(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newFakeClock()
+	srv := newEmulator(t, clock)
+	v := newEmulatorVerifier(t, srv, clock)
+	tok := mint(t, srv, clerktest.TokenRequest{Format: clerktest.FormatJWT})
+
+	srv.SetFault(epJWKS, clerktest.Fault{Status: http.StatusServiceUnavailable})
+	wantUnavailable(t, v.Ready(ctx))
+	if n := srv.Calls(epJWKS); n != 1 {
+		t.Fatalf("%d JWKS fetches for a failed check, want 1", n)
+	}
+	srv.ClearFaults()
+	if ue := wantUnavailable(t, v.Ready(ctx)); ue.RetryAfter != jwksRetryAfterFailure {
+		t.Errorf("RetryAfter = %s, want the %s left before the next fetch", ue.RetryAfter, jwksRetryAfterFailure)
+	}
+	_, err := v.Verify(ctx, tok)
+	wantUnavailable(t, err)
+	if n := srv.Calls(epJWKS); n != 1 {
+		t.Fatalf("%d JWKS fetches, want none while the failed one is recent", n)
+	}
+
+	clock.Step(jwksRetryAfterFailure)
+	// Latency keeps the fetch open while the whole burst arrives.
+	srv.SetFault(epJWKS, clerktest.Fault{Latency: 100 * time.Millisecond})
+	errs := make([]error, 50)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { errs[i] = v.Ready(ctx) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("once the keys can be fetched: %v", err)
+		}
+	}
+	if n := srv.Calls(epJWKS); n != 2 {
+		t.Fatalf("%d JWKS fetches after a burst of checks, want 2", n)
+	}
+
+	srv.SetFault(clerktest.AllEndpoints, clerktest.Fault{Outage: true})
+	clock.Step(DefaultJWKSRefreshInterval)
+	if err := v.Ready(ctx); err != nil {
+		t.Errorf("with a key set held, Clerk down: %v", err)
+	}
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Errorf("token under the key set Ready fetched: %v", err)
+	}
+	if n := srv.Calls(epJWKS); n != 2 {
+		t.Errorf("%d JWKS fetches, want no more once a set is held", n)
+	}
+}
+
+// TestVerifier_opaqueAudience checks that WithAudience does not apply to
+// opaque tokens: Clerk's verify answer reports no audience to match.
+func TestVerifier_opaqueAudience(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	srv := newEmulator(t, clock)
+	v := newEmulatorVerifier(t, srv, clock)
+	tok := mint(t, srv, clerktest.TokenRequest{Format: clerktest.FormatOpaque})
+	for _, opts := range [][]VerifyOption{nil, {WithAudience("https://other.example.com/mcp")}, {WithAudience()}} {
+		if id, err := v.Verify(context.Background(), tok, opts...); err != nil || id.Format != FormatOpaque {
+			t.Errorf("opaque token with %d options: %+v, %v", len(opts), id, err)
+		}
+	}
+}
+
 // TestVerifier_opaqueSingleflight checks that 1,000 concurrent checks of
 // one fresh opaque token make one Backend API call.
 func TestVerifier_opaqueSingleflight(t *testing.T) {
