@@ -139,7 +139,7 @@ func TestClerkInstances(t *testing.T) {
 			t.Errorf("status.settings = %+v, want %+v", s, want)
 		}
 		if err := argoHealth[*mcpv1.ClerkInstance](t, argocd.StatusHealthy)(inst); err != nil {
-			t.Errorf("the README's Argo CD health check on a synced ClerkInstance: %v", err)
+			t.Errorf("the Argo CD health check (docs/gitops.md) on a synced ClerkInstance: %v", err)
 		}
 		if inst.Status.Issuer != issuer || inst.Status.LastSyncTime == nil {
 			t.Errorf("status issuer %q, lastSyncTime %v; want %q and a time", inst.Status.Issuer, inst.Status.LastSyncTime, issuer)
@@ -347,7 +347,7 @@ func TestClerkInstances(t *testing.T) {
 		}
 		cluster := waitInstance(f, f.ns, &mcpv1.ClusterClerkInstance{}, instanceReady[*mcpv1.ClusterClerkInstance](metav1.ConditionFalse, mcpv1.ReasonConflict))
 		if err := argoHealth[*mcpv1.ClusterClerkInstance](t, argocd.StatusDegraded)(cluster); err != nil {
-			t.Errorf("the README's Argo CD health check on a conflicting ClusterClerkInstance: %v", err)
+			t.Errorf("the Argo CD health check (docs/gitops.md) on a conflicting ClusterClerkInstance: %v", err)
 		}
 		if _, patches := calls(); patches != patches0 || !emu.Settings().OAuthJWTAccessTokens {
 			t.Errorf("conflicting declarations were applied: %d PATCH, settings %+v", patches-patches0, emu.Settings())

@@ -195,7 +195,7 @@ func writeResults(dir string, r *results) (string, error) {
 	return md, os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644)
 }
 
-// markdown renders the results as the tables of results.md and the README.
+// markdown renders the results as the tables of results.md and docs/performance.md.
 func markdown(r *results) string {
 	var b strings.Builder
 	m := r.Machine

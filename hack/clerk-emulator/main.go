@@ -12,7 +12,7 @@
 // memberships as Clerk's does, and the authorization endpoint signs in the
 // user named by login_hint. Flags choose the scope rule for registered
 // clients and turn on client ID metadata document clients; see usage below
-// and README.md.
+// and docs/development.md.
 package main
 
 import (

@@ -581,16 +581,17 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
-// TestReadmeHasTheScript: the README's argocd-cm snippet is the tested script.
-func TestReadmeHasTheScript(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+// TestGitOpsDocHasTheScript: the argocd-cm snippet of docs/gitops.md is the
+// tested script.
+func TestGitOpsDocHasTheScript(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "gitops.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(readme), "<!-- argocd:health -->\n")
+	_, rest, ok := strings.Cut(string(doc), "<!-- argocd:health -->\n")
 	snippet, _, ok2 := strings.Cut(rest, "<!-- /argocd:health -->")
 	if !ok || !ok2 {
-		t.Fatal("README.md has no <!-- argocd:health --> snippet")
+		t.Fatal("docs/gitops.md has no <!-- argocd:health --> snippet")
 	}
 	_, body, ok := strings.Cut(snippet, "resource.customizations.health.mcpgate.dev_McpServer: |\n")
 	body, _, _ = strings.Cut(body, "```")
@@ -602,6 +603,6 @@ func TestReadmeHasTheScript(t *testing.T) {
 		script.WriteString(strings.TrimPrefix(line, "    "))
 	}
 	if strings.TrimSpace(script.String()) != strings.TrimSpace(Script) {
-		t.Error("the README's Argo CD health check differs from internal/argocd/mcpserver-health.lua; copy it over")
+		t.Error("the Argo CD health check in docs/gitops.md differs from internal/argocd/mcpserver-health.lua; copy it over")
 	}
 }

@@ -249,22 +249,22 @@ func chartAppVersion(t *testing.T) string {
 	return chart.AppVersion
 }
 
-// TestReadmeDocumentsEveryValue: each value of the chart, by its full
-// dotted path, is in the README's values table.
-func TestReadmeDocumentsEveryValue(t *testing.T) {
+// TestInstallDocDocumentsEveryValue: each value of the chart, by its full
+// dotted path, is in the values table of docs/install.md.
+func TestInstallDocDocumentsEveryValue(t *testing.T) {
 	t.Parallel()
 	var values map[string]any
 	if err := yaml.Unmarshal(readFile(t, filepath.Join(chartDir, "values.yaml")), &values); err != nil {
 		t.Fatal(err)
 	}
-	readme := string(readFile(t, filepath.Join(repoRoot, "README.md")))
+	doc := string(readFile(t, filepath.Join(repoRoot, "docs", "install.md")))
 	paths := valuePaths("", values)
 	if len(paths) < 30 {
 		t.Fatalf("found only %d value paths in values.yaml: %v", len(paths), paths)
 	}
 	for _, path := range paths {
-		if !strings.Contains(readme, "`"+path+"`") {
-			t.Errorf("README.md does not document the chart value `%s`", path)
+		if !strings.Contains(doc, "`"+path+"`") {
+			t.Errorf("docs/install.md does not document the chart value `%s`", path)
 		}
 	}
 }
