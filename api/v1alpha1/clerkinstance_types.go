@@ -86,7 +86,7 @@ type ClerkInstanceStatus struct {
 
 // ClerkInstance is a Clerk instance defined once for the McpServers of its
 // namespace, which name it in spec.clerk.instanceRef. It owns the instance's
-// OAuth application settings. Namespaced; short name clerk.
+// OAuth application settings. Namespaced; short name clerk; category mcpgate.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -121,7 +121,7 @@ type ClerkInstanceList struct {
 // ClusterClerkInstance is a Clerk instance defined once for the McpServers of
 // every namespace. Its secret key stays in the operator's namespace; each
 // referencing McpServer gets a copy for its gateway. Cluster-scoped; short
-// name cclerk.
+// name cclerk; category mcpgate.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status

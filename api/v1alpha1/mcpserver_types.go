@@ -194,7 +194,8 @@ type UserOAuthToken struct {
 	Prefix *HeaderValuePrefix `json:"prefix,omitempty"`
 
 	// connectURL is where a user who has not connected the provider is sent
-	// to connect it, such as a page of your application. Unset, it is the
+	// to connect it, such as a page of your application: an absolute https
+	// URL without user info, as every user sees it. Unset, it is the
 	// Clerk instance's Account Portal profile page when the issuer is a
 	// Clerk Frontend API host it can be derived from (clerk.<domain> or
 	// <slug>.clerk.accounts.dev), where a user can connect social accounts;
@@ -480,7 +481,7 @@ type ClerkInstanceReference struct {
 	// +optional
 	Kind string `json:"kind,omitempty"`
 
-	// name of the instance object.
+	// name of the instance object (a lowercase DNS subdomain).
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be an object name (a lowercase DNS subdomain)"
 	// +required
@@ -697,7 +698,8 @@ type ParentReference struct {
 	Port *int32 `json:"port,omitempty"`
 }
 
-// RouteHostname is a DNS name a route serves.
+// RouteHostname is a DNS name a route serves, in lowercase, without a
+// wildcard.
 // +kubebuilder:validation:MaxLength=253
 // +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a lowercase DNS name such as tools.example.com"
 type RouteHostname string
@@ -769,9 +771,10 @@ const (
 
 // McpServer publishes an MCP server behind a gateway that requires Clerk-issued
 // OAuth access tokens, as the MCP authorization specification describes.
-// Namespaced; short name mcps. Its name is at most 55 characters, starts with
-// a letter and holds no '.', because it names the gateway's Service,
-// <name>-gateway.
+// Namespaced; short name mcps; category mcpgate, so kubectl get mcpgate
+// lists it with the Clerk instance objects. Its name is at most 55
+// characters, starts with a letter and holds no '.', because it names the
+// gateway's Service, <name>-gateway.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
