@@ -103,13 +103,19 @@ func isToken68(s string) bool {
 // verifyToken asks the Clerk verifier about the token: an invalid token is
 // a 401 with error="invalid_token"; Clerk being unreachable is a 503 with
 // Retry-After, never a pass. The token is forgotten once verified.
+//
+// A JWT with aud must name this resource: the configured public URL or,
+// without one, the URL the client used (see publicEndpoint), as clients
+// sending RFC 8707 resource indicators get. Audience binding is then only as
+// strong as the Host header: configure the public URL for a strict one.
 func (g *Gateway) verifyToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoFrom(r.Context())
 		token := ri.token
 		ri.token = ""
 		start := time.Now()
-		id, err := g.verifierFor(r, token).Verify(r.Context(), token)
+		resource, _ := g.publicEndpoint(r)
+		id, err := g.verifier.Verify(r.Context(), token, clerk.WithAudience(resource))
 		g.metrics.verification.WithLabelValues(tokenFormat(token)).Observe(time.Since(start).Seconds())
 		if err != nil {
 			g.refuseUnverified(w, r, err)

@@ -121,14 +121,13 @@ const (
 // Gateway serves one McpServer. Create it with New; it is safe for
 // concurrent use.
 type Gateway struct {
-	cfg      config.Config
-	opts     Options
-	log      *slog.Logger
-	metrics  *metrics
+	cfg     config.Config
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	// verifier checks every token, for whatever resource URL the request
+	// names (see verifyToken).
 	verifier *clerk.Verifier
-	// audiences verifies JWTs bound to a derived public URL; nil when the
-	// public URL is configured.
-	audiences *audienceVerifiers
 
 	upstream  *url.URL
 	publicURL *url.URL // nil: the public URL is derived from each request
@@ -220,18 +219,14 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = &jwksMemo{base: clerkCallCounter{base: base, calls: g.metrics.clerkCalls}, now: time.Now}
+	hc.Transport = clerkCallCounter{base: base, calls: g.metrics.clerkCalls}
+	// No Audiences: each request names the resource it was sent to.
 	verifierOpts := clerk.VerifierOptions{
 		Issuer:        cfg.Clerk.Issuer,
 		BackendAPIURL: cfg.Clerk.APIURL,
 		SecretKey:     clerk.SecretKeyFromFile(cfg.Clerk.SecretKeyFile),
 		HTTPClient:    &hc,
 		Now:           opts.Now,
-	}
-	if cfg.PublicURL != "" {
-		verifierOpts.Audiences = []string{cfg.PublicURL}
-	} else {
-		g.audiences = newAudienceVerifiers(verifierOpts)
 	}
 	if g.verifier, err = clerk.NewVerifier(verifierOpts); err != nil {
 		return nil, fmt.Errorf("create token verifier: %w", err)
