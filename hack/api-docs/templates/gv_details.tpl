@@ -1,21 +1,21 @@
 {{- /* gvDetails lists the kinds of one group version first, then the types they use. */ -}}
 {{- define "gvDetails" -}}
-{{- $gv := . }}
+{{- $gv := . -}}
 ## {{ $gv.GroupVersionString }}
 
-{{ $gv.Doc }}
+{{ $gv.Doc | trim }}
 
 Kinds:
-{{- range $gv.SortedKinds }}
+{{ range $gv.SortedKinds }}
 - {{ $gv.TypeForKind . | markdownRenderTypeLink }}
 {{- end }}
-{{ range $gv.SortedKinds }}
+{{- range $gv.SortedKinds }}
 {{ template "type" ($gv.TypeForKind .) }}
 {{- end }}
 
 ## Types used by the kinds
-{{ range $gv.SortedTypes }}
-{{- if not .GVK }}
+{{- range $gv.SortedTypes }}
+{{- if and (not .GVK) (markdownShouldRenderType .) }}
 {{ template "type" . }}
 {{- end }}
 {{- end }}

@@ -10,7 +10,8 @@ makes, generated from the Go types in `api/v1alpha1` and their doc comments. Rul
 several fields (CEL rules) are described in the doc comment of the type that holds them. For
 what the operator builds from these objects and what each condition means, see
 [the operator](operator.md) and [conditions](conditions.md).
-{{ range . }}
+{{- range . }}
+
 {{ template "gvDetails" . }}
 {{- end }}
-{{- end -}}
+{{ end -}}

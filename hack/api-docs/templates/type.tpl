@@ -1,17 +1,21 @@
-{{- /* type renders one type: its doc, its own checks, where it is used, and its fields or values. */ -}}
+{{- /* type renders one type, starting with a newline: its doc, its own
+checks, where it is used, and its fields or values. */ -}}
 {{- define "type" -}}
-{{- $type := . -}}
-{{- if markdownShouldRenderType $type }}
+{{- $type := . }}
 ### {{ $type.Name }}
-{{ if $type.IsAlias }}
+{{- if $type.IsAlias }}
+
 Type: {{ markdownRenderTypeLink $type.UnderlyingType }}{{ if $type.Validation }}; {{ template "checks" $type.Validation }}{{ end }}
-{{ end }}
-{{ template "prose" $type.Doc }}
-{{ if $type.References }}
+{{- end }}
+
+{{ template "prose" ($type.Doc | trim) }}
+{{- if $type.References }}
+
 Used in:
 {{- range $i, $ref := $type.SortedReferences }}{{ if $i }},{{ end }} {{ markdownRenderTypeLink $ref }}{{ end }}
-{{ end }}
+{{- end }}
 {{- if $type.Members }}
+
 | Field | Type | Default | Checks | Description |
 | --- | --- | --- | --- | --- |
 {{- if $type.GVK }}
@@ -21,14 +25,14 @@ Used in:
 {{- range $type.Members }}
 | `{{ .Name }}` | {{ markdownRenderType .Type }} | {{ with .Default }}`{{ . }}`{{ end }} | {{ template "checks" .Validation }} | {{ template "type_members" . }} |
 {{- end }}
-{{ end }}
+{{- end }}
 {{- if $type.EnumValues }}
+
 | Value | Meaning |
 | --- | --- |
 {{- range $type.EnumValues }}
 | `{{ .Name }}` | {{ template "oneLine" .Doc }} |
 {{- end }}
-{{ end }}
 {{- end }}
 {{- end -}}
 
