@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mcpgate/mcpgate/clerk"
 )
 
 // Auth outcomes and reasons, the label values of mcpgate_gateway_auth_total.
@@ -111,8 +113,8 @@ func newMetrics() *metrics {
 	for reason, outcome := range authOutcome {
 		m.auth.WithLabelValues(outcome, reason)
 	}
-	for _, f := range []string{formatJWT, formatOpaque, formatOther} {
-		m.verification.WithLabelValues(f)
+	for _, f := range []clerk.TokenFormat{clerk.FormatJWT, clerk.FormatOpaque, clerk.FormatOther} {
+		m.verification.WithLabelValues(string(f))
 	}
 	for _, kind := range []string{lookupUser, lookupMemberships} {
 		for _, result := range []string{lookupFound, lookupNotFound, lookupUnavailable} {
