@@ -27,25 +27,23 @@ import (
 	"github.com/mcpgate/mcpgate/clerk"
 )
 
-// clerkInstanceReconciler keeps the OAuth application settings of the Clerk
-// instance a ClerkInstance or a ClusterClerkInstance declares, and reports
-// them in its status. One runs per kind; both share the McpServer
-// reconciler's per-issuer state, so an instance is read once per resync
-// however many objects name it.
-type clerkInstanceReconciler struct {
+// ClerkInstanceReconciler reports, in the status of each ClerkInstance or
+// ClusterClerkInstance (one reconciler per kind), the settings of the Clerk
+// instance it names, and has ClerkSync keep them as it declares.
+type ClerkInstanceReconciler struct {
 	client.Client
-	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
-	Options   Options
-
-	kind  string
-	clerk *clerkInstances
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Options  Options
+	// Kind is mcpv1.KindClerkInstance or mcpv1.KindClusterClerkInstance.
+	Kind string
+	// ClerkSync is shared with the other reconcilers that declare settings.
+	ClerkSync *ClerkSettingsSync
 }
 
 // Reconcile syncs one instance object's settings and writes its status.
-func (r *clerkInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	inst := newInstance(r.kind)
+func (r *ClerkInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	inst := newInstance(r.Kind)
 	if err := r.Get(ctx, req.NamespacedName, inst); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -72,7 +70,7 @@ func (r *clerkInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 // sync brings the instance's settings in line with what is declared for it,
 // and returns what Ready should say and when to look again.
-func (r *clerkInstanceReconciler) sync(ctx context.Context, inst instanceObject) (ready metav1.ConditionStatus, reason, message string, requeue time.Duration, err error) {
+func (r *ClerkInstanceReconciler) sync(ctx context.Context, inst instanceObject) (ready metav1.ConditionStatus, reason, message string, requeue time.Duration, err error) {
 	spec, status := inst.GetInstanceSpec(), inst.GetInstanceStatus()
 	issuer, err := resolveIssuer(spec.PublishableKey, spec.Issuer, "spec.publishableKey")
 	if err != nil {
@@ -81,7 +79,7 @@ func (r *clerkInstanceReconciler) sync(ctx context.Context, inst instanceObject)
 	status.Issuer = issuer
 
 	namespace := inst.GetNamespace()
-	if r.kind == mcpv1.KindClusterClerkInstance {
+	if r.Kind == mcpv1.KindClusterClerkInstance {
 		namespace = r.Options.ClusterResourceNamespace
 	}
 	if namespace == "" {
@@ -94,53 +92,26 @@ func (r *clerkInstanceReconciler) sync(ctx context.Context, inst instanceObject)
 		return "", "", "", 0, err
 	}
 	if missing != "" {
-		return metav1.ConditionFalse, mcpv1.ReasonSecretNotFound, missing + " in namespace " + namespace, 0, nil
+		missing += " in namespace " + namespace
 	}
-
-	self := instanceDeclarer(r.kind, inst)
-	declarers, err := listDeclarers(ctx, r.Client, issuer)
+	out, err := r.ClerkSync.declare(ctx, settingsDeclaration{
+		object: inst, self: instanceDeclarer(r.Kind, inst), issuer: issuer,
+		secretNamespace: namespace, secretRef: spec.SecretKeyRef, secretMissing: missing,
+		report: true,
+	})
 	if err != nil {
 		return "", "", "", 0, err
 	}
-	merged, conflict := mergeDeclared(self, declarers)
-	if conflict != "" {
-		return metav1.ConditionFalse, mcpv1.ReasonConflict, conflict, 0, nil
+	if out.observed != nil {
+		status.Settings = observedSettings(out.observed)
+		status.LastSyncTime = &metav1.Time{Time: out.observedAt}
 	}
-
-	connect := func(ctx context.Context) (settingsAPI, error) {
-		key, err := readSecretKey(ctx, r.APIReader, namespace, spec.SecretKeyRef)
-		if err != nil {
-			return nil, err
-		}
-		return clerk.NewSettingsClient(r.Options.ClerkAPIURL, key, r.Options.ClerkHTTPClient), nil
-	}
-	// The instance's settings are read even when it declares none, so that
-	// the status shows them and proves the secret key works.
-	patched, err := r.clerk.sync(ctx, issuer, merged, connect)
-	if ce, ok := asClerkError(err); ok {
-		return metav1.ConditionFalse, ce.reason, "Clerk Backend API: " + ce.Error(), ce.retryIn, nil
-	}
-	if err != nil {
-		return "", "", "", 0, err
-	}
-	if len(patched) > 0 {
-		r.Recorder.Eventf(inst, nil, corev1.EventTypeNormal, eventReasonSettingsPatched, "PatchClerkSettings",
-			"Patched Clerk instance %s: %s", issuer, strings.Join(patched, ", "))
-	}
-	if observed, at := r.clerk.observed(issuer); observed != nil {
-		status.Settings = observedSettings(observed)
-		status.LastSyncTime = &metav1.Time{Time: at}
-	}
-	message = "Clerk instance settings match: " + self.declared.String()
-	if self.declared.empty() {
-		message = "No settings declared; the instance's are shown in status.settings"
-	}
-	return metav1.ConditionTrue, mcpv1.ReasonSettingsSynced, message, r.Options.ClerkResyncInterval, nil
+	return out.status, out.reason, out.message, out.requeue, nil
 }
 
 // setReady sets Ready and the kstatus conditions, with a Warning Event when
 // Ready turns False or changes reason.
-func (r *clerkInstanceReconciler) setReady(inst instanceObject, status metav1.ConditionStatus, reason, message string) {
+func (r *ClerkInstanceReconciler) setReady(inst instanceObject, status metav1.ConditionStatus, reason, message string) {
 	conds := &inst.GetInstanceStatus().Conditions
 	if status == metav1.ConditionFalse {
 		if was := meta.FindStatusCondition(*conds, mcpv1.ConditionReady); was == nil || was.Status != status || was.Reason != reason {
@@ -162,12 +133,20 @@ func observedSettings(s *clerk.OAuthApplicationSettings) *mcpv1.ObservedClerkSet
 	}
 }
 
-// setupWithManager registers the controller of r.kind and its watches.
-func (r *clerkInstanceReconciler) setupWithManager(mgr ctrl.Manager) error {
+// SetupWithManager registers the controller of r.Kind and its watches. The
+// field indexes must be in place (AddIndexes).
+func (r *ClerkInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Kind != mcpv1.KindClerkInstance && r.Kind != mcpv1.KindClusterClerkInstance {
+		return fmt.Errorf("ClerkInstanceReconciler: kind %q is neither %s nor %s", r.Kind, mcpv1.KindClerkInstance, mcpv1.KindClusterClerkInstance)
+	}
+	if r.ClerkSync == nil {
+		return errors.New("ClerkInstanceReconciler: no ClerkSync")
+	}
+	r.Options = r.Options.withDefaults()
 	generation := builder.WithPredicates(predicate.GenerationChangedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
-		Named(strings.ToLower(r.kind)).
-		For(newInstance(r.kind), generation).
+		Named(strings.ToLower(r.Kind)).
+		For(newInstance(r.Kind), generation).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretRequests)).
 		// Another object declaring settings for the same Clerk instance may
 		// now conflict with this one, or no longer.
@@ -180,10 +159,10 @@ func (r *clerkInstanceReconciler) setupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// secretRequests maps a Secret to the instance objects of r.kind that name it.
-func (r *clerkInstanceReconciler) secretRequests(ctx context.Context, obj client.Object) []reconcile.Request {
+// secretRequests maps a Secret to the instance objects of r.Kind that name it.
+func (r *ClerkInstanceReconciler) secretRequests(ctx context.Context, obj client.Object) []reconcile.Request {
 	opts := []client.ListOption{client.MatchingFields{instanceSecretIndex: obj.GetName()}}
-	if r.kind == mcpv1.KindClusterClerkInstance {
+	if r.Kind == mcpv1.KindClusterClerkInstance {
 		if obj.GetNamespace() != r.Options.ClusterResourceNamespace {
 			return nil
 		}
@@ -194,26 +173,26 @@ func (r *clerkInstanceReconciler) secretRequests(ctx context.Context, obj client
 }
 
 // peers maps an instance object of either kind to the other instance
-// objects of r.kind with the same issuer.
-func (r *clerkInstanceReconciler) peers(ctx context.Context, obj client.Object) []reconcile.Request {
+// objects of r.Kind with the same issuer.
+func (r *ClerkInstanceReconciler) peers(ctx context.Context, obj client.Object) []reconcile.Request {
 	return r.sameIssuer(ctx, instanceIssuerKey(obj.(mcpv1.GenericClerkInstance)), obj)
 }
 
-// sameIssuer lists the instance objects of r.kind for issuer, except skip.
-func (r *clerkInstanceReconciler) sameIssuer(ctx context.Context, issuer string, skip client.Object) []reconcile.Request {
+// sameIssuer lists the instance objects of r.Kind for issuer, except skip.
+func (r *ClerkInstanceReconciler) sameIssuer(ctx context.Context, issuer string, skip client.Object) []reconcile.Request {
 	if issuer == "" {
 		return nil
 	}
 	return r.list(ctx, skip, client.MatchingFields{instanceIssuerIndex: issuer})
 }
 
-func (r *clerkInstanceReconciler) list(ctx context.Context, skip client.Object, opts ...client.ListOption) []reconcile.Request {
+func (r *ClerkInstanceReconciler) list(ctx context.Context, skip client.Object, opts ...client.ListOption) []reconcile.Request {
 	var list client.ObjectList = &mcpv1.ClerkInstanceList{}
-	if r.kind == mcpv1.KindClusterClerkInstance {
+	if r.Kind == mcpv1.KindClusterClerkInstance {
 		list = &mcpv1.ClusterClerkInstanceList{}
 	}
 	if err := r.List(ctx, list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Failed to list instance objects", "kind", r.kind)
+		ctrl.LoggerFrom(ctx).Error(err, "Failed to list instance objects", "kind", r.Kind)
 		return nil
 	}
 	var reqs []reconcile.Request

@@ -89,8 +89,9 @@ type McpServerReconciler struct {
 	Clock     clock.PassiveClock
 	Options   Options
 
-	// clerk is the shared state of the Clerk instances, set up by SetupWithManager.
-	clerk *clerkInstances
+	// ClerkSync keeps the Clerk instance settings that inline clerk blocks
+	// declare; it is shared with the ClerkInstance reconcilers.
+	ClerkSync *ClerkSettingsSync
 	// httpRoutes is whether the cluster serves the Gateway API's HTTPRoute,
 	// found by SetupWithManager.
 	httpRoutes bool

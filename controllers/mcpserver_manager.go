@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -102,15 +103,13 @@ func secretKeysOnly(obj any) (any, error) {
 	return s, nil
 }
 
-// SetupWithManager registers the field indexes and the watches of the
-// McpServer reconciler, and the ClerkInstance and ClusterClerkInstance
-// controllers, which share its Clerk state.
-func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	r.Options = r.Options.withDefaults()
-	r.clerk = newClerkInstances(r.Clock.Now, r.Options.ClerkResyncInterval, r.Options.ClerkRetryBase, r.Options.ClerkRetryMax)
-	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+// SetupWithManager registers the McpServer controller and its watches. The
+// field indexes must be in place (AddIndexes).
+func (r *McpServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.ClerkSync == nil {
+		return errors.New("McpServerReconciler: no ClerkSync")
 	}
+	r.Options = r.Options.withDefaults()
 
 	// HTTPRoutes are watched only where the API exists; elsewhere
 	// spec.httpRoute gets a condition saying so.
@@ -123,7 +122,7 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if r.httpRoutes {
 		b = b.Owns(newHTTPRoute())
 	}
-	err = b.
+	return b.
 		Named("mcpserver").
 		For(&mcpv1.McpServer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ConfigMap{}).
@@ -150,23 +149,11 @@ func (r *McpServerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 			builder.WithPredicates(instanceChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
 		Complete(r)
-	if err != nil {
-		return err
-	}
-	for _, kind := range []string{mcpv1.KindClerkInstance, mcpv1.KindClusterClerkInstance} {
-		ir := &clerkInstanceReconciler{
-			Client: r.Client, APIReader: r.APIReader, Recorder: r.Recorder, Clock: r.Clock, Options: r.Options,
-			kind: kind, clerk: r.clerk,
-		}
-		if err := ir.setupWithManager(mgr); err != nil {
-			return fmt.Errorf("set up %s controller: %w", kind, err)
-		}
-	}
-	return nil
 }
 
-// registerIndexes adds the field indexes the reconcilers look objects up by.
-func registerIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+// AddIndexes registers the field indexes the reconcilers look objects up by,
+// once for all of them: call it before setting them up.
+func AddIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	single := func(v string) []string {
 		if v == "" {
 			return nil

@@ -178,7 +178,7 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 		Options:   opts,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
+	if err := setupReconcilers(ctx, mgr, r); err != nil {
 		cancel()
 		return nil, err
 	}

@@ -199,23 +199,51 @@ func startManager(f managerFlags) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	r := &controllers.McpServerReconciler{
+	opts := controllers.Options{
+		GatewayImage:             f.gatewayImage,
+		GatewayImagePullPolicy:   corev1.PullPolicy(f.gatewayPullPolicy),
+		GatewayImagePullSecrets:  f.gatewayPullSecrets,
+		ClerkAPIURL:              f.clerkAPIURL,
+		MaxConcurrentReconciles:  f.concurrency,
+		ClerkResyncInterval:      f.clerkResync,
+		ClusterResourceNamespace: f.clusterResourceNS,
+	}
+	recorder := mgr.GetEventRecorder("mcpgate")
+	if err := controllers.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("add field indexes: %w", err)
+	}
+	// One sync of the Clerk instance settings, shared by the reconcilers of
+	// every kind that declares them.
+	clerkSync := controllers.NewClerkSettingsSync(mgr, recorder, clock.RealClock{}, opts)
+	if err := (&controllers.McpServerReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("mcpgate"),
+		Recorder:  recorder,
 		Clock:     clock.RealClock{},
-		Options: controllers.Options{
-			GatewayImage:             f.gatewayImage,
-			GatewayImagePullPolicy:   corev1.PullPolicy(f.gatewayPullPolicy),
-			GatewayImagePullSecrets:  f.gatewayPullSecrets,
-			ClerkAPIURL:              f.clerkAPIURL,
-			MaxConcurrentReconciles:  f.concurrency,
-			ClerkResyncInterval:      f.clerkResync,
-			ClusterResourceNamespace: f.clusterResourceNS,
-		},
-	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		Options:   opts,
+		ClerkSync: clerkSync,
+	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up mcpserver controller: %w", err)
+	}
+	if err := (&controllers.ClerkInstanceReconciler{
+		Client:    mgr.GetClient(),
+		Recorder:  recorder,
+		Clock:     clock.RealClock{},
+		Options:   opts,
+		Kind:      mcpv1.KindClerkInstance,
+		ClerkSync: clerkSync,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up clerkinstance controller: %w", err)
+	}
+	if err := (&controllers.ClerkInstanceReconciler{
+		Client:    mgr.GetClient(),
+		Recorder:  recorder,
+		Clock:     clock.RealClock{},
+		Options:   opts,
+		Kind:      mcpv1.KindClusterClerkInstance,
+		ClerkSync: clerkSync,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up clusterclerkinstance controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)

@@ -103,6 +103,51 @@ func TestMergeDeclared(t *testing.T) {
 	}
 }
 
+// TestMergeAll checks who is in conflict: every declarer of a field on
+// which two disagree, and no one else.
+func TestMergeAll(t *testing.T) {
+	t.Parallel()
+	yes, no := ptr.To(true), ptr.To(false)
+	tests := map[string]struct {
+		all  []declarer
+		want map[string]string // declarer id → substring of its conflict
+	}{
+		"all agree": {
+			all:  []declarer{declaring("a", "one", yes, nil, nil), declaring("a", "two", yes, yes, nil), declaring("a", "three", nil, nil, nil)},
+			want: map[string]string{},
+		},
+		"two of three disagree": {
+			all: []declarer{declaring("a", "one", yes, nil, nil), declaring("a", "two", no, nil, yes), declaring("a", "three", nil, nil, yes)},
+			want: map[string]string{
+				"McpServer a/one": "is true here but false in McpServer a/two",
+				"McpServer a/two": "is false here but true in McpServer a/one",
+			},
+		},
+		"each names the first that disagrees": {
+			all: []declarer{declaring("a", "a1", yes, nil, nil), declaring("a", "a2", yes, nil, nil), declaring("a", "b1", no, nil, nil)},
+			want: map[string]string{
+				"McpServer a/a1": "false in McpServer a/b1",
+				"McpServer a/a2": "false in McpServer a/b1",
+				"McpServer a/b1": "true in McpServer a/a1",
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, got := mergeAll(tc.all)
+			if len(got) != len(tc.want) {
+				t.Errorf("conflicts = %q, want %q", got, tc.want)
+			}
+			for id, want := range tc.want {
+				if !strings.Contains(got[id], want) {
+					t.Errorf("%s: conflict %q, want %q", id, got[id], want)
+				}
+			}
+		})
+	}
+}
+
 func TestPatchFor(t *testing.T) {
 	t.Parallel()
 	yes, no := ptr.To(true), ptr.To(false)

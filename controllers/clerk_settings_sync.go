@@ -1,0 +1,254 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/clerk"
+)
+
+// eventReasonSettingsPatched is the reason of the Event for a PATCH of the
+// instance settings.
+const eventReasonSettingsPatched = "ClerkSettingsPatched"
+
+// ClerkSettingsSync keeps the OAuth application settings of each Clerk
+// instance in line with what the objects naming it declare: McpServers with
+// an inline clerk block, ClerkInstances and ClusterClerkInstances. One is
+// shared by their reconcilers, so that the Backend API calls grow with the
+// number of Clerk instances, not of objects: per instance (keyed by issuer)
+// it remembers the settings last read and any failure; a settled instance
+// is read again only after the resync interval, and a failing one is left
+// alone until its backoff has passed.
+type ClerkSettingsSync struct {
+	// reader is the cache: who declares what.
+	reader client.Reader
+	// secrets reads secret key values, which the cache does not hold.
+	secrets  client.Reader
+	recorder events.EventRecorder
+	clock    clock.PassiveClock
+	opts     Options
+
+	mu       sync.Mutex
+	byIssuer map[string]*issuerSettings
+}
+
+// NewClerkSettingsSync returns the sync the reconcilers of mgr share. Of
+// opts it uses the Clerk API URL, HTTP client, resync interval and backoff.
+func NewClerkSettingsSync(mgr ctrl.Manager, recorder events.EventRecorder, clk clock.PassiveClock, opts Options) *ClerkSettingsSync {
+	return newClerkSettingsSync(mgr.GetClient(), mgr.GetAPIReader(), recorder, clk, opts)
+}
+
+func newClerkSettingsSync(reader, secrets client.Reader, recorder events.EventRecorder, clk clock.PassiveClock, opts Options) *ClerkSettingsSync {
+	return &ClerkSettingsSync{
+		reader: reader, secrets: secrets, recorder: recorder, clock: clk, opts: opts.withDefaults(),
+		byIssuer: map[string]*issuerSettings{},
+	}
+}
+
+// settingsDeclaration is what one object asks of the sync.
+type settingsDeclaration struct {
+	// object gets the Event of a PATCH made for it.
+	object client.Object
+	self   declarer
+	issuer string
+	// secretNamespace and secretRef locate the Clerk secret key;
+	// secretMissing, when set, says why it cannot be read.
+	secretNamespace string
+	secretRef       mcpv1.SecretKeyReference
+	secretMissing   string
+	// report reads the instance settings even when self declares none, so
+	// that the object's status can show them.
+	report bool
+}
+
+// settingsOutcome is what the declaring object's condition says: True
+// once the instance has what is declared.
+type settingsOutcome struct {
+	status          metav1.ConditionStatus
+	reason, message string
+	// requeue is when to look again without an event: the resync interval,
+	// a failed call's backoff, or 0.
+	requeue time.Duration
+	// observed is the instance's settings, read at observedAt; set when
+	// status is True and they have been read. They must not be changed.
+	observed   *clerk.OAuthApplicationSettings
+	observedAt time.Time
+}
+
+// declare merges d with what every other object declares for its Clerk
+// instance, and brings the instance in line: a conflict with another
+// object, a missing secret key or a Backend API failure is the outcome's
+// reason, and a PATCH is an Event on d.object. The error is for what the
+// caller should retry (the cache failing).
+func (s *ClerkSettingsSync) declare(ctx context.Context, d settingsDeclaration) (settingsOutcome, error) {
+	if d.self.declared.empty() && !d.report {
+		return settingsOutcome{status: metav1.ConditionTrue, reason: mcpv1.ReasonNothingToConfigure,
+			message: "No Clerk instance settings declared"}, nil
+	}
+	if d.secretMissing != "" {
+		return settingsOutcome{status: metav1.ConditionFalse, reason: mcpv1.ReasonSecretNotFound, message: d.secretMissing}, nil
+	}
+	all, err := listDeclarers(ctx, s.reader, d.issuer)
+	if err != nil {
+		return settingsOutcome{}, err
+	}
+	merged, conflict := mergeDeclared(d.self, all)
+	if conflict != "" {
+		return settingsOutcome{status: metav1.ConditionFalse, reason: mcpv1.ReasonConflict, message: conflict}, nil
+	}
+
+	connect := func(ctx context.Context) (settingsAPI, error) {
+		key, err := readSecretKey(ctx, s.secrets, d.secretNamespace, d.secretRef)
+		if err != nil {
+			return nil, err
+		}
+		return clerk.NewSettingsClient(s.opts.ClerkAPIURL, key, s.opts.ClerkHTTPClient), nil
+	}
+	inst := s.issuer(d.issuer)
+	patched, err := inst.sync(ctx, s, merged, connect)
+	if ce, ok := asClerkError(err); ok {
+		return settingsOutcome{status: metav1.ConditionFalse, reason: ce.reason,
+			message: "Clerk Backend API: " + ce.Error(), requeue: ce.retryIn}, nil
+	}
+	if err != nil {
+		return settingsOutcome{}, err
+	}
+	if len(patched) > 0 {
+		s.recorder.Eventf(d.object, nil, corev1.EventTypeNormal, eventReasonSettingsPatched, "PatchClerkSettings",
+			"Patched Clerk instance %s: %s", d.issuer, strings.Join(patched, ", "))
+	}
+	out := settingsOutcome{status: metav1.ConditionTrue, reason: mcpv1.ReasonSettingsSynced,
+		message: "Clerk instance settings match: " + d.self.declared.String(), requeue: s.opts.ClerkResyncInterval}
+	if d.self.declared.empty() {
+		out.message = "No settings declared; the instance's are shown in status.settings"
+	}
+	out.observed, out.observedAt = inst.last()
+	return out, nil
+}
+
+// settingsAPI is what the sync needs of clerk.SettingsClient.
+type settingsAPI interface {
+	Get(ctx context.Context) (*clerk.OAuthApplicationSettings, error)
+	Patch(ctx context.Context, p clerk.OAuthApplicationSettingsPatch) (*clerk.OAuthApplicationSettings, error)
+}
+
+// issuerSettings is what the sync knows of one Clerk instance.
+type issuerSettings struct {
+	// mu serializes the Backend API calls for the instance.
+	mu         sync.Mutex
+	observed   *clerk.OAuthApplicationSettings
+	observedAt time.Time
+	failures   int
+	notBefore  time.Time
+	lastErr    *clerkError
+}
+
+func (s *ClerkSettingsSync) issuer(issuer string) *issuerSettings {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, ok := s.byIssuer[issuer]
+	if !ok {
+		inst = &issuerSettings{}
+		s.byIssuer[issuer] = inst
+	}
+	return inst
+}
+
+// sync makes the instance's settings match want, calling the Backend API only
+// when its last reading is stale or does not match. It returns the fields it
+// patched. connect is called only when a call is needed.
+func (inst *issuerSettings) sync(ctx context.Context, s *ClerkSettingsSync, want declared, connect func(context.Context) (settingsAPI, error)) ([]string, error) {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+
+	now := s.clock.Now()
+	if now.Before(inst.notBefore) {
+		return nil, &clerkError{reason: inst.lastErr.reason, retryIn: inst.notBefore.Sub(now), err: inst.lastErr.err}
+	}
+	fresh := inst.observed != nil && now.Sub(inst.observedAt) < s.opts.ClerkResyncInterval
+	if fresh {
+		if _, changed := patchFor(inst.observed, want); len(changed) == 0 {
+			return nil, nil
+		}
+	}
+
+	api, err := connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	current := inst.observed
+	if !fresh {
+		if current, err = api.Get(ctx); err != nil {
+			return nil, inst.fail(s, fmt.Errorf("get oauth application settings: %w", err))
+		}
+	}
+	patch, changed := patchFor(current, want)
+	if len(changed) > 0 {
+		if current, err = api.Patch(ctx, patch); err != nil {
+			inst.observed = nil // what the instance holds now is unknown
+			return nil, inst.fail(s, fmt.Errorf("patch oauth application settings: %w", err))
+		}
+	}
+	inst.observed, inst.observedAt = current, s.clock.Now()
+	inst.failures, inst.notBefore, inst.lastErr = 0, time.Time{}, nil
+	return changed, nil
+}
+
+// fail classifies err, and backs off: as Retry-After says after a 429,
+// exponentially otherwise.
+func (inst *issuerSettings) fail(s *ClerkSettingsSync, err error) *clerkError {
+	inst.failures++
+	delay := s.opts.ClerkRetryBase << min(inst.failures-1, 16)
+	if delay > s.opts.ClerkRetryMax || delay <= 0 {
+		delay = s.opts.ClerkRetryMax
+	}
+	ce := &clerkError{reason: mcpv1.ReasonClerkUnavailable, err: err}
+	if after, ok := clerk.RetryAfter(err); ok {
+		ce.reason, delay = mcpv1.ReasonClerkRateLimited, max(after, s.opts.ClerkRetryBase)
+	} else if clerk.IsUnauthorized(err) {
+		ce.reason = mcpv1.ReasonClerkUnauthorized
+	} else if code := clerk.StatusCode(err); code >= 400 && code < 500 {
+		ce.reason = mcpv1.ReasonClerkRejected
+	}
+	ce.retryIn = delay
+	inst.notBefore, inst.lastErr = s.clock.Now().Add(delay), ce
+	return ce
+}
+
+// last returns the settings last read from the instance, and when; nil
+// before the first successful call.
+func (inst *issuerSettings) last() (*clerk.OAuthApplicationSettings, time.Time) {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	return inst.observed, inst.observedAt
+}
+
+// clerkError is a failed Backend API exchange, classified for the
+// condition it sets, with the delay before the next attempt.
+type clerkError struct {
+	reason  string
+	retryIn time.Duration
+	err     error
+}
+
+func (e *clerkError) Error() string { return e.err.Error() }
+func (e *clerkError) Unwrap() error { return e.err }
+
+// asClerkError unwraps a classified Backend API failure.
+func asClerkError(err error) (*clerkError, bool) {
+	var ce *clerkError
+	ok := errors.As(err, &ce)
+	return ce, ok
+}
