@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -154,10 +153,8 @@ type Gateway struct {
 
 	// ready latches once the verifier has fetched the signing keys;
 	// draining is set when Run starts shutting down.
-	ready      atomic.Bool
-	draining   atomic.Bool
-	probeMu    sync.Mutex
-	probeToken string
+	ready    atomic.Bool
+	draining atomic.Bool
 }
 
 // New checks cfg and builds a Gateway. It makes no network call: Clerk's
@@ -254,7 +251,6 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		g.people = dir
 	}
 
-	g.probeToken = readinessProbeToken()
 	g.mcp = g.mcpPipeline(g.newProxy())
 	g.traffic = g.withRequestInfo(http.HandlerFunc(g.route))
 	g.health = g.newHealthHandler()

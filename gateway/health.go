@@ -2,14 +2,10 @@ package gateway
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/mcpgate/mcpgate/clerk"
 )
 
 // newHealthHandler serves the probes and the metrics, on their own listener
@@ -50,50 +46,22 @@ func (g *Gateway) serveReadyz(w http.ResponseWriter, r *http.Request) {
 // probeTimeout bounds one readiness check.
 const probeTimeout = 5 * time.Second
 
-// probeKeyID names no key Clerk has, so verifying the probe token always
-// ends at the key lookup.
-const probeKeyID = "mcpgate-readiness-probe"
-
-// unknownKeyReason is the verifier's reason for a token whose key id is not
-// in the key set it holds: that it says so proves it has one.
-const unknownKeyReason = "unknown signing key"
-
-// readinessProbeToken is a JWT-shaped token the verifier accepts as far as
-// looking up its signing key: RS256, typ at+jwt, a key id no key set has.
-func readinessProbeToken() string {
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(`{"alg":"RS256","kid":"`+probeKeyID+`","typ":"at+jwt"}`)) + "." +
-		enc.EncodeToString([]byte(`{}`)) + "." + enc.EncodeToString([]byte("probe"))
-}
-
-// probeReady reports nil once the verifier has fetched Clerk's signing keys.
-//
-// The verifier offers no warm-up call, so the check verifies a probe token
-// whose key id names no key: the verifier fetches the key set for it (the
-// same fetch, through the same cache, that real tokens use, with the secret
-// key) and then refuses the token for its unknown key, which proves the set
-// is in. A failed fetch comes back as unavailability. The verifier rate
-// limits its own fetches, so probing often costs Clerk nothing.
+// probeReady reports nil once the verifier holds Clerk's signing keys. Until
+// then the verifier fetches them through the same collapsed, rate-limited
+// path real tokens use (and with the keys they will use), so probing often
+// costs Clerk nothing and concurrent probes share one fetch; a failed fetch
+// comes back as unavailability.
 func (g *Gateway) probeReady(ctx context.Context) error {
 	if g.ready.Load() {
 		return nil
 	}
-	if !g.probeMu.TryLock() {
-		return errors.New("readiness check in progress")
-	}
-	defer g.probeMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	_, err := g.verifier.Verify(ctx, g.probeToken)
-	var invalid *clerk.InvalidTokenError
-	if errors.As(err, &invalid) && invalid.Reason == unknownKeyReason {
-		if !g.ready.Swap(true) {
-			g.log.Info("Fetched Clerk's signing keys: ready")
-		}
-		return nil
+	if err := g.verifier.Ready(ctx); err != nil {
+		return err
 	}
-	if err == nil {
-		err = errors.New("the readiness probe token verified")
+	if !g.ready.Swap(true) {
+		g.log.Info("Fetched Clerk's signing keys: ready")
 	}
-	return err
+	return nil
 }
