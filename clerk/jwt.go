@@ -47,7 +47,7 @@ type jwtClaims struct {
 // Signature verification uses crypto/rsa directly rather than go-jose's
 // parser, which also accepts the JSON serialization, strips whitespace and
 // has no algorithm allow-list in v3: one strict parser, one algorithm.
-func (v *Verifier) verifyJWT(ctx context.Context, token string, call *verifyCall) (Identity, error) {
+func (v *Verifier) verifyJWT(ctx context.Context, token string, audiences []string) (Identity, error) {
 	if !isBase64URLOrDot(token) {
 		return Identity{}, invalid("malformed token")
 	}
@@ -57,7 +57,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string, call *verifyCall
 		// keeps the key set fresh, as for any token): a key Clerk rotated
 		// out stops vouching for cached tokens once the set is refreshed.
 		if pub, err := v.keys.key(ctx, s.kid); err == nil && pub == s.pub {
-			return v.checkClaims(&s.claims, call.audiences)
+			return v.checkClaims(&s.claims, audiences)
 		}
 	}
 	h64, rest, _ := strings.Cut(token, ".")
@@ -97,7 +97,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string, call *verifyCall
 	if err := decodeSegment(p64, &c); err != nil {
 		return Identity{}, invalid("malformed claims")
 	}
-	id, err := v.checkClaims(&c, call.audiences)
+	id, err := v.checkClaims(&c, audiences)
 	if err == nil && v.opts.JWTCacheTTL > 0 {
 		now := v.opts.Now()
 		v.signed.put(key, signedJWT{kid: hdr.Kid, pub: pub, claims: c,

@@ -186,12 +186,12 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	return v, nil
 }
 
-// VerifyOption adjusts one Verify call.
-type VerifyOption func(*verifyCall)
-
-// verifyCall is what VerifyOptions set.
-type verifyCall struct {
-	audiences []string
+// VerifyOption adjusts one Verify call; WithAudience makes one. It is a
+// plain value rather than a function so that passing options costs the hot
+// path no allocation.
+type VerifyOption struct {
+	audiences    []string
+	setAudiences bool
 }
 
 // WithAudience makes the call accept a JWT whose aud names one of auds, in
@@ -200,7 +200,7 @@ type verifyCall struct {
 // audience Clerk reports, so it does not apply to them. One key set and one
 // signature cache serve every audience: only the claim check differs.
 func WithAudience(auds ...string) VerifyOption {
-	return func(c *verifyCall) { c.audiences = auds }
+	return VerifyOption{audiences: auds, setAudiences: true}
 }
 
 // Verify checks token and returns its identity. Errors are
@@ -218,11 +218,13 @@ func (v *Verifier) Verify(ctx context.Context, token string, opts ...VerifyOptio
 	case FormatOpaque:
 		return v.verifyOpaque(ctx, token)
 	case FormatJWT:
-		call := verifyCall{audiences: v.opts.Audiences}
+		audiences := v.opts.Audiences
 		for _, o := range opts {
-			o(&call)
+			if o.setAudiences {
+				audiences = o.audiences
+			}
 		}
-		return v.verifyJWT(ctx, token, &call)
+		return v.verifyJWT(ctx, token, audiences)
 	default:
 		return Identity{}, invalid("unrecognized token format")
 	}
