@@ -143,18 +143,17 @@ func (r *ClerkInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("ClerkInstanceReconciler: no ClerkSync")
 	}
 	r.Options = r.Options.withDefaults()
-	generation := builder.WithPredicates(predicate.GenerationChangedPredicate{})
+	// Another object declaring settings for the same Clerk instance may now
+	// conflict with one of r.Kind, or no longer.
+	conflicts := newConflictPeers(r.Kind, r.Client)
+	declarations := builder.WithPredicates(declarationChanged())
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
-		For(newInstance(r.Kind), generation).
+		For(newInstance(r.Kind), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretRequests)).
-		// Another object declaring settings for the same Clerk instance may
-		// now conflict with this one, or no longer.
-		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
-			return r.sameIssuer(ctx, issuerKey(obj.(*mcpv1.McpServer)), nil)
-		}), generation).
-		Watches(&mcpv1.ClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.peers), generation).
-		Watches(&mcpv1.ClusterClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.peers), generation).
+		Watches(&mcpv1.McpServer{}, conflicts.handler(), declarations).
+		Watches(&mcpv1.ClerkInstance{}, conflicts.handler(), declarations).
+		Watches(&mcpv1.ClusterClerkInstance{}, conflicts.handler(), declarations).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
 		Complete(r)
 }
@@ -169,24 +168,11 @@ func (r *ClerkInstanceReconciler) secretRequests(ctx context.Context, obj client
 	} else {
 		opts = append(opts, client.InNamespace(obj.GetNamespace()))
 	}
-	return r.list(ctx, nil, opts...)
+	return r.list(ctx, opts...)
 }
 
-// peers maps an instance object of either kind to the other instance
-// objects of r.Kind with the same issuer.
-func (r *ClerkInstanceReconciler) peers(ctx context.Context, obj client.Object) []reconcile.Request {
-	return r.sameIssuer(ctx, instanceIssuerKey(obj.(mcpv1.GenericClerkInstance)), obj)
-}
-
-// sameIssuer lists the instance objects of r.Kind for issuer, except skip.
-func (r *ClerkInstanceReconciler) sameIssuer(ctx context.Context, issuer string, skip client.Object) []reconcile.Request {
-	if issuer == "" {
-		return nil
-	}
-	return r.list(ctx, skip, client.MatchingFields{instanceIssuerIndex: issuer})
-}
-
-func (r *ClerkInstanceReconciler) list(ctx context.Context, skip client.Object, opts ...client.ListOption) []reconcile.Request {
+// list lists the instance objects of r.Kind as requests.
+func (r *ClerkInstanceReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	var list client.ObjectList = &mcpv1.ClerkInstanceList{}
 	if r.Kind == mcpv1.KindClusterClerkInstance {
 		list = &mcpv1.ClusterClerkInstanceList{}
@@ -197,10 +183,7 @@ func (r *ClerkInstanceReconciler) list(ctx context.Context, skip client.Object, 
 	}
 	var reqs []reconcile.Request
 	_ = meta.EachListItem(list, func(o runtime.Object) error {
-		obj := o.(client.Object)
-		if skip == nil || obj.GetUID() != skip.GetUID() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o.(client.Object))})
 		return nil
 	})
 	return reqs

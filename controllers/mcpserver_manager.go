@@ -118,6 +118,10 @@ func (r *McpServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.httpRoutes = available
+	// When one object changes what it declares for a Clerk instance, the
+	// inline McpServers whose conflict with it starts or ends look again.
+	conflicts := newConflictPeers(kindMcpServer, r.Client)
+	declarations := builder.WithPredicates(declarationChanged())
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.httpRoutes {
 		b = b.Owns(newHTTPRoute())
@@ -139,14 +143,13 @@ func (r *McpServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// the others claiming them must look again.
 		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.peers(hostPathIndex, hostPathKey)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		// When one McpServer changes what it declares for its Clerk instance,
-		// the others using that instance must re-check for conflicts.
-		Watches(&mcpv1.McpServer{}, handler.EnqueueRequestsFromMapFunc(r.peers(issuerIndex, issuerKey)),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&mcpv1.McpServer{}, conflicts.handler(), declarations).
 		Watches(&mcpv1.ClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.instanceUsers(mcpv1.KindClerkInstance)),
 			builder.WithPredicates(instanceChanged())).
 		Watches(&mcpv1.ClusterClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.instanceUsers(mcpv1.KindClusterClerkInstance)),
 			builder.WithPredicates(instanceChanged())).
+		Watches(&mcpv1.ClerkInstance{}, conflicts.handler(), declarations).
+		Watches(&mcpv1.ClusterClerkInstance{}, conflicts.handler(), declarations).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
 		Complete(r)
 }
@@ -243,24 +246,16 @@ func instanceChanged() predicate.Predicate {
 	}}
 }
 
-// instanceUsers maps an instance object to the McpServers that reference it
-// and to the McpServers that declare settings inline for the same Clerk
-// instance, which must re-check for conflicts.
+// instanceUsers maps an instance object to the McpServers that reference it.
 func (r *McpServerReconciler) instanceUsers(kind string) handler.MapFunc {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
-		var users, inline mcpv1.McpServerList
+		var users mcpv1.McpServerList
 		key := instanceKey(kind, obj.GetNamespace(), obj.GetName())
 		if err := r.List(ctx, &users, client.MatchingFields{instanceRefIndex: key}); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Failed to list McpServers", "index", instanceRefIndex)
 			return nil
 		}
-		if issuer := instanceIssuerKey(obj.(mcpv1.GenericClerkInstance)); issuer != "" {
-			if err := r.List(ctx, &inline, client.MatchingFields{issuerIndex: issuer}); err != nil {
-				ctrl.LoggerFrom(ctx).Error(err, "Failed to list McpServers", "index", issuerIndex)
-				return nil
-			}
-		}
-		return requests(append(users.Items, inline.Items...), "")
+		return requests(users.Items, "")
 	}
 }
 
