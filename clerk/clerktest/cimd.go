@@ -202,7 +202,7 @@ func (s *Server) fetchClientMetadata(ctx context.Context, id string) (*client, e
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-			return nil, fmt.Errorf("the metadata document answered with a redirect (HTTP %d); %v: serve it at its client_id URL", resp.StatusCode, redirectRefused{})
+			return nil, fmt.Errorf("the metadata document answered with a redirect (HTTP %d); %w: serve it at its client_id URL", resp.StatusCode, redirectRefused{})
 		}
 		return nil, fmt.Errorf("the metadata document could not be fetched: HTTP %d", resp.StatusCode)
 	}
@@ -230,7 +230,7 @@ func (s *Server) fetchClientMetadata(ctx context.Context, id string) (*client, e
 func fetchError(ctx context.Context, err error, timeout time.Duration) error {
 	switch {
 	case errors.As(err, new(redirectRefused)):
-		return fmt.Errorf("the metadata document answered with a redirect; %v: serve it at its client_id URL", redirectRefused{})
+		return fmt.Errorf("the metadata document answered with a redirect; %w: serve it at its client_id URL", redirectRefused{})
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("the metadata document was not fetched within %s", timeout)
 	}
@@ -246,7 +246,7 @@ func clientFromMetadata(id string, body []byte) (*client, error) {
 	}
 	var doc metadataDocument
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("the metadata document is not valid client metadata: %v", err)
+		return nil, fmt.Errorf("the metadata document is not valid client metadata: %w", err)
 	}
 	switch {
 	case doc.ClientID == nil:
@@ -264,7 +264,7 @@ func clientFromMetadata(id string, body []byte) (*client, error) {
 	}
 	for _, u := range doc.RedirectURIs {
 		if err := checkRedirectURI(u); err != nil {
-			return nil, fmt.Errorf("the metadata document's redirect URI %q %v", u, err)
+			return nil, fmt.Errorf("the metadata document's redirect URI %q %w", u, err)
 		}
 	}
 	if m := doc.TokenEndpointAuthMethod; m != nil && *m != authNone {

@@ -3,6 +3,7 @@ package clerktest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -304,7 +305,8 @@ func TestOAuthTokensWithClerkSDK(t *testing.T) {
 		t.Fatalf("token = %+v", got)
 	}
 	_, err = users.ListOAuthAccessTokens(ctx, &user.ListOAuthAccessTokensParams{ID: "user_nobody", Provider: "oauth_github"})
-	if clerkErr, ok := err.(*clerk.APIErrorResponse); !ok || clerkErr.HTTPStatusCode != http.StatusNotFound {
+	var clerkErr *clerk.APIErrorResponse
+	if !errors.As(err, &clerkErr) || clerkErr.HTTPStatusCode != http.StatusNotFound {
 		t.Fatalf("unknown user: %v", err)
 	}
 }

@@ -289,7 +289,7 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 		row.PeakRSSMiB = mib(after.PeakRSS)
 	}
 	if res.requests == 0 {
-		return row, fmt.Errorf("no request succeeded; first error: %v", res.firstErr)
+		return row, fmt.Errorf("no request succeeded; first error: %w", res.firstErr)
 	}
 	if res.errors > 0 {
 		// Reported in the table rather than fatal: a failing path is a result.

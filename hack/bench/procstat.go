@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -43,7 +44,7 @@ func readProc(pid int) (procSample, error) {
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return procSample{}, fmt.Errorf("parse CPU times of %d: %v %v", pid, err1, err2)
+		return procSample{}, fmt.Errorf("parse CPU times of %d: %w", pid, errors.Join(err1, err2))
 	}
 	s := procSample{CPU: time.Duration(utime+stime) * time.Second / clockTicks}
 

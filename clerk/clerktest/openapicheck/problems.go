@@ -51,7 +51,7 @@ func (w *schemaWalker) problem(path []string, note, msg string) Problem {
 // note says which combinator alternatives led there.
 func (w *schemaWalker) walk(err error, prefix []string, note string, depth int) []Problem {
 	var se *openapi3.SchemaError
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // kin-openapi returns its errors unwrapped; this walks their structure one level at a time
 	case nil:
 		return nil
 	case openapi3.MultiError:
@@ -168,7 +168,7 @@ const contentTypePrefix = "header Content-Type has unexpected value"
 
 // requestProblems explains an error from openapi3filter.ValidateRequest.
 func (c *Checker) requestProblems(err error, contentTypes []string) []Problem {
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // kin-openapi returns its errors unwrapped; this walks their structure one level at a time
 	case nil:
 		return nil
 	case openapi3.MultiError:
@@ -234,7 +234,7 @@ func (c *Checker) requestErrorProblems(e *openapi3filter.RequestError, contentTy
 
 // responseProblems explains an error from openapi3filter.ValidateResponse.
 func (c *Checker) responseProblems(err error, contentTypes []string) []Problem {
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // kin-openapi returns its errors unwrapped; this walks their structure one level at a time
 	case nil:
 		return nil
 	case openapi3.MultiError:
