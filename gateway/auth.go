@@ -114,8 +114,7 @@ func (g *Gateway) verifyToken(next http.Handler) http.Handler {
 		token := ri.token
 		ri.token = ""
 		start := time.Now()
-		resource, _ := g.publicEndpoint(r)
-		id, err := g.verifier.Verify(r.Context(), token, clerk.WithAudience(resource))
+		id, err := g.verifier.Verify(r.Context(), token, clerk.WithAudience(g.resource(r)))
 		g.metrics.verification.WithLabelValues(string(clerk.FormatOf(token))).Observe(time.Since(start).Seconds())
 		if err != nil {
 			g.refuseUnverified(w, r, err)
@@ -124,6 +123,17 @@ func (g *Gateway) verifyToken(next http.Handler) http.Handler {
 		ri.identity, ri.userID, ri.clientID = &id, id.UserID, id.ClientID
 		next.ServeHTTP(w, r)
 	})
+}
+
+// resource is this resource's URL for r (see publicEndpoint), without
+// building the metadata URL when the public URL is configured: verifyToken
+// asks on every request.
+func (g *Gateway) resource(r *http.Request) string {
+	if g.publicURL != nil {
+		return g.cfg.PublicURL
+	}
+	resource, _ := g.publicEndpoint(r)
+	return resource
 }
 
 // refuseUnverified answers a failed verification.
