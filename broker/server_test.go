@@ -1,0 +1,194 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
+)
+
+// failingResolver cannot answer, as when the operator's cache is not synced.
+type failingResolver struct{}
+
+func (failingResolver) Resolve(context.Context, Caller) (Instance, error) {
+	return Instance{}, errors.New("informer not synced")
+}
+
+// TestServer_cannotTell checks that a broker that cannot tell who is
+// calling, or what they may use, answers 503 with Retry-After: fail closed,
+// and the gateway retries as after a Clerk outage.
+func TestServer_cannotTell(t *testing.T) {
+	t.Parallel()
+	em := newEmulator(t)
+	tok := mint(t, em, clerktest.TokenRequest{})
+	broken := *instanceOf("broken", em)
+	broken.BackendAPIURL = "not a url"
+	tests := map[string]struct {
+		saToken  string // staticAuth: "fail" fails, "sa" is gatewayA
+		resolver Resolver
+		status   int
+		code     string
+		class    string
+	}{
+		"api server unreachable": {saToken: "fail", resolver: NewStaticResolver(nil), status: 503, code: CodeUnavailable, class: "unavailable"},
+		"resolver cannot answer": {saToken: "sa", resolver: failingResolver{}, status: 503, code: CodeUnavailable, class: "unavailable"},
+		"instance misconfigured": {saToken: "sa", resolver: NewStaticResolver(map[Caller]Instance{gatewayA: broken}), status: 500, code: CodeInternal, class: "unavailable"},
+		"secret key unreadable": {saToken: "sa", resolver: NewStaticResolver(map[Caller]Instance{gatewayA: {
+			ID: "nokey", Issuer: em.FrontendAPIURL(), BackendAPIURL: em.BackendAPIURL(),
+			SecretKey: func(context.Context) (string, error) { return "", errors.New("secret not mounted") },
+		}}), status: 503, code: CodeUnavailable, class: "unavailable"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, err := NewServer(Options{Authenticator: staticAuth{"sa": gatewayA}, Resolver: tc.resolver})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodPost, "https://broker"+PathVerify, strings.NewReader(`{"access_token":"`+tok+`"}`))
+			req.Header.Set("Authorization", "Bearer "+tc.saToken)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			resp := rec.Result()
+			body := rec.Body.Bytes()
+			if resp.StatusCode != tc.status || !strings.Contains(string(body), `"code":"`+tc.code+`"`) {
+				t.Fatalf("answer = %d %s, want %d %s", resp.StatusCode, body, tc.status, tc.code)
+			}
+			if tc.status == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("503 without Retry-After")
+			}
+			if class := errorClass(answerError(PathVerify, resp, body)); class != tc.class {
+				t.Fatalf("the client restores %s, want %s", class, tc.class)
+			}
+		})
+	}
+}
+
+// TestServer_instances checks that each instance's verifier and directory
+// are made once and kept, and that the least recently used goes first.
+func TestServer_instances(t *testing.T) {
+	t.Parallel()
+	clock := time.Unix(1_800_000_000, 0)
+	s, err := NewServer(Options{Authenticator: staticAuth{}, Resolver: NewStaticResolver(nil), MaxInstances: 2,
+		Now: func() time.Time { clock = clock.Add(time.Second); return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em := newEmulator(t)
+	a, b, c := *instanceOf("a", em), *instanceOf("b", em), *instanceOf("c", em)
+	get := func(inst Instance) *clerkInstance {
+		t.Helper()
+		ci, err := s.instance(inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci
+	}
+	first := get(a)
+	if get(a) != first {
+		t.Fatal("the same instance got a new verifier")
+	}
+	rotated := a
+	rotated.KeyRef = "a/clerk/new-secret-key"
+	if get(rotated) == first {
+		t.Fatal("another key source kept the old verifier")
+	}
+	// Each get is a tick later; with room for two, a new instance evicts
+	// the one used longest ago.
+	get(b) // evicts a
+	get(a) // evicts rotated
+	get(c) // evicts b
+	if len(s.instances) != 2 {
+		t.Fatalf("%d instances kept, want 2", len(s.instances))
+	}
+	for inst, want := range map[string]bool{"a": true, "c": true, "b": false, "rotated": false} {
+		key := map[string]Instance{"a": a, "b": b, "c": c, "rotated": rotated}[inst].key()
+		if _, ok := s.instances[key]; ok != want {
+			t.Errorf("instance %s kept = %v, want %v", inst, ok, want)
+		}
+	}
+}
+
+// TestAnswerError checks how the client reads answers that are not 200,
+// and that it fails closed on anything it cannot read.
+func TestAnswerError(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		status     int
+		retryAfter string // the header
+		body       string
+		class      string
+		wantRetry  time.Duration // for "unavailable"; 0: not checked
+		wantReason string        // for "invalid_token"
+		wantIs     error
+	}{
+		"invalid token":              {status: 422, body: `{"error":{"code":"invalid_token","reason":"token expired"}}`, class: "invalid_token", wantReason: "token expired"},
+		"invalid token, odd reason":  {status: 422, body: `{"error":{"code":"invalid_token","reason":"<script>"}}`, class: "invalid_token", wantReason: "rejected by broker"},
+		"user not found":             {status: 404, body: `{"error":{"code":"user_not_found"}}`, class: "user_not_found"},
+		"not connected":              {status: 404, body: `{"error":{"code":"not_connected"}}`, class: "not_connected"},
+		"too many memberships":       {status: 422, body: `{"error":{"code":"too_many_memberships"}}`, class: "too_many_memberships"},
+		"unavailable with header":    {status: 503, retryAfter: "7", body: `{"error":{"code":"unavailable","retry_after_seconds":7}}`, class: "unavailable", wantRetry: 7 * time.Second},
+		"unavailable, body only":     {status: 503, body: `{"error":{"code":"unavailable","retry_after_seconds":3}}`, class: "unavailable", wantRetry: 3 * time.Second},
+		"unavailable, absurd header": {status: 503, retryAfter: "99999999", body: `{"error":{"code":"unavailable"}}`, class: "unavailable", wantRetry: 10 * time.Minute},
+		"unavailable, no hint":       {status: 503, body: `{"error":{"code":"unavailable"}}`, class: "unavailable", wantRetry: clientRetryAfter},
+		"unauthenticated":            {status: 401, body: `{"error":{"code":"unauthenticated"}}`, class: "unavailable", wantRetry: clientRetryRefused, wantIs: ErrRefused},
+		"forbidden":                  {status: 403, body: `{"error":{"code":"forbidden"}}`, class: "unavailable", wantRetry: clientRetryRefused, wantIs: ErrRefused},
+		"internal":                   {status: 500, body: `{"error":{"code":"internal"}}`, class: "unavailable"},
+		"a code from a newer broker": {status: 409, body: `{"error":{"code":"something_new"}}`, class: "unavailable"},
+		"a proxy's html page":        {status: 502, body: `<html>bad gateway</html>`, class: "unavailable"},
+		"empty body":                 {status: 404, class: "unavailable"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			resp := &http.Response{StatusCode: tc.status, Header: http.Header{}}
+			if tc.retryAfter != "" {
+				resp.Header.Set("Retry-After", tc.retryAfter)
+			}
+			err := answerError(PathUser, resp, []byte(tc.body))
+			if class := errorClass(err); class != tc.class {
+				t.Fatalf("class = %s (%v), want %s", class, err, tc.class)
+			}
+			var ue *clerk.UnavailableError
+			if tc.wantRetry != 0 && (!errors.As(err, &ue) || ue.RetryAfter != tc.wantRetry) {
+				t.Fatalf("error = %v, want RetryAfter %s", err, tc.wantRetry)
+			}
+			var ie *clerk.InvalidTokenError
+			if tc.wantReason != "" && (!errors.As(err, &ie) || ie.Reason != tc.wantReason) {
+				t.Fatalf("error = %v, want reason %q", err, tc.wantReason)
+			}
+			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+				t.Fatalf("error = %v, want %v", err, tc.wantIs)
+			}
+		})
+	}
+}
+
+func TestNewClient_options(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		opts   ClientOptions
+		wantOK bool
+	}{
+		"https":            {opts: ClientOptions{URL: "https://mcpgate-broker.mcpgate-system.svc:8443", TokenFile: "t", CAFile: "c"}, wantOK: true},
+		"plain http":       {opts: ClientOptions{URL: "http://mcpgate-broker:8443", TokenFile: "t", CAFile: "c"}},
+		"credentials in":   {opts: ClientOptions{URL: "https://u:p@mcpgate-broker", TokenFile: "t", CAFile: "c"}},
+		"no token file":    {opts: ClientOptions{URL: "https://mcpgate-broker", CAFile: "c"}},
+		"no ca file":       {opts: ClientOptions{URL: "https://mcpgate-broker", TokenFile: "t"}},
+		"negative timeout": {opts: ClientOptions{URL: "https://mcpgate-broker", TokenFile: "t", CAFile: "c", Timeout: -1}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := NewClient(tc.opts); (err == nil) != tc.wantOK {
+				t.Fatalf("NewClient error = %v, want ok %v", err, tc.wantOK)
+			}
+		})
+	}
+}
