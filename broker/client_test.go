@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"slices"
@@ -226,10 +227,10 @@ func TestClient_TLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.broker.mu.Lock()
-	h2 := f.broker.protos["HTTP/2.0"]
+	h2, all := f.broker.protos["HTTP/2.0"], fmt.Sprint(f.broker.protos)
 	f.broker.mu.Unlock()
 	if h2 == 0 {
-		t.Fatalf("requests by protocol = %v, want HTTP/2.0", f.broker.protos)
+		t.Fatalf("requests by protocol = %s, want HTTP/2.0", all)
 	}
 
 	// Rotate: a new CA signs a new serving certificate; until the mounted

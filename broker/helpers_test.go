@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/clerk"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
 
 // testCA is a certificate authority a test makes, and the files a client
@@ -108,6 +110,8 @@ type tlsBroker struct {
 	url string
 	// cert is the serving certificate; swap it to rotate.
 	cert atomic.Pointer[tls.Certificate]
+	// logs holds everything the broker logged, at debug level.
+	logs *syncbuf.Buffer
 	// protos counts requests by protocol ("HTTP/2.0"...).
 	mu     sync.Mutex
 	protos map[string]int
@@ -116,11 +120,13 @@ type tlsBroker struct {
 // startBroker serves a broker with auth and resolver, under a new CA.
 func startBroker(t testing.TB, auth Authenticator, res Resolver) *tlsBroker {
 	t.Helper()
-	s, err := NewServer(Options{Authenticator: auth, Resolver: res})
+	logs := &syncbuf.Buffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := NewServer(Options{Authenticator: auth, Resolver: res, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &tlsBroker{Server: s, ca: newTestCA(t), protos: map[string]int{}}
+	b := &tlsBroker{Server: s, ca: newTestCA(t), protos: map[string]int{}, logs: logs}
 	cert := b.ca.serving(t)
 	b.cert.Store(&cert)
 	b.caFile = writeFile(t, "ca.pem", b.ca.pem)

@@ -333,8 +333,13 @@ func (s *Server) fail(w http.ResponseWriter, endpoint string, caller *Caller, f 
 	if f.cause != nil {
 		attrs = append(attrs, "error", f.cause)
 	}
-	level := slog.LevelInfo
-	if f.code == CodeUnavailable || f.code == CodeInternal || f.code == CodeForbidden {
+	// Answers about tokens and users are routine (clients send expired
+	// tokens); a refused caller may be an attack; failures need an operator.
+	level := slog.LevelDebug
+	switch f.code {
+	case CodeUnauthenticated, CodeBadRequest:
+		level = slog.LevelInfo
+	case CodeForbidden, CodeUnavailable, CodeInternal:
 		level = slog.LevelWarn
 	}
 	s.log.Log(context.Background(), level, "Refused broker request", attrs...)
