@@ -34,6 +34,9 @@ const (
 	// gateway itself (401, 403): a configuration problem, fixed by an
 	// operator, not by retrying at once.
 	clientRetryRefused = 30 * time.Second
+	// maxClientRetryAfter caps a Retry-After from an answer, so a bad value
+	// cannot park the gateway for hours.
+	maxClientRetryAfter = 10 * time.Minute
 	// maxFileBytes bounds the token and CA files the client reads.
 	maxFileBytes = 1 << 20
 	// maxResponseBytes bounds a broker answer: memberships are the largest
@@ -242,8 +245,7 @@ func answerError(path string, resp *http.Response, b []byte) error {
 }
 
 // retryAfter reads the answer's Retry-After, else its body's, else the
-// default; at least a second, at most ten minutes (a bad value must not
-// park the gateway for hours).
+// default; positive, at most maxClientRetryAfter.
 func retryAfter(resp *http.Response, e ErrorBody) time.Duration {
 	secs := e.RetryAfterSeconds
 	if v, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64); err == nil {
@@ -252,7 +254,7 @@ func retryAfter(resp *http.Response, e ErrorBody) time.Duration {
 	if secs <= 0 {
 		return clientRetryAfter
 	}
-	return min(time.Duration(min(secs, 600))*time.Second, 10*time.Minute)
+	return min(time.Duration(min(secs, int64(maxClientRetryAfter/time.Second)))*time.Second, maxClientRetryAfter)
 }
 
 // safeReason keeps an invalid-token reason usable as the gateway uses
