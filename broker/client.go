@@ -288,7 +288,7 @@ func (c *Client) httpClient() (*http.Client, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.hc != nil && os.SameFile(c.caSeen, info) && c.caSeen.Size() == info.Size() && c.caSeen.ModTime().Equal(info.ModTime()) {
+	if c.hc != nil && sameFile(c.caSeen, info) {
 		return c.hc, nil
 	}
 	pem, err := readSmallFile(c.opts.CAFile)
