@@ -24,6 +24,12 @@
 //     token of the token's subject (clerk.Directory), and nothing about
 //     anyone else. No endpoint takes a user ID.
 //
+// The caller serves Server over TLS (ServingCertificate reads a mounted TLS
+// Secret and follows its renewals); Server refuses plain HTTP, since every
+// request carries a credential. Client trusts a mounted CA bundle and follows
+// its rotations the same way, and reads the kubelet-rotated token file on
+// each call.
+//
 // Answers that are facts ("no such user" 404 CodeUserNotFound, "not
 // connected" 404 CodeNotConnected, 422 CodeTooManyMemberships) and failures
 // (503 CodeUnavailable with Retry-After, when Clerk cannot be asked or rate
