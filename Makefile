@@ -55,6 +55,10 @@ fmt: ## Run gofmt on the code.
 vet: ## Run go vet.
 	$(GO) vet ./...
 
+.PHONY: lint
+lint: ## Run golangci-lint (pinned in hack/tools/lint, built into the cache) with .golangci.yml.
+	"$$(hack/setup-golangci-lint.sh)" run ./...
+
 .PHONY: verify
 verify: ## Fail when gofmt would change a file or the generated files are stale.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -70,8 +74,26 @@ demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample se
 	$(GO) run ./hack/demo $(ARGS)
 
 .PHONY: test
-test: vet verify envtest helm ## Run every check and test: vet, generated files, unit, envtest integration, install and end-to-end tests.
+test: vet verify envtest helm ## Run every check and test (what CI runs): vet, generated files, and the three tiers below in one go test run.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
+
+.PHONY: test-unit
+test-unit: ## Run the unit tests: every package whose tests need no control plane, helm or node (hack/test-packages.sh).
+	@# KUBEBUILDER_ASSETS and HELM point nowhere, so that a package which does
+	@# need them fails here at once instead of building them.
+	pkgs=$$(hack/test-packages.sh unit); \
+	KUBEBUILDER_ASSETS=/make-test-unit-has-no-control-plane HELM=/make-test-unit-has-no-helm \
+		$(GO) test -race $$pkgs -count=1 -timeout 10m $(TESTFLAGS)
+
+.PHONY: test-integration
+test-integration: envtest ## Run the tests that start a local control plane (envtest): controllers, cmd/mcpgate, hack/bench and the like.
+	pkgs=$$(hack/test-packages.sh integration); \
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test -race $$pkgs -count=1 -timeout 20m $(TESTFLAGS)
+
+.PHONY: test-e2e
+test-e2e: envtest helm ## Run test/...: install, fault, end-to-end, client-compatibility and image tests (node and npm for the TypeScript clients).
+	pkgs=$$(hack/test-packages.sh e2e); \
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" $(GO) test -race $$pkgs -count=1 -timeout 20m $(TESTFLAGS)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); make test runs their seed corpora.
