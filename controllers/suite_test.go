@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,7 +34,7 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
-	"github.com/mcpgate/mcpgate/internal/envtestutil"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // testOptions are the reconciler options of the envtest manager.
@@ -54,6 +55,7 @@ var testOptions = Options{
 // the reconciler running in a manager. It is started by the first test that
 // needs it, so unit tests of the builders run without one.
 type testCluster struct {
+	cluster    *testenv.Cluster
 	env        *envtest.Environment
 	cfg        *rest.Config
 	clerk      *clerktest.Server // the Clerk instance behind the manager's --clerk-api-url
@@ -86,8 +88,8 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "manager: %v\n", err)
 		}
 		cluster.clerk.Close()
-		if err := cluster.env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
+		if err := cluster.cluster.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "%v\n", err)
 		}
 	}
 	os.Exit(code)
@@ -121,43 +123,30 @@ func envCluster(t *testing.T) *testCluster {
 }
 
 func startCluster() (*testCluster, error) {
-	assets, err := envtestutil.FromEnvOrScript("..", "KUBEBUILDER_ASSETS", "setup-envtest.sh")
-	if err != nil {
-		return nil, err
-	}
 	routes, err := gatewayAPIHTTPRouteCRD()
 	if err != nil {
 		return nil, err
 	}
-	env := &envtest.Environment{
-		// The Gateway API's HTTPRoute CRD, from its Go module, so that
-		// spec.httpRoute is served; test/install runs without it.
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases"), routes},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
+	// The Gateway API's HTTPRoute CRD, from its Go module, so that
+	// spec.httpRoute is served; test/install runs without it.
+	c, err := testenv.NewCluster(testenv.Options{CRDs: true, ExtraCRDs: []string{routes}})
 	if err != nil {
-		// A failed start (a CRD the API server refuses, say) can leave etcd
-		// and kube-apiserver running; stop whatever did start.
-		_ = env.Stop()
 		return nil, err
 	}
-	tc, err := startManager(env, cfg)
+	tc, err := startManager(c)
 	if err != nil {
-		_ = env.Stop()
-		return nil, err
+		return nil, errors.Join(err, c.Stop())
 	}
 	return tc, nil
 }
 
 // startManager runs the reconciler in a manager against cfg.
-func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, error) {
+func startManager(c *testenv.Cluster) (*testCluster, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(mcpv1.AddToScheme(scheme))
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(c.Config, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -182,17 +171,12 @@ func startManager(env *envtest.Environment, cfg *rest.Config) (*testCluster, err
 		cancel()
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		cancel()
-		return nil, err
-	}
 	operatorNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testClusterResourceNamespace}}
-	if err := c.Create(ctx, operatorNS); err != nil {
+	if err := c.Admin.Create(ctx, operatorNS); err != nil {
 		cancel()
 		return nil, fmt.Errorf("create namespace %s: %w", testClusterResourceNamespace, err)
 	}
-	tc := &testCluster{env: env, cfg: cfg, clerk: emulator, client: c, mgrClient: mgr.GetClient(), reconciler: r, cancel: cancel, done: make(chan error, 1)}
+	tc := &testCluster{cluster: c, env: c.Env, cfg: c.Config, clerk: emulator, client: c.Admin, mgrClient: mgr.GetClient(), reconciler: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { tc.done <- mgr.Start(ctx) }()
 	// Sync every informer the controller watches before any test runs, so
 	// tests start from a warm cache and a short run does not stop the manager

@@ -20,6 +20,7 @@ import (
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/gateway/identity"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 func TestRunGatewayRefuses(t *testing.T) {
@@ -85,10 +86,7 @@ func TestParseGatewayFlags(t *testing.T) {
 func TestGatewayBinary(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mcpgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.Binary(t, "./cmd/mcpgate")
 
 	em := clerktest.NewServer()
 	t.Cleanup(em.Close)

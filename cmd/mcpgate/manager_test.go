@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,46 +11,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
-	"github.com/mcpgate/mcpgate/internal/envtestutil"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // TestManagerBinary builds mcpgate, runs `mcpgate manager` against a real API
 // server through a kubeconfig, as a user would, and checks that it reconciles
 // an McpServer with the flags given and shuts down cleanly on SIGTERM.
 func TestManagerBinary(t *testing.T) {
-	assets, err := envtestutil.FromEnvOrScript(filepath.Join("..", ".."), "KUBEBUILDER_ASSETS", "setup-envtest.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cluster := envtestutil.Start(t, &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	})
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "mcpgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "manager", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+	cluster := testenv.StartCluster(t, testenv.Options{CRDs: true})
+	mgr := testenv.StartManager(t, "manager", cluster.Kubeconfig, "manager", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
 		"--gateway-image=registry.example/mcpgate:test", "--clerk-api-url=http://127.0.0.1:9/v1")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
-	})
 
 	c := cluster.Admin
 	ctx := context.Background()
@@ -81,7 +48,7 @@ func TestManagerBinary(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the manager made no gateway Deployment: %v\nmanager output:\n%s", err, logs.String())
+			t.Fatalf("the manager made no gateway Deployment: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -96,15 +63,10 @@ func TestManagerBinary(t *testing.T) {
 		t.Errorf("gateway config does not carry --clerk-api-url:\n%s", cm.Data["config.json"])
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if !mgr.Stop(30 * time.Second) {
+		t.Fatal("manager did not stop within 30s of SIGTERM")
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("manager exited with %v after SIGTERM\n%s", err, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("manager did not stop within 30s of SIGTERM\n%s", logs.String())
+	if err := mgr.ExitErr(); err != nil {
+		t.Errorf("manager exited with %v after SIGTERM", err)
 	}
 }

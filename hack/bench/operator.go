@@ -39,6 +39,7 @@ import (
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // operatorOptions size the operator scale run.
@@ -154,7 +155,7 @@ type scaleRun struct {
 	opts    operatorOptions
 	workDir string
 
-	env     *envtest.Environment
+	cluster *testenv.Cluster
 	emu     *clerktest.Server
 	backend *backendCounter
 	c       client.Client
@@ -212,7 +213,7 @@ func (s *scaleRun) run(ctx context.Context) (operatorResult, error) {
 
 // start brings up everything the phases need, in dependency order.
 func (s *scaleRun) start(ctx context.Context) error {
-	root, err := findModuleRoot()
+	root, err := testenv.ModuleRoot("")
 	if err != nil {
 		return err
 	}
@@ -262,31 +263,20 @@ func (s *scaleRun) start(ctx context.Context) error {
 // and writes a cluster admin's kubeconfig for the manager. It returns the
 // driver's own rest.Config and the kubeconfig's path.
 func (s *scaleRun) startControlPlane(root, assets string) (*rest.Config, string, error) {
-	s.env = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	// envtest's default Service range, a /24, runs out of ClusterIPs after
-	// 254 gateway Services; a /16 holds 65534.
-	s.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceIPRange)
-	cfg, err := s.env.Start()
+	c, err := testenv.NewCluster(testenv.Options{
+		Root: root, AssetsDir: assets, CRDs: true, User: "bench-manager",
+		Kubeconfig: filepath.Join(s.workDir, "kubeconfig"),
+		// envtest's default Service range, a /24, runs out of ClusterIPs
+		// after 254 gateway Services; a /16 holds 65534.
+		Configure: func(env *envtest.Environment) {
+			env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceIPRange)
+		},
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("start envtest: %w", err)
+		return nil, "", err
 	}
-	admin, err := s.env.AddUser(envtest.User{Name: "bench-manager", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("add the manager's user: %w", err)
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("kubeconfig of the manager's user: %w", err)
-	}
-	path := filepath.Join(s.workDir, "kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
-		return nil, "", fmt.Errorf("write kubeconfig: %w", err)
-	}
-	return cfg, path, nil
+	s.cluster = c
+	return c.Config, c.Kubeconfig, nil
 }
 
 // close stops whatever start started, newest first. Errors are not
@@ -303,11 +293,9 @@ func (s *scaleRun) close() {
 	if s.emu != nil {
 		s.emu.Close()
 	}
-	if s.env != nil {
-		// NOTE: also after a failed Start, which can leave etcd or
-		// kube-apiserver running.
-		if err := s.env.Stop(); err != nil {
-			s.logf("stop envtest: %v", err)
+	if s.cluster != nil {
+		if err := s.cluster.Stop(); err != nil {
+			s.logf("%v", err)
 		}
 	}
 }
@@ -852,35 +840,4 @@ func (p *procSampler) stop() (peakRSS int64, cpu time.Duration, err error) {
 		return 0, 0, fmt.Errorf("sample manager at the end: %w", p.err)
 	}
 	return p.maxRSS, p.last.CPU, nil
-}
-
-// findModuleRoot is the closest directory at or above the working
-// directory whose go.mod declares github.com/mcpgate/mcpgate: config/crd
-// is read from there, and localstack builds and finds envtest from there.
-func findModuleRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find the repository: %w", err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if isMcpgateModule(filepath.Join(d, "go.mod")) {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("find the repository: no go.mod of github.com/mcpgate/mcpgate at or above %s", wd)
-		}
-	}
-}
-
-func isMcpgateModule(goMod string) bool {
-	data, err := os.ReadFile(goMod)
-	if err != nil {
-		return false
-	}
-	for line := range strings.Lines(string(data)) {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
-			return strings.Trim(f[1], `"`) == "github.com/mcpgate/mcpgate"
-		}
-	}
-	return false
 }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // EnvtestAssets returns the directory holding etcd, kube-apiserver and
@@ -23,11 +24,11 @@ import (
 // start several stacks resolve it once, so that a cold cache is filled once.
 func EnvtestAssets(ctx context.Context, opts Options) (string, error) {
 	opts = opts.withDefaults()
-	root, err := repoRoot(opts.RepoRoot)
+	root, err := testenv.ModuleRoot(opts.RepoRoot)
 	if err != nil {
 		return "", err
 	}
-	return envtestAssets(ctx, opts.AssetsDir, root, cacheDir(opts.CacheDir), opts.Progress)
+	return envtestAssets(ctx, opts.AssetsDir, root, testenv.CacheDir(opts.CacheDir), opts.Progress)
 }
 
 // envtestAssets returns dir, else $KUBEBUILDER_ASSETS when it holds every
@@ -81,25 +82,12 @@ func newScheme() *runtime.Scheme {
 // startControlPlane starts etcd and kube-apiserver and writes a cluster
 // admin's kubeconfig to path. The CRDs are not part of it: they are applied
 // afterwards with kubectl, as `make install` does.
-func startControlPlane(assets, kubeconfigPath string) (*envtest.Environment, error) {
-	env := &envtest.Environment{BinaryAssetsDirectory: assets, Scheme: newScheme()}
-	if _, err := env.Start(); err != nil {
-		// NOTE: a failed start can leave etcd or kube-apiserver running.
-		_ = env.Stop()
-		return nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
-	}
-	admin, err := env.AddUser(envtest.User{Name: "localstack-admin", Groups: []string{"system:masters"}}, nil)
-	if err == nil {
-		var kubeconfig []byte
-		if kubeconfig, err = admin.KubeConfig(); err == nil {
-			err = os.WriteFile(kubeconfigPath, kubeconfig, 0o600)
-		}
-	}
+func startControlPlane(root, assets, kubeconfigPath string) (*envtest.Environment, error) {
+	c, err := testenv.NewCluster(testenv.Options{Root: root, AssetsDir: assets, User: "localstack-admin", Kubeconfig: kubeconfigPath})
 	if err != nil {
-		_ = env.Stop()
-		return nil, fmt.Errorf("write the admin kubeconfig: %w", err)
+		return nil, err
 	}
-	return env, nil
+	return c.Env, nil
 }
 
 // kubectlRunner runs the real kubectl against the stack.

@@ -3,7 +3,6 @@
 package localstack
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"syscall"
@@ -19,6 +18,3 @@ func terminateGroup(p *os.Process) { _ = p.Kill() }
 func killGroup(p *os.Process) { _ = p.Kill() }
 
 func terminatedBySIGTERM(*exec.ExitError) bool { return false }
-
-// lockFile does nothing: builds into one cache are not serialized here.
-func lockFile(context.Context, string) (func(), error) { return func() {}, nil }

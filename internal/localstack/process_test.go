@@ -3,8 +3,6 @@
 package localstack
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -126,24 +124,4 @@ func TestStartAnnouncingReportsAnEarlyExit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exited before announcing") {
 		t.Errorf("startAnnouncing of a silent process = %v", err)
 	}
-}
-
-func TestLockFileSerializes(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "lock")
-	unlock, err := lockFile(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := lockFile(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("second lock while held = %v, want the context's error", err)
-	}
-	unlock()
-	unlock2, err := lockFile(t.Context(), path)
-	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
-	}
-	unlock2()
 }

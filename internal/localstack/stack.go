@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // Stack is a running local mcpgate installation. Its methods are safe for
@@ -64,7 +65,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}()
 	started := time.Now()
-	if s.root, err = repoRoot(opts.RepoRoot); err != nil {
+	if s.root, err = testenv.ModuleRoot(opts.RepoRoot); err != nil {
 		return nil, err
 	}
 	if err := s.makeWorkDir(); err != nil {
@@ -73,7 +74,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 	bins := opts.Binaries
 	if bins.missing(opts) {
-		binDir := filepath.Join(cacheDir(opts.CacheDir), "bin")
+		binDir := filepath.Join(testenv.CacheDir(opts.CacheDir), "bin")
 		what := "Building mcpgate into " + binDir + " (go build relinks only what changed)"
 		if _, err := os.Stat(filepath.Join(binDir, "mcpgate")); err != nil {
 			what = "Building mcpgate into " + binDir + " (a first build, which takes a minute or two)"
@@ -92,7 +93,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 	var assets string
 	find := func() (aerr error) {
-		assets, aerr = envtestAssets(ctx, opts.AssetsDir, s.root, cacheDir(opts.CacheDir), opts.Progress)
+		assets, aerr = envtestAssets(ctx, opts.AssetsDir, s.root, testenv.CacheDir(opts.CacheDir), opts.Progress)
 		return aerr
 	}
 	if opts.AssetsDir != "" {
@@ -167,7 +168,7 @@ func (s *Stack) makeWorkDir() error {
 }
 
 func (s *Stack) startControlPlane(_ context.Context, assets string, _ Binaries) error {
-	env, err := startControlPlane(assets, s.kubectl.kubeconfig)
+	env, err := startControlPlane(s.root, assets, s.kubectl.kubeconfig)
 	if err != nil {
 		return err
 	}

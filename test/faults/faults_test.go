@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
-	"github.com/mcpgate/mcpgate/internal/envtestutil"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // TestManagerSurvivesAPIServerRestart stops the kube-apiserver under a
@@ -160,10 +160,10 @@ func TestLeaderElectionHandover(t *testing.T) {
 	// The leader goes, as on a rolling update or a node drain.
 	terminated := time.Now()
 	if !leader.Stop(30 * time.Second) {
-		t.Fatalf("the leader did not exit within 30s of SIGTERM\noutput (last lines):\n%s", envtestutil.LastLines(leader.Logs.String(), 30))
+		t.Fatalf("the leader did not exit within 30s of SIGTERM\noutput (last lines):\n%s", testenv.LastLines(leader.Logs.String(), 30))
 	}
 	if err := leader.ExitErr(); err != nil {
-		t.Errorf("the leader exited with %v after SIGTERM, want 0\noutput (last lines):\n%s", err, envtestutil.LastLines(leader.Logs.String(), 30))
+		t.Errorf("the leader exited with %v after SIGTERM, want 0\noutput (last lines):\n%s", err, testenv.LastLines(leader.Logs.String(), 30))
 	}
 	t.Logf("the leader exited %s after SIGTERM", time.Since(terminated).Round(time.Millisecond))
 

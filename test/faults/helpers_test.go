@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
-	"github.com/mcpgate/mcpgate/internal/envtestutil"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -32,31 +30,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// repoRoot is the repository, relative to this package.
-var repoRoot = filepath.Join("..", "..")
-
 const (
 	namespace    = "default"
 	gatewayImage = "registry.example/mcpgate:test"
 )
-
-var (
-	assetsOnce sync.Once
-	assetsDir  string
-	assetsErr  error
-)
-
-// envtestAssets returns the directory of etcd and kube-apiserver, found once.
-func envtestAssets(t *testing.T) string {
-	t.Helper()
-	assetsOnce.Do(func() {
-		assetsDir, assetsErr = envtestutil.FromEnvOrScript(repoRoot, "KUBEBUILDER_ASSETS", "setup-envtest.sh")
-	})
-	if assetsErr != nil {
-		t.Fatal(assetsErr)
-	}
-	return assetsDir
-}
 
 // cluster is a real kube-apiserver and etcd (envtest) with the CRDs
 // installed, a client for the test, and a kubeconfig for the managers.
@@ -71,11 +48,7 @@ type cluster struct {
 // written before the restart stay valid after it.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: envtestAssets(t),
-	}
+	certDir := t.TempDir() // removed after the cluster stops: its Cleanup is registered later
 	// NOTE: with no CertDir, envtest makes a temporary one, and Stop()
 	// removes it and forgets it: a later Start() would make a new directory
 	// with a new serving CA, and every client that trusts the old one (the
@@ -86,17 +59,17 @@ func startCluster(t *testing.T) *cluster {
 	// start, and the secure port, once chosen, is kept in SecureServing, so
 	// the restarted API server serves the same address with the same
 	// certificates and accepts the same client certificates.
-	// t.TempDir's removal is registered first, so it runs after env.Stop.
-	env.ControlPlane.GetAPIServer().CertDir = t.TempDir()
 	// NOTE: on SIGTERM, kube-apiserver's graceful shutdown waits for open
 	// requests to end (http.Server.Shutdown, up to 60s), and by default that
 	// includes the watches of a running manager's informers: Stop() would hit
 	// envtest's 20s stop timeout, SIGKILL the process and return an error.
 	// With a watch termination grace period the API server ends the watches
 	// itself as it shuts down, and stops in about a second.
-	env.ControlPlane.GetAPIServer().Configure().Set("shutdown-watch-termination-grace-period", "2s")
-	ec := envtestutil.Start(t, env)
-	return &cluster{env: env, client: ec.Admin, kubeconfig: ec.Kubeconfig}
+	ec := testenv.StartCluster(t, testenv.Options{CRDs: true, Configure: func(env *envtest.Environment) {
+		env.ControlPlane.GetAPIServer().CertDir = certDir
+		env.ControlPlane.GetAPIServer().Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	}})
+	return &cluster{env: ec.Env, client: ec.Admin, kubeconfig: ec.Kubeconfig}
 }
 
 // declare creates the Clerk Secret (once per namespace) and an McpServer
@@ -149,7 +122,7 @@ func (c *cluster) waitDeployment(t *testing.T, timeout time.Duration, name strin
 }
 
 // manager is `mcpgate manager` running as a subprocess.
-type manager = envtestutil.Manager
+type manager = testenv.Manager
 
 // startManager runs `mcpgate manager` with the kubeconfig of the cluster's
 // operator user, on free loopback ports, with extra flags appended.
@@ -159,14 +132,14 @@ func startManager(t *testing.T, c *cluster, name string, extra ...string) *manag
 		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
 		"--gateway-image=" + gatewayImage, "--clerk-api-url=http://127.0.0.1:9/v1",
 	}, extra...)
-	return envtestutil.StartManager(t, name, c.kubeconfig, args...)
+	return testenv.StartManager(t, name, c.kubeconfig, args...)
 }
 
 // mustRun fails the test at once when the manager has exited.
 func mustRun(t *testing.T, m *manager, when string) {
 	t.Helper()
 	if !m.Running() {
-		t.Fatalf("manager %s exited %s: %v\noutput (last lines):\n%s", m.Name, when, m.ExitErr(), envtestutil.LastLines(m.Logs.String(), 40))
+		t.Fatalf("manager %s exited %s: %v\noutput (last lines):\n%s", m.Name, when, m.ExitErr(), testenv.LastLines(m.Logs.String(), 40))
 	}
 }
 
@@ -187,7 +160,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 		if time.Now().After(deadline) {
 			var out strings.Builder
 			for _, m := range managers {
-				fmt.Fprintf(&out, "\nmanager %s output (last lines):\n%s", m.Name, envtestutil.LastLines(m.Logs.String(), 30))
+				fmt.Fprintf(&out, "\nmanager %s output (last lines):\n%s", m.Name, testenv.LastLines(m.Logs.String(), 30))
 			}
 			t.Fatalf("%s: not within %s: %v%s", what, timeout, err, out.String())
 		}

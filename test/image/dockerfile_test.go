@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 const (
@@ -248,15 +250,12 @@ func TestDockerignoreExcludesSecretsAndBuildOutputs(t *testing.T) {
 	}
 }
 
-// repoRoot is two levels up from this package, where go.mod is.
+// repoRoot is the checkout this test runs in.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := testenv.ModuleRoot("")
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root %s: %v", root, err)
 	}
 	return root
 }

@@ -18,9 +18,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/mcpgate/mcpgate/internal/envtestutil"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // repoRoot is the repository, relative to this package.
@@ -45,9 +44,9 @@ var (
 func findTools(t *testing.T) tools {
 	t.Helper()
 	toolsOnce.Do(func() {
-		toolsVal.helm, toolsErr = envtestutil.FromEnvOrScript(repoRoot, "HELM", "setup-helm.sh")
+		toolsVal.helm, toolsErr = testenv.FromEnvOrScript(repoRoot, "HELM", "setup-helm.sh")
 		if toolsErr == nil {
-			toolsVal.assets, toolsErr = envtestutil.FromEnvOrScript(repoRoot, "KUBEBUILDER_ASSETS", "setup-envtest.sh")
+			toolsVal.assets, toolsErr = testenv.Assets(repoRoot)
 		}
 		toolsVal.kubectl = filepath.Join(toolsVal.assets, "kubectl")
 	})
@@ -150,7 +149,7 @@ type cluster struct {
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	tl := findTools(t)
-	ec := envtestutil.Start(t, &envtest.Environment{BinaryAssetsDirectory: tl.assets})
+	ec := testenv.StartCluster(t, testenv.Options{Root: repoRoot, AssetsDir: tl.assets})
 	return &cluster{tools: tl, cfg: ec.Config, admin: ec.Admin, kubeconfig: ec.Kubeconfig,
 		helmEnv: append(helmEnv(t), "KUBECONFIG="+ec.Kubeconfig)}
 }
@@ -236,7 +235,7 @@ func writeTemp(t *testing.T, name string, data []byte) string {
 }
 
 // manager is `mcpgate manager` running as a subprocess.
-type manager = envtestutil.Manager
+type manager = testenv.Manager
 
 // startManager runs the manager with the arguments of the chart's Deployment
 // container (as installed in the cluster), with a kubeconfig in place of the
@@ -248,7 +247,7 @@ func startManager(t *testing.T, kubeconfig string, chartArgs []string) *manager 
 		t.Fatalf("the chart's container args %q do not start the manager", chartArgs)
 	}
 	args := append(append([]string{}, chartArgs...), "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
-	return envtestutil.StartManager(t, "chart", kubeconfig, args...)
+	return testenv.StartManager(t, "chart", kubeconfig, args...)
 }
 
 // eventually retries check until it succeeds or a minute has passed.
@@ -261,7 +260,7 @@ func eventually(t *testing.T, what string, check func() error, logs func() strin
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v\nmanager output (last lines):\n%s", what, err, envtestutil.LastLines(logs(), 30))
+			t.Fatalf("%s: %v\nmanager output (last lines):\n%s", what, err, testenv.LastLines(logs(), 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -1,4 +1,4 @@
-package localstack
+package testenv
 
 import (
 	"os"
@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-func TestRepoRootFindsThisModule(t *testing.T) {
+func TestModuleRoot_findsThisModule(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot("")
+	root, err := ModuleRoot("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +44,14 @@ func TestIsModuleRoot(t *testing.T) {
 func TestCacheDir(t *testing.T) {
 	t.Setenv("MCPGATE_CACHE_DIR", "/cache/mcpgate")
 	t.Setenv("XDG_CACHE_HOME", "/xdg")
-	if got := cacheDir("/given"); got != "/given" {
-		t.Errorf("cacheDir(/given) = %s", got)
+	if got := CacheDir("/given"); got != "/given" {
+		t.Errorf("CacheDir(/given) = %s", got)
 	}
-	if got := cacheDir(""); got != "/cache/mcpgate" {
+	if got := CacheDir(""); got != "/cache/mcpgate" {
 		t.Errorf("with MCPGATE_CACHE_DIR: %s", got)
 	}
 	t.Setenv("MCPGATE_CACHE_DIR", "")
-	if got := cacheDir(""); got != filepath.Join("/xdg", "mcpgate") {
+	if got := CacheDir(""); got != filepath.Join("/xdg", "mcpgate") {
 		t.Errorf("with XDG_CACHE_HOME: %s", got)
 	}
 }
