@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,15 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mcpgate/mcpgate/gateway"
 	"github.com/mcpgate/mcpgate/gateway/config"
+	"github.com/mcpgate/mcpgate/internal/cmdutil"
 	"github.com/mcpgate/mcpgate/internal/version"
 )
 
@@ -131,7 +129,7 @@ func runGateway(args []string, stderr io.Writer) int {
 		defer stopProfile()
 	}
 	log.Info("Starting mcpgate gateway", "version", version.Get().Version, "config", f.config)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := cmdutil.SignalContext(nil)
 	defer stop()
 	if err := g.Run(ctx); err != nil {
 		log.Error("Gateway failed", "error", err.Error())

@@ -19,27 +19,19 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/internal/cmdutil"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { cmdutil.Main(run, nil) }
 
 // usage is printed by -h before the flags. It shows how to give the instance
 // people, since access rules are about users, addresses and organizations.
@@ -96,12 +88,7 @@ type endpoints struct {
 
 // run starts the emulator and serves until ctx ends; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("clerk-emulator", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
+	fs := cmdutil.NewFlagSet("clerk-emulator", usage, stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "address of the Frontend API (the issuer)")
 	backendListen := fs.String("backend-listen", "127.0.0.1:0", "address of the Backend API")
 	jwtTokens := fs.Bool("jwt-access-tokens", true, "issue JWT access tokens (false: opaque oat_ tokens)")
@@ -121,14 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cimd := fs.Bool("client-metadata-documents", false, "accept client ID metadata document clients (a client_id that is the URL of its metadata) and advertise them")
 	loopbackCIMD := fs.Bool("loopback-client-metadata", false, "fetch client metadata documents from loopback hosts, over http too (for local clients only)")
 	cimdCAFile := fs.String("client-metadata-ca-file", "", "PEM file of CA certificates to trust, besides the system's, when fetching client metadata documents over https (e.g. a local test server's)")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return 0
-	} else if err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "clerk-emulator: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return 2
+	if err := cmdutil.Parse(fs, args); err != nil {
+		return cmdutil.UsageExit(stderr, "clerk-emulator", err)
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
@@ -160,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	line, err := json.Marshal(endpoints{
+	err = cmdutil.PrintLine(stdout, endpoints{
 		FrontendAPIURL: s.FrontendAPIURL(),
 		BackendAPIURL:  s.BackendAPIURL(),
 		PublishableKey: s.PublishableKey(),
@@ -168,25 +149,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Issuer:         s.FrontendAPIURL(),
 	})
 	if err != nil {
-		logger.Error("Failed to encode the endpoints", "error", err)
-		s.Close()
-		return 1
-	}
-	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
 		logger.Error("Failed to write the endpoints", "error", err)
 		s.Close()
 		return 1
 	}
-
-	<-ctx.Done()
-	logger.Info("Received signal, shutting down")
-	closed := make(chan struct{})
-	go func() { s.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		logger.Warn("Gave up waiting for requests to finish")
-	}
+	cmdutil.StopWithin(ctx, logger, 10*time.Second, s.Close)
 	return 0
 }
 

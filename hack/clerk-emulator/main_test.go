@@ -1,44 +1,47 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/syncbuf"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
-// readEndpoints reads the one JSON line the command prints on start.
-func readEndpoints(t *testing.T, r io.Reader) endpoints {
+// checkEndpoints checks the one JSON line the command prints on start.
+func checkEndpoints(t *testing.T, e endpoints) endpoints {
 	t.Helper()
-	line, err := bufio.NewReader(r).ReadBytes('\n')
-	if err != nil {
-		t.Fatalf("read the endpoints line: %v (got %q)", err, line)
-	}
-	var e endpoints
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		t.Fatalf("endpoints line %q: %v", line, err)
-	}
 	if e.FrontendAPIURL == "" || e.Issuer != e.FrontendAPIURL || !strings.HasSuffix(e.BackendAPIURL, "/v1") ||
 		!strings.HasPrefix(e.PublishableKey, "pk_test_") || !strings.HasPrefix(e.SecretKey, "sk_test_") {
 		t.Fatalf("endpoints = %+v", e)
 	}
 	return e
+}
+
+// runInProcess runs the command in-process with args and reads its line.
+func runInProcess(t *testing.T, args ...string) (*testenv.InProcess, endpoints) {
+	t.Helper()
+	cmd := testenv.RunInProcess(t, "clerk-emulator", run, args...)
+	var e endpoints
+	cmd.JSONLine(t, &e)
+	return cmd, checkEndpoints(t, e)
+}
+
+// stop stops an in-process command as a signal would: it must exit 0.
+func stop(t *testing.T, cmd *testenv.InProcess) {
+	t.Helper()
+	if c := cmd.Stop(t); c != 0 {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", c, cmd.Stderr.String())
+	}
 }
 
 // getJSON fetches url, with a bearer token when key is set, and decodes the object.
@@ -67,16 +70,7 @@ func getJSON(t *testing.T, url, key string) map[string]any {
 // its context, as a signal would.
 func TestRun(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stdoutR, stdoutW := io.Pipe()
-	var stderr syncbuf.Buffer
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, []string{"--jwt-access-tokens=false", "--dynamic-client-registration=false", "--user-id", "user_cli", "--scopes", "tools:read,tools:write"}, stdoutW, &stderr)
-		stdoutW.Close()
-	}()
-	e := readEndpoints(t, stdoutR)
+	cmd, e := runInProcess(t, "--jwt-access-tokens=false", "--dynamic-client-registration=false", "--user-id", "user_cli", "--scopes", "tools:read,tools:write")
 
 	meta := getJSON(t, e.Issuer+"/.well-known/oauth-authorization-server", "")
 	if meta["issuer"] != e.Issuer {
@@ -106,20 +100,12 @@ func TestRun(t *testing.T) {
 		t.Errorf("memberships = %v", list)
 	}
 
-	cancel()
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Fatalf("exit code %d, want 0; stderr:\n%s", c, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after its context ended")
-	}
-	if strings.Contains(stderr.String(), e.SecretKey) {
+	stop(t, cmd)
+	if strings.Contains(cmd.Stderr.String(), e.SecretKey) {
 		t.Error("the secret key was logged")
 	}
-	if !strings.Contains(stderr.String(), "path=/.well-known/oauth-authorization-server") {
-		t.Errorf("stderr lacks the request log:\n%s", stderr.String())
+	if !strings.Contains(cmd.Stderr.String(), "path=/.well-known/oauth-authorization-server") {
+		t.Errorf("stderr lacks the request log:\n%s", cmd.Stderr.String())
 	}
 }
 
@@ -153,51 +139,21 @@ func TestRun_badArguments(t *testing.T) {
 // metadata endpoint, and stops it with SIGTERM: it must exit 0.
 func TestBinary(t *testing.T) {
 	t.Parallel()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go tool is not on PATH: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "clerk-emulator")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--user-email", "someone@example.com")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncbuf.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	e := readEndpoints(t, stdout)
+	cmd := testenv.StartCommand(t, "./hack/clerk-emulator", "--listen", "127.0.0.1:0", "--user-email", "someone@example.com")
+	var e endpoints
+	cmd.JSONLine(t, &e)
+	checkEndpoints(t, e)
 	if meta := getJSON(t, e.FrontendAPIURL+"/.well-known/oauth-authorization-server", ""); meta["issuer"] != e.Issuer {
 		t.Fatalf("issuer = %v, want %s", meta["issuer"], e.Issuer)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if !cmd.Stop(time.Minute) {
+		t.Fatal("the command did not exit within a minute of SIGTERM")
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the command did not exit after SIGTERM")
+	if err := cmd.ExitErr(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, cmd.Logs.String())
 	}
-	if strings.Contains(stderr.String(), e.SecretKey) {
+	if strings.Contains(cmd.Logs.String(), e.SecretKey) {
 		t.Error("the secret key was logged")
 	}
 }
@@ -262,17 +218,8 @@ func TestRun_clientFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stdoutR, stdoutW := io.Pipe()
-	var stderr syncbuf.Buffer
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, []string{"--scopes", "tools:write", "--client-scopes=instance", "--client-metadata-documents", "--loopback-client-metadata",
-			"--client-metadata-ca-file", caFile}, stdoutW, &stderr)
-		stdoutW.Close()
-	}()
-	e := readEndpoints(t, stdoutR)
+	cmd, e := runInProcess(t, "--scopes", "tools:write", "--client-scopes=instance", "--client-metadata-documents", "--loopback-client-metadata",
+		"--client-metadata-ca-file", caFile)
 	if meta := getJSON(t, e.Issuer+"/.well-known/oauth-authorization-server", ""); meta["client_id_metadata_document_supported"] != true {
 		t.Errorf("AS metadata = %v, want client_id_metadata_document_supported", meta)
 	}
@@ -305,13 +252,5 @@ func TestRun_clientFlags(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Fatalf("exit code %d, want 0; stderr:\n%s", c, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after its context ended")
-	}
+	stop(t, cmd)
 }

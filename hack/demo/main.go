@@ -22,11 +22,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -35,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/internal/cmdutil"
 	"github.com/mcpgate/mcpgate/internal/localstack"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
@@ -44,8 +43,11 @@ import (
 // everything has started.
 const readyTimeout = 2 * time.Minute
 
+// main stops the demo on the first SIGINT or SIGTERM. Later signals only
+// say that the stop is under way: exiting then would leave etcd and the API
+// server running.
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	cmdutil.Main(run, func() { fmt.Fprintln(os.Stderr, "demo: still stopping; everything will be gone in a few seconds") })
 }
 
 // demoFlags are the command line.
@@ -57,16 +59,12 @@ type demoFlags struct {
 
 func parseFlags(args []string, stderr io.Writer) (demoFlags, error) {
 	f := demoFlags{oneshot: os.Getenv("DEMO_ONESHOT") == "1"}
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cmdutil.NewFlagSet("demo", "", stderr)
 	clerk := fs.String("clerk-emulator", "in-process", "run the Clerk emulator in-process or as a subprocess (hack/clerk-emulator)")
 	sample := fs.String("sample-server", "in-process", "run the sample MCP server in-process or as a subprocess (hack/sample-mcp-server)")
 	tokens := fs.String("tokens", "jwt", "access token format the sample McpServer asks Clerk for: jwt or opaque")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdutil.Parse(fs, args); err != nil {
 		return f, err
-	}
-	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var err error
 	if f.clerkMode, err = parseMode(*clerk); err != nil {
@@ -96,8 +94,8 @@ func parseMode(s string) (localstack.Mode, error) {
 	return 0, fmt.Errorf("%q is neither in-process nor subprocess", s)
 }
 
-// run starts the demo and returns the exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+// run starts the demo, stops it when ctx ends, and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -109,11 +107,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// envtest and the kubelet emulation log through controller-runtime;
 	// only their errors are worth a line here, the rest is in the log files.
 	ctrl.SetLogger(zap.New(zap.WriteTo(stderr), zap.Level(zapcore.ErrorLevel)))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stopSignals := onSignal(cancel, stderr)
-	defer stopSignals()
 
 	say := func(msg string) { fmt.Fprintln(stdout, msg) }
 	started := time.Now()
@@ -298,33 +291,4 @@ func resultText(res *mcp.CallToolResult) string {
 		}
 	}
 	return strings.Join(parts, " ")
-}
-
-// onSignal cancels on the first SIGINT or SIGTERM. Later signals only say
-// that the stop is under way: exiting then would leave etcd and the API
-// server running.
-func onSignal(cancel context.CancelFunc, w io.Writer) (stop func()) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		first := true
-		for {
-			select {
-			case <-sigs:
-				if first {
-					cancel()
-					first = false
-				} else {
-					fmt.Fprintln(w, "demo: still stopping; everything will be gone in a few seconds")
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(sigs)
-		close(done)
-	}
 }

@@ -20,23 +20,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/cmdutil"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { cmdutil.Main(run, nil) }
 
 // clientFlags are the command line.
 type clientFlags struct {
@@ -49,19 +43,16 @@ type clientFlags struct {
 
 func parseFlags(args []string, stderr io.Writer) (clientFlags, error) {
 	var f clientFlags
-	fs := flag.NewFlagSet("mcp-client", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cmdutil.NewFlagSet("mcp-client", "", stderr)
 	fs.StringVar(&f.url, "url", "", "MCP endpoint, such as http://127.0.0.1:8080/mcp (required)")
 	scopes := fs.String("scopes", "", "scopes to request besides those the server asks for, separated by spaces or commas")
 	fs.StringVar(&f.tool, "tool", "whoami", "tool to call")
 	toolArgs := fs.String("args", "{}", "arguments of the tool call, a JSON object")
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdutil.Parse(fs, args); err != nil {
 		return f, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return f, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	case f.url == "":
 		return f, errors.New("--url is required")
 	case f.tool == "":

@@ -1,37 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpgate/mcpgate/internal/syncbuf"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
-// readEndpoint reads the one JSON line the command prints on start.
-func readEndpoint(t *testing.T, r io.Reader, wantPath string) string {
+// checkEndpoint checks the one JSON line the command prints on start.
+func checkEndpoint(t *testing.T, e endpoint, wantPath string) string {
 	t.Helper()
-	line, err := bufio.NewReader(r).ReadBytes('\n')
-	if err != nil {
-		t.Fatalf("read the endpoint line: %v (got %q)", err, line)
-	}
-	var e endpoint
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		t.Fatalf("endpoint line %q: %v", line, err)
-	}
 	u, err := url.Parse(e.URL)
 	if err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.Port() == "0" || u.Path != wantPath {
 		t.Fatalf("url = %q, want http://127.0.0.1:PORT%s", e.URL, wantPath)
@@ -41,7 +25,7 @@ func readEndpoint(t *testing.T, r io.Reader, wantPath string) string {
 
 // echo connects an SDK client to endpoint and calls the echo tool; the
 // session stays open (with its standalone SSE stream) until the test ends.
-func echo(t *testing.T, endpoint string) {
+func echo(t *testing.T, endpoint string) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -58,36 +42,30 @@ func echo(t *testing.T, endpoint string) {
 	if tc, ok := res.Content[0].(*mcp.TextContent); !ok || tc.Text != "hi" {
 		t.Fatalf("echo = %+v", res.Content)
 	}
+	return cs
 }
 
 // TestRun runs the command in-process and stops it by cancelling its
-// context, as a signal would, while a session's SSE stream is open: it must
-// still exit 0 promptly.
+// context, as a signal would, while a session's SSE stream is open: the
+// stream must end, and the command exit 0.
 func TestRun(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stdoutR, stdoutW := io.Pipe()
-	var stderr syncbuf.Buffer
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, []string{"--path", "/v1/mcp"}, stdoutW, &stderr)
-		stdoutW.Close()
-	}()
-	echo(t, readEndpoint(t, stdoutR, "/v1/mcp"))
+	cmd := testenv.RunInProcess(t, "sample-mcp-server", run, "--path", "/v1/mcp")
+	var e endpoint
+	cmd.JSONLine(t, &e)
+	cs := echo(t, checkEndpoint(t, e, "/v1/mcp"))
 
-	start := time.Now()
-	cancel()
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Fatalf("exit code %d, want 0; stderr:\n%s", c, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after its context ended")
+	if c := cmd.Stop(t); c != 0 {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", c, cmd.Stderr.String())
 	}
-	if d := time.Since(start); d >= shutdownTimeout {
-		t.Errorf("shutdown took %v: open streams held it up", d)
+	// The session's standalone SSE stream ended with the server: the
+	// client's session ends on its own.
+	ended := make(chan error, 1)
+	go func() { ended <- cs.Wait() }()
+	select {
+	case <-ended:
+	case <-time.After(time.Minute):
+		t.Fatal("the client's session did not end after the shutdown")
 	}
 }
 
@@ -117,47 +95,18 @@ func TestRun_badArguments(t *testing.T) {
 // at the printed URL, and stops it with SIGTERM: it must exit 0.
 func TestBinary(t *testing.T) {
 	t.Parallel()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go tool is not on PATH: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "sample-mcp-server")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	cmd := testenv.StartCommand(t, "./hack/sample-mcp-server")
+	var e endpoint
+	cmd.JSONLine(t, &e)
+	echo(t, checkEndpoint(t, e, "/mcp"))
 
-	cmd := exec.Command(bin)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	if !cmd.Stop(time.Minute) {
+		t.Fatal("the command did not exit within a minute of SIGTERM")
 	}
-	var stderr syncbuf.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if err := cmd.ExitErr(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, cmd.Logs.String())
 	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	echo(t, readEndpoint(t, stdout, "/mcp"))
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the command did not exit after SIGTERM")
-	}
-	if !strings.Contains(stderr.String(), "Serving the sample MCP server") {
-		t.Errorf("stderr lacks the start log:\n%s", stderr.String())
+	if !strings.Contains(cmd.Logs.String(), "Serving the sample MCP server") {
+		t.Errorf("stderr lacks the start log:\n%s", cmd.Logs.String())
 	}
 }
