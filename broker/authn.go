@@ -134,13 +134,21 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 	if token == "" || len(token) > maxCallerTokenLength {
 		return Caller{}, fmt.Errorf("empty or oversized token: %w", ErrUnauthenticated)
 	}
-	// A token that says it has expired is refused unasked: the claim is
-	// unverified, but it can only make us refuse, never accept.
-	exp, hasExp := unverifiedExpiry(token)
+	// What the token says of itself is unverified, but it can only make us
+	// refuse, never accept: a token that is no JWT, is not for our
+	// audience or has expired is refused without costing the API server a
+	// review (anyone who can reach the broker can send one).
+	claims, ok := unverifiedClaims(token)
 	now := a.opts.Now()
-	if hasExp && !now.Before(exp) {
+	switch {
+	case !ok:
+		return Caller{}, fmt.Errorf("not a service account token: %w", ErrUnauthenticated)
+	case !slices.Contains(claims.aud, a.opts.Audience):
+		return Caller{}, fmt.Errorf("token is not for audience %q: %w", a.opts.Audience, ErrUnauthenticated)
+	case !now.Before(claims.exp):
 		return Caller{}, fmt.Errorf("token expired: %w", ErrUnauthenticated)
 	}
+	exp := claims.exp
 	key := sha256.Sum256([]byte(token))
 	if r, ok := a.cached(key, now); ok {
 		return r.caller, r.err
@@ -158,7 +166,7 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 		now := a.opts.Now()
 		if err == nil {
 			r.until = now.Add(a.opts.TTL)
-			if hasExp && exp.Before(r.until) {
+			if exp.Before(r.until) {
 				r.until = exp
 			}
 		} else {
@@ -219,28 +227,44 @@ func parseServiceAccount(user string) (Caller, bool) {
 	return Caller{Namespace: ns, Name: name}, true
 }
 
-// unverifiedExpiry reads a JWT's exp without checking anything else: it
-// only ever shortens how long we trust a token.
-func unverifiedExpiry(token string) (time.Time, bool) {
+// tokenClaims are the claims read from a token before it is reviewed.
+type tokenClaims struct {
+	aud []string
+	exp time.Time
+}
+
+// unverifiedClaims reads a JWT's aud and exp without checking anything
+// else; ok is false when the token is no JWT or lacks either claim
+// (ServiceAccount tokens from TokenRequest always have both).
+func unverifiedClaims(token string) (tokenClaims, bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return time.Time{}, false
+		return tokenClaims{}, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return time.Time{}, false
+		return tokenClaims{}, false
 	}
 	var c struct {
-		Exp *json.Number `json:"exp"`
+		Aud json.RawMessage `json:"aud"`
+		Exp *json.Number    `json:"exp"`
 	}
 	if json.Unmarshal(payload, &c) != nil || c.Exp == nil {
-		return time.Time{}, false
+		return tokenClaims{}, false
 	}
 	secs, err := c.Exp.Int64()
 	if err != nil {
-		return time.Time{}, false
+		return tokenClaims{}, false
 	}
-	return time.Unix(secs, 0), true
+	out := tokenClaims{exp: time.Unix(secs, 0)}
+	// aud is a string or an array of strings (RFC 7519 4.1.3).
+	var one string
+	if json.Unmarshal(c.Aud, &one) == nil {
+		out.aud = []string{one}
+	} else if json.Unmarshal(c.Aud, &out.aud) != nil {
+		return tokenClaims{}, false
+	}
+	return out, len(out.aud) > 0
 }
 
 func (a *TokenReviewAuthenticator) cached(key [sha256.Size]byte, now time.Time) (review, bool) {

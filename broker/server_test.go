@@ -26,7 +26,8 @@ func (failingResolver) Resolve(context.Context, Caller) (Instance, error) {
 func TestServer_cannotTell(t *testing.T) {
 	t.Parallel()
 	em := newEmulator(t)
-	tok := mint(t, em, clerktest.TokenRequest{})
+	// Opaque: verifying it needs the Backend API, and so the secret key.
+	tok := mint(t, em, clerktest.TokenRequest{Format: clerktest.FormatOpaque})
 	broken := *instanceOf("broken", em)
 	broken.BackendAPIURL = "not a url"
 	tests := map[string]struct {
