@@ -21,15 +21,19 @@ ours() { [ -d "/proc/$1" ] && cmdline_of "$1" | grep -qF -- "${STATE_DIR}"; }
 
 # stop NAME: SIGTERM, up to 15 s, then SIGKILL.
 stop() {
-  local name="$1" f="${PID_DIR}/$1.pid" pid i
+  local name="$1" f="${PID_DIR}/$1.pid" pid i t0=${SECONDS}
   [ -f "$f" ] || return 0
   pid="$(cat "$f")"
   if ours "$pid"; then
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 30); do ours "$pid" || break; sleep 0.5; done
-    if ours "$pid"; then kill -KILL "$pid" 2>/dev/null; sleep 0.5; fi
+    for i in $(seq 1 20); do ours "$pid" || break; sleep 0.5; done
+    if ours "$pid"; then
+      log "${name} ignored SIGTERM for 10s; killing it"
+      kill -KILL "$pid" 2>/dev/null; sleep 0.5
+    fi
   fi
   rm -f "$f"
+  [ $((SECONDS - t0)) -lt 3 ] || log "stopping ${name} took $((SECONDS - t0))s"
 }
 
 # kubepods_cgroups prints the pod cgroup directories, deepest first.

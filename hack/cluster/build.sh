@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# build.sh builds each cluster component from its Go module into
+# ~/.cache/mcpgate/cluster/<component>-<version>/, once. A re-run with a warm
+# cache only checks that the binaries are there. `build.sh NAME...` builds only
+# those components (k8s, coredns, kube-router, traefik, images).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "${HERE}/lib.sh"
+REPO="$(cd "${HERE}/../.." && pwd)"
+GOOS="$(go env GOOS)"; GOARCH="$(go env GOARCH)"
+
+# build_into NAME VERSION BINARIES... -- runs the function build_NAME in a
+# staging directory and renames it into the cache when every binary is there,
+# so an interrupted build never leaves a half-filled cache.
+build_into() {
+  local name="$1" version="$2"; shift 2
+  local dest="${CLUSTER_CACHE}/${name}-${version}" bin ok=1
+  for bin in "$@"; do [ -x "${dest}/${bin}" ] || ok=0; done
+  [ "$ok" = 1 ] && return 0
+  mkdir -p "${CLUSTER_CACHE}"
+  local stage start
+  stage="$(mktemp -d "${dest}.tmp.XXXXXX")"
+  start=$(date +%s)
+  log "building ${name} ${version} (once; cached in ${dest})"
+  if ! ( "build_${name//-/_}" "${stage}" "${version}" ) >"${stage}.log" 2>&1; then
+    tail -30 "${stage}.log" >&2
+    rm -rf "${stage}"
+    die "building ${name} failed; the log is ${stage}.log"
+  fi
+  for bin in "$@"; do [ -x "${stage}/${bin}" ] || die "${name}: ${bin} missing after the build"; done
+  chmod 755 "${stage}"
+  rm -rf "${dest}"; mv -T "${stage}" "${dest}"; rm -f "${stage}.log"
+  log "built ${name} ${version} in $(( $(date +%s) - start ))s"
+}
+
+go_build() { nice -n 19 env CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath "$@"; }
+
+# k8s: kube-controller-manager, kube-scheduler, kubelet and kube-proxy from
+# k8s.io/kubernetes, with each k8s.io staging module pinned to its published
+# v0.X.Y release (as hack/setup-envtest.sh does for the API server).
+build_k8s() {
+  local out="$1" version="$2" work minor staging gomod
+  work="$(mktemp -d)"; trap 'rm -rf "${work}"' RETURN
+  minor="${version#*.}"; minor="${minor%%.*}"
+  staging="v0.${minor}.${version##*.}"
+  cd "${work}"
+  go mod init mcpgate.local/cluster/k8s
+  gomod="$(go mod download -json "k8s.io/kubernetes@v${version}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "${gomod}" | while read -r mod; do
+    go mod edit -replace "${mod}=${mod}@${staging}"
+  done
+  go mod edit -require "k8s.io/kubernetes@v${version}"
+  local cmds=(kube-controller-manager kube-scheduler kubelet kube-proxy) c
+  for c in "${cmds[@]}"; do go get "k8s.io/kubernetes/cmd/${c}@v${version}"; done
+  local ldflags="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X ${p}.gitVersion=v${version} -X ${p}.gitMajor=${version%%.*} -X ${p}.gitMinor=${minor} -X ${p}.gitTreeState=clean"
+  done
+  for c in "${cmds[@]}"; do
+    go_build -ldflags "${ldflags}" -o "${out}/${c}" "k8s.io/kubernetes/cmd/${c}"
+  done
+}
+
+# coredns: the coredns command with its default plugin set.
+build_coredns() {
+  local out="$1" version="$2" work
+  work="$(mktemp -d)"; trap 'rm -rf "${work}"' RETURN
+  cd "${work}"
+  cat >main.go <<'GO'
+// Command coredns is CoreDNS with its default plugins, for the test cluster.
+package main
+
+import (
+	_ "github.com/coredns/coredns/core/plugin"
+	"github.com/coredns/coredns/coremain"
+)
+
+func main() { coremain.Run() }
+GO
+  go mod init mcpgate.local/cluster/coredns
+  go get "github.com/coredns/coredns@v${version}"
+  go mod tidy
+  go_build -ldflags "-s -w" -o "${out}/coredns" .
+}
+
+# kube-router: its NetworkPolicy firewall (iptables and ipset). v2.1.0 is the
+# only release the module proxy serves, and the flaws reported against it are
+# in the golang.org/x modules it pins; they are raised to current releases
+# here (API-compatible), the rest of its module graph is kept.
+build_kube_router() {
+  local out="$1" version="$2" work
+  work="$(mktemp -d)"; trap 'rm -rf "${work}"' RETURN
+  cd "${work}"
+  go mod init mcpgate.local/cluster/kube-router
+  go get "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@v${version}"
+  go get golang.org/x/net@latest golang.org/x/crypto@latest golang.org/x/sys@latest golang.org/x/text@latest \
+    golang.org/x/oauth2@latest golang.org/x/term@latest
+  go_build -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v${version}" \
+    -o "${out}/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+}
+
+# traefik: the ingress controller (Ingress and Gateway API HTTPRoute). Its
+# go.mod points github.com/traefik/traefik/dynamic/ext at a directory of its
+# repository that the module zip leaves out (it has its own go.mod and is not
+# published); that module only declares two empty extension structs, HTTP and
+# Router, so an equivalent one is written here. The fork replacements and the
+# exclusion are traefik's own, repeated because a dependency's are ignored.
+build_traefik() {
+  local out="$1" version="$2" work gomod
+  work="$(mktemp -d)"; trap 'rm -rf "${work}"' RETURN
+  mkdir -p "${work}/ext"
+  cat >"${work}/ext/go.mod" <<'MOD'
+module github.com/traefik/traefik/dynamic/ext
+
+go 1.26.0
+MOD
+  cat >"${work}/ext/ext.go" <<'GO'
+// Package ext stands in for traefik's unpublished dynamic-config extension
+// module: the open-source build extends nothing.
+package ext
+
+// HTTP extends dynamic.HTTP with nothing.
+type HTTP struct{}
+
+// Router extends dynamic.Router with nothing.
+type Router struct{}
+GO
+  cd "${work}"
+  go mod init mcpgate.local/cluster/traefik
+  gomod="$(go mod download -json "github.com/traefik/traefik/v3@v${version}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  go mod edit -replace github.com/traefik/traefik/dynamic/ext=./ext
+  # Every module => module@version replacement of traefik's go.mod.
+  sed -n 's#^[[:space:]]*\(replace[[:space:]]*\)\{0,1\}\([^ /]*\.[^ ]*\) => \([^ .][^ ]*\) \(v[^ ]*\)$#\2=\3@\4#p' "${gomod}" |
+    while read -r r; do go mod edit -replace "$r"; done
+  sed -n 's#^exclude \([^ ]*\) \(v[^ ]*\)$#\1@\2#p' "${gomod}" | while read -r e; do go mod edit -exclude "$e"; done
+  go mod edit -require "github.com/traefik/traefik/v3@v${version}"
+  go get "github.com/traefik/traefik/v3/cmd/traefik@v${version}"
+  go_build -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=v${version}" \
+    -o "${out}/traefik" github.com/traefik/traefik/v3/cmd/traefik
+}
+
+want() { [ $# -eq 0 ] || [[ " ${SELECTED} " == *" $1 "* ]]; }
+SELECTED="$*"
+if [ -z "${SELECTED}" ] || want k8s; then build_into k8s "${K8S_VERSION}" kube-controller-manager kube-scheduler kubelet kube-proxy; fi
+if [ -z "${SELECTED}" ] || want coredns; then build_into coredns "${COREDNS_VERSION}" coredns; fi
+if [ -z "${SELECTED}" ] || want kube-router; then build_into kube-router "${KUBE_ROUTER_VERSION}" kube-router; fi
+if [ -z "${SELECTED}" ] || want traefik; then build_into traefik "${TRAEFIK_VERSION}" traefik; fi

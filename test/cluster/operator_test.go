@@ -1,0 +1,130 @@
+//go:build cluster
+
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// leaseName is the operator's leader election lease (cmd/mcpgate).
+const leaseName = "mcpgate.mcpgate.dev"
+
+// imageTag is the tag that hack/cluster/test.sh gives the mcpgate image it
+// builds from this checkout (hack/cluster/images.sh mcpgate TAG).
+func imageTag(t *testing.T) string {
+	t.Helper()
+	tag := os.Getenv("MCPGATE_CLUSTER_IMAGE_TAG")
+	if tag == "" {
+		t.Fatal("MCPGATE_CLUSTER_IMAGE_TAG is not set: hack/cluster/test.sh builds and imports the image and sets it")
+	}
+	return tag
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// helm runs the helm binary that hack/setup-helm.sh built.
+func helm(ctx context.Context, t *testing.T, args ...string) string {
+	t.Helper()
+	bin := os.Getenv("HELM")
+	if bin == "" {
+		t.Fatal("HELM is not set: hack/cluster/test.sh sets it from hack/setup-helm.sh")
+	}
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfigPath()}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestOperatorInstall: `helm install` of charts/mcpgate with the image built
+// from this checkout, into a namespace that enforces the restricted Pod
+// Security Standard: the operator pod becomes Ready, holds the leader lease,
+// and its metrics answer.
+func TestOperatorInstall(t *testing.T) {
+	ctx := testContext(t, 5*time.Minute)
+	tag := imageTag(t)
+	ns := restrictedNamespace(t, "mcpgate-system")
+	release := "mcpgate-" + ns[len(ns)-6:]
+
+	helm(ctx, t, "install", release, filepath.Join(repoRoot(t), "charts", "mcpgate"),
+		"--namespace", ns, "--wait", "--timeout", "3m",
+		"--set", "image.repository=mcpgate.local/mcpgate", "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+		"--set", "gatewayImage.repository=mcpgate.local/mcpgate", "--set", "gatewayImage.tag="+tag,
+		"--set", "gatewayImage.pullPolicy=Never")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = exec.CommandContext(ctx, os.Getenv("HELM"), "--kubeconfig", kubeconfigPath(), "uninstall", release,
+			"--namespace", ns, "--wait").Run()
+	})
+
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("operator pods in %s: %v (err %v), want 1", ns, len(pods.Items), err)
+	}
+	pod := waitPod(ctx, t, ns, pods.Items[0].Name, "Ready", podReady)
+
+	var holder string
+	err = wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		l, err := kube.CoordinationV1().Leases(ns).Get(ctx, leaseName, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		if l.Spec.HolderIdentity != nil {
+			holder = *l.Spec.HolderIdentity
+		}
+		return strings.HasPrefix(holder, pod.Name), nil
+	})
+	if err != nil {
+		t.Fatalf("lease %s/%s: holder %q, want the operator pod %s", ns, leaseName, holder, pod.Name)
+	}
+
+	// The test runs on the node, so it reaches the pod's address directly.
+	port := metricsPort(pod)
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, port))
+	if err != nil {
+		t.Fatalf("operator metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "controller_runtime_") {
+		t.Fatalf("operator metrics: status %d, body without controller_runtime_ metrics:\n%.500s", resp.StatusCode, body)
+	}
+}
+
+func kubeconfigPath() string {
+	if p := os.Getenv("MCPGATE_CLUSTER_KUBECONFIG"); p != "" {
+		return p
+	}
+	return defaultKubeconfig
+}
+
+func metricsPort(p *corev1.Pod) int32 {
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.Name == "metrics" {
+				return port.ContainerPort
+			}
+		}
+	}
+	return 8080
+}
