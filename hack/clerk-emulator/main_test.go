@@ -112,7 +112,7 @@ func TestRun(t *testing.T) {
 // TestRun_badArguments checks the usage errors.
 func TestRun_badArguments(t *testing.T) {
 	t.Parallel()
-	tests := map[string][]string{
+	testenv.CheckRefused(t, run, map[string][]string{
 		"unknown flag":        {"--nope"},
 		"positional arg":      {"extra"},
 		"bad duration":        {"--access-token-ttl", "soon"},
@@ -120,19 +120,7 @@ func TestRun_badArguments(t *testing.T) {
 		"bad backend address": {"--backend-listen", "not-an-address"},
 		"unknown scope rule":  {"--client-scopes", "any"},
 		"missing CA file":     {"--client-metadata-ca-file", "/nonexistent/ca.pem"},
-	}
-	for name, args := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			var stdout, stderr bytes.Buffer
-			if c := run(context.Background(), args, &stdout, &stderr); c == 0 {
-				t.Fatalf("exit code 0 for %v", args)
-			}
-			if stdout.Len() != 0 {
-				t.Fatalf("stdout = %q, want nothing on failure", stdout.String())
-			}
-		})
-	}
+	})
 }
 
 // TestBinary builds the command, starts it, reads its line, checks the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/url"
 	"strings"
@@ -71,24 +70,12 @@ func TestRun(t *testing.T) {
 
 func TestRun_badArguments(t *testing.T) {
 	t.Parallel()
-	tests := map[string][]string{
+	testenv.CheckRefused(t, run, map[string][]string{
 		"unknown flag":      {"--nope"},
 		"positional arg":    {"extra"},
 		"relative path":     {"--path", "mcp"},
 		"unlistenable addr": {"--listen", "256.0.0.1:0"},
-	}
-	for name, args := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			var stdout, stderr bytes.Buffer
-			if c := run(context.Background(), args, &stdout, &stderr); c == 0 {
-				t.Fatalf("exit code 0 for %v", args)
-			}
-			if stdout.Len() != 0 {
-				t.Fatalf("stdout = %q, want nothing on failure", stdout.String())
-			}
-		})
-	}
+	})
 }
 
 // TestBinary builds the command, starts it with its defaults, calls a tool

@@ -54,3 +54,22 @@ func (p *InProcess) Stop(t testing.TB) int {
 		return 0
 	}
 }
+
+// CheckRefused runs run with each of the argument lists in tests (by
+// subtest name), all of which the command must refuse: a non-zero exit
+// code and nothing on stdout, where a caller waits for the start line.
+func CheckRefused(t *testing.T, run cmdutil.Run, tests map[string][]string) {
+	t.Helper()
+	for name, args := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr syncbuf.Buffer
+			if c := run(context.Background(), args, &stdout, &stderr); c == 0 {
+				t.Fatalf("exit code 0 for %q", args)
+			}
+			if out := stdout.String(); out != "" {
+				t.Fatalf("stdout = %q, want nothing on failure", out)
+			}
+		})
+	}
+}
