@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -10,6 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
 )
 
 // TestTokenReviewAuthenticator asks a real API server about real and
@@ -186,6 +190,56 @@ func TestTokenReviewAuthenticator_cache(t *testing.T) {
 			t.Fatalf("%s: Authenticate = %v, %v; want ErrUnauthenticated", s.name, got, err)
 		case reviews.n != s.wantReviews:
 			t.Fatalf("%s: %d token reviews, want %d", s.name, reviews.n, s.wantReviews)
+		}
+	}
+}
+
+// TestClient_serviceAccountToken runs the client as a gateway pod would:
+// its projected token in a file the kubelet rewrites, reviewed by a real
+// API server on the broker's side.
+func TestClient_serviceAccountToken(t *testing.T) {
+	t.Parallel()
+	startKube(t)
+	ns := newNamespace(t, "client")
+	gw, other := Caller{Namespace: ns, Name: "tools-gateway"}, Caller{Namespace: ns, Name: "default"}
+	newServiceAccount(t, gw)
+	newServiceAccount(t, other)
+	em := newEmulator(t)
+	auth, err := NewTokenReviewAuthenticator(TokenReviewOptions{Client: kube.broker.AuthenticationV1()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, auth, NewStaticResolver(map[Caller]Instance{gw: *instanceOf(ns+"/tools", em)}))
+	tokenFile := writeFile(t, "token", []byte(saToken(t, gw, Audience)))
+	c := b.client(t, tokenFile, b.caFile)
+	at := AccessToken{Token: mint(t, em, clerktest.TokenRequest{})}
+
+	steps := []struct {
+		name  string
+		token string // written to the token file first, when set
+		want  error  // nil: the default user comes back
+	}{
+		{name: "the gateway's token", want: nil},
+		{name: "rewritten with another account's token", token: saToken(t, other, Audience), want: ErrRefused},
+		{name: "rewritten with a fresh token of the gateway", token: saToken(t, gw, Audience), want: nil},
+		{name: "rewritten with a token for another audience", token: saToken(t, gw, "vault"), want: ErrRefused},
+	}
+	for _, s := range steps {
+		if s.token != "" {
+			if err := os.WriteFile(tokenFile, []byte(s.token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u, err := c.User(context.Background(), at)
+		if s.want == nil {
+			if err != nil || u.ID != clerktest.DefaultUserID {
+				t.Fatalf("%s: User = %+v, %v", s.name, u, err)
+			}
+			continue
+		}
+		var ue *clerk.UnavailableError
+		if !errors.As(err, &ue) || !errors.Is(err, s.want) {
+			t.Fatalf("%s: error = %v, want an unavailable error wrapping %v", s.name, err, s.want)
 		}
 	}
 }
