@@ -49,11 +49,13 @@
 // their subjects, for its own Clerk instance only: what it could already
 // learn while those users call it. It cannot list users, look up a user by ID,
 // fetch a provider token of anyone who has not sent it a valid access token,
-// use another McpServer's instance, or read any secret key. A gateway's
-// ServiceAccount token cannot be replayed by another namespace (the
-// namespace is part of the identity the resolver maps), is useless against
-// the Kubernetes API for anything else (its audience is Audience only), and
-// expires and rotates with the pod. Tokens of deleted ServiceAccounts or
+// use another McpServer's instance, or read any secret key. Another
+// namespace's ServiceAccount, even of the same name, resolves to no instance
+// of this one (the namespace is part of the identity the resolver maps). A
+// stolen gateway token is a bearer credential, but bounded: its audience is
+// Audience only (useless against the Kubernetes API, and the API server's
+// tokens are useless here), it is bound to its pod and expires within the
+// hour the kubelet projects it for, and tokens of deleted ServiceAccounts or
 // pods stop working within the review cache's TTL (DefaultReviewTTL).
 //
 // What it can still do: keep using an access token it was sent until the
