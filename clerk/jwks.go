@@ -1,14 +1,18 @@
 package clerk
 
 import (
+	"cmp"
 	"context"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"time"
 
 	sdk "github.com/clerk/clerk-sdk-go/v2"
-	"github.com/clerk/clerk-sdk-go/v2/jwks"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -19,24 +23,23 @@ const (
 	jwksRetryAfterFailure = 5 * time.Second
 	// minRSABits refuses keys too weak to trust, whatever the JWKS says.
 	minRSABits = 2048
+	// jwksPath is where the Frontend API serves the instance's public keys,
+	// under the issuer (see frontendKeys).
+	jwksPath = ".well-known/jwks.json"
 )
 
-// keySource fetches the instance's JWKS as served, unfiltered. The key set
-// is public: the Backend API serves it to the secret key's holder, and the
-// Frontend API to anyone at <issuer>/.well-known/jwks.json, so a source
-// needing no secret fits here too. Its errors are returned as they came;
-// the keySet classifies them.
+// keySource fetches the instance's JWKS as served, unfiltered. Its errors
+// are returned as they came; the keySet classifies them (jwksUnavailable).
 type keySource func(ctx context.Context) (*sdk.JSONWebKeySet, error)
 
 // keySet is the cached JWKS: RSA signing keys by kid. Fetches are collapsed
-// into one flight and rate limited through triedAt; a failed fetch keeps the
-// keys we had, so once loaded the set stays loaded.
+// into one flight and rate limited through triedAt and, after a 429,
+// holdUntil; a failed fetch keeps the keys we had, so once loaded the set
+// stays loaded. Its rate limiting is its own: the key set comes from the
+// Frontend API, whose limits are not the Backend API's.
 type keySet struct {
 	fetch keySource
-	// unavailable classifies a failed fetch (see backoff.unavailable); it
-	// belongs with the source, whose rate limits it tracks.
-	unavailable func(error) error
-	now         func() time.Time
+	now   func() time.Time
 	// refresh is the least time between fetches for unknown kids; maxAge
 	// is how long a set is used before a background refresh.
 	refresh, maxAge time.Duration
@@ -47,6 +50,7 @@ type keySet struct {
 	fetchedAt time.Time // last successful fetch; zero: never
 	triedAt   time.Time // last fetch attempt, successful or not
 	lastErr   error     // outcome of the last attempt, unclassified
+	holdUntil time.Time // no fetch before this: a 429's Retry-After
 }
 
 // jwksFlight is the one key of keySet.flight.
@@ -61,7 +65,11 @@ func (ks *keySet) nextFetch() time.Time {
 	if ks.lastErr != nil {
 		interval = min(interval, jwksRetryAfterFailure)
 	}
-	return ks.triedAt.Add(interval)
+	next := ks.triedAt.Add(interval)
+	if ks.holdUntil.After(next) {
+		return ks.holdUntil
+	}
+	return next
 }
 
 // key returns the key for kid. An unknown kid refreshes the set, at most
@@ -154,7 +162,9 @@ func (ks *keySet) update(ctx context.Context) error {
 	defer ks.mu.Unlock()
 	ks.triedAt, ks.lastErr = now, err
 	if err != nil {
-		return ks.unavailable(err)
+		ue, hold := jwksUnavailable(err)
+		ks.holdUntil = now.Add(hold)
+		return ue
 	}
 	ks.keys, ks.fetchedAt = keys, now
 	return nil
@@ -190,13 +200,95 @@ func (ks *keySet) unavailableFor(err error, left time.Duration) error {
 	return ue
 }
 
-// backendKeys is the Verifier's keySource: GET /v1/jwks on the Backend API,
-// through the SDK's jwks client, with the secret key of the moment.
-func (v *Verifier) backendKeys(ctx context.Context) (*sdk.JSONWebKeySet, error) {
-	secret, err := currentSecretKey(ctx, v.opts.SecretKey)
+// frontendKeys is the Verifier's keySource: the instance's public key set
+// at <issuer>/.well-known/jwks.json on the Frontend API, which serves it to
+// anyone, so no credential is sent. (The Backend API's /v1/jwks serves the
+// same keys to the secret key's holder only; one source is simpler, and a
+// gateway without a secret key has no other.) A custom Frontend API domain
+// is the issuer too, so the keys come from where the tokens say they were
+// issued, a host the gateway reaches already for Clerk's metadata. The body
+// is bounded, and decoded with the SDK's JWKS types.
+func (v *Verifier) frontendKeys(ctx context.Context) (*sdk.JSONWebKeySet, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.jwksURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("get jwks: %w", err)
 	}
-	client := &jwks.Client{Backend: v.backend.sdkBackend(secret, "get jwks")}
-	return client.Get(ctx, &jwks.GetParams{})
+	req.Header.Set("Accept", "application/json")
+	resp, err := v.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get jwks: %w", err)
+	}
+	defer func() {
+		// Drain what is left (bounded) so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &frontendError{
+			Op:         "get jwks",
+			StatusCode: resp.StatusCode,
+			// An HTTP date is wall-clock time, whatever clock we run on.
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("get jwks: read response: %w", err)
+	case len(body) > maxResponseBytes:
+		return nil, fmt.Errorf("get jwks: response body exceeds %d bytes", maxResponseBytes)
+	}
+	var set sdk.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("get jwks: decode response: %w", err)
+	}
+	return &set, nil
+}
+
+// frontendError is a Frontend API call answered with a status other than
+// 200. Its message holds the operation and the status only: the body may be
+// a proxy's page, and is not read.
+type frontendError struct {
+	// Op names the call, e.g. "get jwks".
+	Op string
+	// StatusCode is the HTTP status the Frontend API (or a proxy in front
+	// of it) answered.
+	StatusCode int
+	// RetryAfter is the parsed Retry-After header; zero when absent.
+	RetryAfter time.Duration
+}
+
+func (e *frontendError) Error() string {
+	msg := fmt.Sprintf("%s: clerk frontend api answered %d", e.Op, e.StatusCode)
+	if text := http.StatusText(e.StatusCode); text != "" {
+		msg += " " + text
+	}
+	return msg
+}
+
+// jwksUnavailable classifies a failed key set fetch as unavailability, and
+// says how long no fetch may follow it: after a 429, Retry-After (or Clerk's
+// 10 s window), so that asking again does not prolong the limit; otherwise
+// zero, and the keySet's usual spacing applies. This back-off is the key
+// set's alone: a 429 from the Frontend API says nothing of the Backend API,
+// whose calls (opaque lookups) the Verifier's backoff paces, and vice versa.
+// There is no secret key here to be refused, so a 401 or 403 (a proxy's,
+// say) is an outage like any other.
+func jwksUnavailable(err error) (*UnavailableError, time.Duration) {
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return ue, 0
+	}
+	ue = &UnavailableError{RetryAfter: retryTransient, Err: err}
+	var fe *frontendError
+	if errors.As(err, &fe) {
+		switch {
+		case fe.StatusCode == http.StatusTooManyRequests:
+			ue.RetryAfter = cmp.Or(fe.RetryAfter, retryRateLimited)
+			return ue, ue.RetryAfter
+		case fe.RetryAfter > 0:
+			ue.RetryAfter = fe.RetryAfter
+		}
+	}
+	return ue, 0
 }

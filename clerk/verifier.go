@@ -88,7 +88,8 @@ const (
 // a negative OpaqueCacheTTL or NegativeCacheTTL turns that cache off.
 type VerifierOptions struct {
 	// Issuer is the exact iss a JWT access token must carry: the instance's
-	// Frontend API URL (see IssuerFromPublishableKey).
+	// Frontend API URL (see IssuerFromPublishableKey). The key set JWTs are
+	// checked against is fetched from it, at /.well-known/jwks.json.
 	Issuer string
 	// BackendAPIURL is the Backend API base, e.g. https://api.clerk.com/v1.
 	BackendAPIURL string
@@ -100,7 +101,8 @@ type VerifierOptions struct {
 	// URL. A JWT without aud is accepted; a JWT with aud must name one of
 	// these.
 	Audiences []string
-	// HTTPClient makes Backend API calls; nil uses one with timeouts.
+	// HTTPClient makes the calls to Clerk (the key set from the Frontend
+	// API, opaque lookups from the Backend API); nil uses NewHTTPClient.
 	HTTPClient *http.Client
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
@@ -126,19 +128,24 @@ type VerifierOptions struct {
 }
 
 // Verifier checks Clerk OAuth access tokens: JWTs locally against the
-// instance's JWKS, opaque tokens through the Backend API. It is safe for
-// concurrent use; create one per gateway and keep it.
+// instance's public key set from its Frontend API, opaque tokens through
+// the Backend API. It is safe for concurrent use; create one per gateway
+// and keep it.
 type Verifier struct {
 	opts    VerifierOptions
 	backend backend
+	// http fetches the key set; jwksURL is where, under the issuer.
+	http    *http.Client
+	jwksURL string
 	keys    *keySet
 	opaque  *verdictCache[tokenHash, verdict]
 	signed  *verdictCache[tokenHash, signedJWT]
 	// flights collapses concurrent lookups of one opaque token, keyed by
 	// the token's raw SHA-256.
 	flights singleflight.Group
-	// limit classifies failed calls; after a 429, opaque lookups that miss
-	// the cache fail fast until Retry-After has passed.
+	// limit classifies failed Backend API calls; after a 429, opaque
+	// lookups that miss the cache fail fast until Retry-After has passed.
+	// The key set keeps its own back-off: it comes from the Frontend API.
 	limit *backoff
 }
 
@@ -148,11 +155,18 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if err := checkAbsoluteURL(opts.Issuer); err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	issuer, err := url.Parse(opts.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	if err := checkAbsoluteURL(opts.BackendAPIURL); err != nil {
 		return nil, fmt.Errorf("backend api url: %w", err)
 	}
 	if opts.SecretKey == nil {
 		return nil, errors.New("secret key source is required")
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = NewHTTPClient()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -170,18 +184,17 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	v := &Verifier{
 		opts:    opts,
 		backend: newBackend(opts.BackendAPIURL, opts.HTTPClient),
+		http:    opts.HTTPClient,
+		jwksURL: issuer.JoinPath(jwksPath).String(),
 		opaque:  newVerdictCache[tokenHash, verdict](opts.MaxCacheEntries),
 		signed:  newVerdictCache[tokenHash, signedJWT](opts.MaxCacheEntries),
 		limit:   &backoff{now: opts.Now},
 	}
-	// The key set comes from the Backend API, whose rate limit it shares
-	// with opaque lookups: hence v.limit.
 	v.keys = &keySet{
-		fetch:       v.backendKeys,
-		unavailable: v.limit.unavailable,
-		now:         opts.Now,
-		refresh:     opts.JWKSRefreshInterval,
-		maxAge:      opts.JWKSMaxAge,
+		fetch:   v.frontendKeys,
+		now:     opts.Now,
+		refresh: opts.JWKSRefreshInterval,
+		maxAge:  opts.JWKSMaxAge,
 	}
 	return v, nil
 }
@@ -231,10 +244,11 @@ func (v *Verifier) Verify(ctx context.Context, token string, opts ...VerifyOptio
 }
 
 // Ready reports whether the verifier can check JWTs without first waiting
-// on Clerk: nil once it holds a key set, which it then keeps through later
-// outages. Until then it fetches one, through the same rate-limited,
-// collapsed path as tokens, and returns the *UnavailableError of the
-// failure; so asking often costs Clerk nothing.
+// on Clerk: nil once it holds a key set from the Frontend API, which it then
+// keeps through later outages; it says nothing of the Backend API. Until
+// then it fetches one, through the same rate-limited, collapsed path as
+// tokens, and returns the *UnavailableError of the failure; so asking often
+// costs Clerk nothing.
 func (v *Verifier) Ready(ctx context.Context) error {
 	return v.keys.ready(ctx)
 }

@@ -528,7 +528,7 @@ func TestRefusedRequests(t *testing.T) {
 		retryAfter: "12",
 	}, {
 		name:       "Clerk's key set unreachable for a JWT",
-		env:        faulty("GET /v1/jwks", clerktest.Fault{Outage: true}),
+		env:        faulty("GET /.well-known/jwks.json", clerktest.Fault{Outage: true}),
 		req:        withToken(valid),
 		status:     http.StatusServiceUnavailable,
 		retryAfter: "1",

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -14,8 +15,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/mcpgate/mcpgate/clerk"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
 	"github.com/mcpgate/mcpgate/gateway/config"
@@ -55,7 +55,8 @@ var (
 )
 
 // forgerKey signs tokens with claims the emulator would never issue; the
-// Backend API front adds it to the emulator's JWKS under forgerKid.
+// gateway's Clerk client adds it to the emulator's JWKS under forgerKid
+// (see forgerJWKS).
 var (
 	forgerKey   = sync.OnceValue(func() *rsa.PrivateKey { return mustRSAKey() })
 	strangerKey = sync.OnceValue(func() *rsa.PrivateKey { return mustRSAKey() })
@@ -84,7 +85,6 @@ type gwEnv struct {
 	health   *httptest.Server // its health handler
 	keyFile  string
 	logs     *syncbuf.Buffer
-	bapiURL  string
 	metaPath string // the resource metadata path of cfg.Path
 }
 
@@ -104,7 +104,7 @@ func withConfig(f func(*config.Config)) envOption { return func(s *envSettings) 
 
 func withOptions(f func(*gateway.Options)) envOption { return func(s *envSettings) { f(&s.opts) } }
 
-// newEnv starts an upstream, a Backend API front and a gateway for one test.
+// newEnv starts an upstream and a gateway for one test.
 func newEnv(t testing.TB, options ...envOption) *gwEnv {
 	t.Helper()
 	s := envSettings{clerk: sharedClerk}
@@ -112,7 +112,6 @@ func newEnv(t testing.TB, options ...envOption) *gwEnv {
 		o(&s)
 	}
 	e := &gwEnv{clerk: s.clerk, up: newRecordingUpstream(t), logs: &syncbuf.Buffer{}}
-	e.bapiURL = newBackendFront(t, s.clerk) + "/v1"
 	e.keyFile = filepath.Join(t.TempDir(), "secret-key")
 	writeKeyFile(t, e.keyFile, s.clerk.SecretKey())
 	e.cfg = config.Config{
@@ -125,12 +124,13 @@ func newEnv(t testing.TB, options ...envOption) *gwEnv {
 		Upstream:     config.Upstream{URL: e.up.srv.URL + "/upstream/mcp"},
 		Scopes:       baseScopes,
 		ToolScopes:   toolScopes,
-		Clerk:        config.Clerk{Issuer: s.clerk.FrontendAPIURL(), APIURL: e.bapiURL, SecretKeyFile: e.keyFile},
+		Clerk:        config.Clerk{Issuer: s.clerk.FrontendAPIURL(), APIURL: s.clerk.BackendAPIURL(), SecretKeyFile: e.keyFile},
 	}
 	if s.cfg != nil {
 		s.cfg(&e.cfg)
 	}
 	e.metaPath = "/.well-known/oauth-protected-resource" + e.cfg.Path
+	s.opts.ClerkHTTPClient = withForgerJWKS(s.opts.ClerkHTTPClient, s.clerk)
 	if s.opts.Logger == nil {
 		s.opts.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -174,52 +174,57 @@ func (e *gwEnv) token(t testing.TB, req clerktest.TokenRequest) string {
 	return tok
 }
 
-// newBackendFront serves the emulator's Backend API with one change: its
-// JWKS also holds forgerKey, so tests can sign claims the emulator never
-// would (a wrong issuer, a future nbf) and the real verifier checks them.
-// Every request still reaches the emulator, which checks the secret key
-// and counts the call.
-func newBackendFront(t testing.TB, c *clerktest.Server) string {
-	t.Helper()
-	target, err := url.Parse(strings.TrimSuffix(c.BackendAPIURL(), "/v1"))
-	if err != nil {
-		t.Fatal(err)
+// forgerJWKS is a Clerk client transport that hands the verifier the
+// emulator's Frontend API key set with one change: it also holds forgerKey,
+// so tests can sign claims the emulator never would (a wrong issuer, a
+// future nbf) and the real verifier checks them. Every request still
+// reaches the emulator, which counts it and applies its faults.
+type forgerJWKS struct {
+	base http.RoundTripper
+	url  string // the emulator's key set: <issuer>/.well-known/jwks.json
+}
+
+func (t forgerJWKS) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || req.URL.String() != t.url || resp.StatusCode != http.StatusOK {
+		return resp, err
 	}
-	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []any `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		return nil, fmt.Errorf("forger jwks: %w", err)
+	}
 	pub := &forgerKey().PublicKey
-	forged := map[string]string{
+	set.Keys = append(set.Keys, map[string]string{
 		"kid": forgerKid, "alg": "RS256", "use": "sig", "kty": "RSA",
 		"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+	})
+	body, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("forger jwks: %w", err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || r.URL.Path != "/v1/jwks" {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		proxy.ServeHTTP(rec, r)
-		if rec.Code != http.StatusOK {
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write(rec.Body.Bytes())
-			return
-		}
-		var set struct {
-			Keys []any `json:"keys"`
-		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &set); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		set.Keys = append(set.Keys, forged)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(set)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// withForgerJWKS returns a copy of hc (nil: Clerk's default client) whose
+// key set fetches from c also hold forgerKey (see forgerJWKS).
+func withForgerJWKS(hc *http.Client, c *clerktest.Server) *http.Client {
+	if hc == nil {
+		hc = clerk.NewHTTPClient()
+	}
+	wrapped := *hc
+	base := wrapped.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	wrapped.Transport = forgerJWKS{base: base, url: c.FrontendAPIURL() + "/.well-known/jwks.json"}
+	return &wrapped
 }
 
 // forge signs claims with forgerKey (or key, when given) under header.

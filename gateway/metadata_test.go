@@ -289,7 +289,7 @@ func TestDerivedAudiencesShareOneKeyFetch(t *testing.T) {
 			t.Fatalf("host %s: %d %s", host, resp.StatusCode, body)
 		}
 	}
-	if n := c.Calls("GET /v1/jwks"); n != 1 {
+	if n := c.Calls("GET /.well-known/jwks.json"); n != 1 {
 		t.Errorf("Clerk's key set fetched %d times, want 1", n)
 	}
 	hosts := []string{}

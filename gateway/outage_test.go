@@ -55,7 +55,7 @@ func TestClerkOutage(t *testing.T) {
 	expect("JWT while Clerk is up", jwt, http.StatusOK)
 	expect("opaque token while Clerk is up", cachedOpaque, http.StatusOK)
 
-	for _, endpoint := range []string{"GET /v1/jwks", "POST /v1/oauth_applications/access_tokens/verify"} {
+	for _, endpoint := range []string{"GET /.well-known/jwks.json", "POST /v1/oauth_applications/access_tokens/verify"} {
 		c.SetFault(endpoint, clerktest.Fault{Outage: true})
 	}
 	expect("JWT on the cached key set", jwt, http.StatusOK)

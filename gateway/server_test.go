@@ -241,7 +241,7 @@ func TestHealth(t *testing.T) {
 	c := clerktest.NewServer()
 	t.Cleanup(c.Close)
 	clock := newManualClock()
-	c.SetFault("GET /v1/jwks", clerktest.Fault{Status: http.StatusServiceUnavailable})
+	c.SetFault("GET /.well-known/jwks.json", clerktest.Fault{Status: http.StatusServiceUnavailable})
 	e := newEnv(t, withClerk(c), withOptions(func(o *gateway.Options) { o.Now = clock.Now }))
 	get := func(path string) (int, string) {
 		resp, body := do(t, newRequest(t, http.MethodGet, e.health.URL+path, ""))
@@ -269,13 +269,13 @@ func TestHealth(t *testing.T) {
 	c.ClearFaults()
 
 	// The keys fetched for readiness serve the first request.
-	calls := c.Calls("GET /v1/jwks")
+	calls := c.Calls("GET /.well-known/jwks.json")
 	req := newRequest(t, http.MethodPost, e.mcpURL(), toolCall("search"))
 	req.Header.Set("Authorization", "Bearer "+e.token(t, clerktest.TokenRequest{Scopes: baseScopes}))
 	if resp, body := do(t, req); resp.StatusCode != http.StatusOK {
 		t.Fatalf("request: %d %s", resp.StatusCode, body)
 	}
-	if n := c.Calls("GET /v1/jwks"); n != calls {
+	if n := c.Calls("GET /.well-known/jwks.json"); n != calls {
 		t.Errorf("the first request fetched the keys again (%d calls, had %d)", n, calls)
 	}
 	do(t, newRequest(t, http.MethodGet, e.mcpURL(), ""))
