@@ -71,6 +71,63 @@ func TestEmulator_jwksSameOnBothAPIs(t *testing.T) {
 	}
 }
 
+// TestVerifier_noSecretKey checks a verifier made without a secret key: it
+// verifies JWTs with the Frontend API's keys and makes no Backend API call;
+// it refuses an opaque token as unavailable (ErrNoSecretKey), without
+// asking anyone, and a malformed one as invalid.
+func TestVerifier_noSecretKey(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		backendURL bool // configure the Backend API URL all the same
+	}{
+		"no backend api url":   {},
+		"with backend api url": {backendURL: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := newFakeClock()
+			srv := newEmulator(t, clock)
+			v := newEmulatorVerifier(t, srv, clock, func(o *VerifierOptions) {
+				o.SecretKey = nil
+				if !tc.backendURL {
+					o.BackendAPIURL = ""
+				}
+			})
+			if err := v.Ready(ctx); err != nil {
+				t.Fatalf("Ready: %v", err)
+			}
+			for _, scopes := range [][]string{{"profile"}, {"profile", "email"}} {
+				tok := mint(t, srv, clerktest.TokenRequest{Format: clerktest.FormatJWT, Scopes: scopes})
+				if id, err := v.Verify(ctx, tok); err != nil || id.Format != FormatJWT {
+					t.Fatalf("JWT: %+v, %v", id, err)
+				}
+			}
+			// NOTE: minting does not call the emulator's APIs; only the
+			// verifier's requests are counted.
+			opaque := mint(t, srv, clerktest.TokenRequest{Format: clerktest.FormatOpaque})
+			_, err := v.Verify(ctx, opaque)
+			ue := wantUnavailable(t, err)
+			if !errors.Is(err, ErrNoSecretKey) || ue.RetryAfter != retryMisconfigured {
+				t.Errorf("opaque token: %v, want ErrNoSecretKey with RetryAfter %s", err, retryMisconfigured)
+			}
+			if strings.Contains(err.Error(), opaque) {
+				t.Errorf("error %q contains the token", err)
+			}
+			_, err = v.Verify(ctx, "oat_not/a/token")
+			wantInvalid(t, err, "malformed token")
+
+			if n := srv.Calls(epJWKS); n != 1 {
+				t.Errorf("%d Frontend API key set fetches, want 1", n)
+			}
+			if all := srv.Calls(clerktest.AllEndpoints); all != srv.Calls(epJWKS) {
+				t.Errorf("%d calls to Clerk besides the key set, want none", all-srv.Calls(epJWKS))
+			}
+		})
+	}
+}
+
 // TestVerifier_jwksSource checks that JWTs depend on the Frontend API alone:
 // with it down, a cold verifier is unavailable and not ready; with the
 // Backend API down or refusing the secret key, JWTs verify and the verifier
@@ -84,12 +141,13 @@ func TestVerifier_jwksSource(t *testing.T) {
 		wantJWT      bool   // a JWT verifies, and Ready is nil
 		wantOpaque   bool   // an opaque token verifies
 	}{
-		"both up":                {wantJWT: true, wantOpaque: true},
-		"frontend api down":      {frontendDown: true, wantOpaque: true},
-		"backend api down":       {backendDown: true, wantJWT: true},
-		"secret key rejected":    {secretKey: "sk_test_wrong", wantJWT: true},
-		"both down":              {frontendDown: true, backendDown: true},
-		"frontend down, bad key": {frontendDown: true, secretKey: "sk_test_wrong"},
+		"both up":                 {wantJWT: true, wantOpaque: true},
+		"frontend api down":       {frontendDown: true, wantOpaque: true},
+		"backend api down":        {backendDown: true, wantJWT: true},
+		"secret key rejected":     {secretKey: "sk_test_wrong", wantJWT: true},
+		"both down":               {frontendDown: true, backendDown: true},
+		"frontend down, bad key":  {frontendDown: true, secretKey: "sk_test_wrong"},
+		"backend down, jwts only": {backendDown: true, secretKey: "-", wantJWT: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -98,7 +156,11 @@ func TestVerifier_jwksSource(t *testing.T) {
 			clock := newFakeClock()
 			srv := newEmulator(t, clock)
 			v := newEmulatorVerifier(t, srv, clock, func(o *VerifierOptions) {
-				if tc.secretKey != "" {
+				switch tc.secretKey {
+				case "":
+				case "-":
+					o.SecretKey = nil
+				default:
 					o.SecretKey = staticKey(tc.secretKey)
 				}
 				if tc.backendDown {

@@ -91,10 +91,13 @@ type VerifierOptions struct {
 	// Frontend API URL (see IssuerFromPublishableKey). The key set JWTs are
 	// checked against is fetched from it, at /.well-known/jwks.json.
 	Issuer string
-	// BackendAPIURL is the Backend API base, e.g. https://api.clerk.com/v1.
+	// BackendAPIURL is the Backend API base, e.g. https://api.clerk.com/v1;
+	// required with SecretKey, unused without.
 	BackendAPIURL string
 	// SecretKey returns the secret key; it is called before each Backend API
-	// call, so a rotated key is picked up (see SecretKeyFromFile).
+	// call, so a rotated key is picked up (see SecretKeyFromFile). Only
+	// opaque tokens need it: nil makes a verifier for JWTs alone, which
+	// answers an opaque token with ErrNoSecretKey.
 	SecretKey func(ctx context.Context) (string, error)
 	// Audiences are the aud values accepted when a Verify call names none
 	// (see WithAudience): this resource's URL, for a server with one fixed
@@ -126,6 +129,21 @@ type VerifierOptions struct {
 	// MaxCacheEntries bounds each verdict cache.
 	MaxCacheEntries int
 }
+
+// ErrNoSecretKey is why a verifier made without a secret key cannot check
+// an opaque token. It comes wrapped in an *UnavailableError (503 with
+// Retry-After), not as an *InvalidTokenError (401): the token may well be
+// good, and a 401 would send the client to sign in again, only for the same
+// instance to hand it another opaque token, a loop no one at the client can
+// break. The fix is the operator's (a secret key, or JWT access tokens for
+// the instance: oauth_jwt_access_tokens), so the refusal is logged and
+// counted as the server's failure, where the operator looks. Either way
+// the token is refused. A malformed "oat_" token is still invalid.
+var ErrNoSecretKey = errors.New("opaque access tokens are verified through the Backend API, and this verifier has no secret key")
+
+// noSecretKey is the SecretKey of a verifier made without one: opaque
+// lookups then fail as a missing key file does, as unavailability.
+func noSecretKey(context.Context) (string, error) { return "", ErrNoSecretKey }
 
 // Verifier checks Clerk OAuth access tokens: JWTs locally against the
 // instance's public key set from its Frontend API, opaque tokens through
@@ -159,11 +177,13 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	if err := checkAbsoluteURL(opts.BackendAPIURL); err != nil {
-		return nil, fmt.Errorf("backend api url: %w", err)
+	if opts.SecretKey != nil || opts.BackendAPIURL != "" {
+		if err := checkAbsoluteURL(opts.BackendAPIURL); err != nil {
+			return nil, fmt.Errorf("backend api url: %w", err)
+		}
 	}
 	if opts.SecretKey == nil {
-		return nil, errors.New("secret key source is required")
+		opts.SecretKey = noSecretKey
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = NewHTTPClient()
@@ -219,7 +239,8 @@ func WithAudience(auds ...string) VerifyOption {
 // Verify checks token and returns its identity. Errors are
 // *InvalidTokenError (answer 401) or *UnavailableError (answer 503 with
 // Retry-After); on any error the token must be treated as not valid. A
-// cancelled ctx gives an *UnavailableError wrapping ctx.Err().
+// cancelled ctx gives an *UnavailableError wrapping ctx.Err(), and an
+// opaque token without a secret key one wrapping ErrNoSecretKey.
 func (v *Verifier) Verify(ctx context.Context, token string, opts ...VerifyOption) (Identity, error) {
 	switch {
 	case token == "":
@@ -245,10 +266,10 @@ func (v *Verifier) Verify(ctx context.Context, token string, opts ...VerifyOptio
 
 // Ready reports whether the verifier can check JWTs without first waiting
 // on Clerk: nil once it holds a key set from the Frontend API, which it then
-// keeps through later outages; it says nothing of the Backend API. Until
-// then it fetches one, through the same rate-limited, collapsed path as
-// tokens, and returns the *UnavailableError of the failure; so asking often
-// costs Clerk nothing.
+// keeps through later outages. It needs no secret key, and says nothing of
+// the Backend API. Until then it fetches one, through the same rate-limited,
+// collapsed path as tokens, and returns the *UnavailableError of the
+// failure; so asking often costs Clerk nothing.
 func (v *Verifier) Ready(ctx context.Context) error {
 	return v.keys.ready(ctx)
 }

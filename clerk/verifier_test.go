@@ -707,16 +707,19 @@ func TestVerifier_secretKeyFromFile(t *testing.T) {
 func TestNewVerifier(t *testing.T) {
 	t.Parallel()
 	ok := VerifierOptions{Issuer: testIssuer, BackendAPIURL: "https://api.clerk.com/v1", SecretKey: staticKey("sk")}
+	jwtOnly := func(o *VerifierOptions) { o.SecretKey = nil }
 	tests := map[string]struct {
 		edit    func(*VerifierOptions) // change from a valid set
 		wantErr string                 // substring; empty: valid
 	}{
-		"valid":              {edit: func(*VerifierOptions) {}},
-		"no issuer":          {edit: func(o *VerifierOptions) { o.Issuer = "" }, wantErr: "issuer"},
-		"relative issuer":    {edit: func(o *VerifierOptions) { o.Issuer = "clerk.example.com" }, wantErr: "issuer"},
-		"no backend url":     {edit: func(o *VerifierOptions) { o.BackendAPIURL = "" }, wantErr: "backend api url"},
-		"ftp backend url":    {edit: func(o *VerifierOptions) { o.BackendAPIURL = "ftp://x/v1" }, wantErr: "backend api url"},
-		"no secret key func": {edit: func(o *VerifierOptions) { o.SecretKey = nil }, wantErr: "secret key"},
+		"valid":               {edit: func(*VerifierOptions) {}},
+		"no issuer":           {edit: func(o *VerifierOptions) { o.Issuer = "" }, wantErr: "issuer"},
+		"relative issuer":     {edit: func(o *VerifierOptions) { o.Issuer = "clerk.example.com" }, wantErr: "issuer"},
+		"no backend url":      {edit: func(o *VerifierOptions) { o.BackendAPIURL = "" }, wantErr: "backend api url"},
+		"ftp backend url":     {edit: func(o *VerifierOptions) { o.BackendAPIURL = "ftp://x/v1" }, wantErr: "backend api url"},
+		"no secret key func":  {edit: jwtOnly},
+		"no key, no backend":  {edit: func(o *VerifierOptions) { jwtOnly(o); o.BackendAPIURL = "" }},
+		"no key, ftp backend": {edit: func(o *VerifierOptions) { jwtOnly(o); o.BackendAPIURL = "ftp://x/v1" }, wantErr: "backend api url"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
