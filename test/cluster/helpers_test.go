@@ -78,6 +78,18 @@ func restrictedNamespace(t *testing.T, prefix string) string {
 	return name
 }
 
+// ensureRestrictedNamespace creates the namespace, enforcing the restricted
+// Pod Security Standard, unless it exists; it stays for the cluster's life.
+func ensureRestrictedNamespace(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+	}}}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+}
+
 // restrictedSecurity is a container securityContext that the restricted
 // Pod Security Standard admits.
 func restrictedSecurity() *corev1.SecurityContext {

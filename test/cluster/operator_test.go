@@ -20,8 +20,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// leaseName is the operator's leader election lease (cmd/mcpgate).
-const leaseName = "mcpgate.mcpgate.dev"
+const (
+	// leaseName is the operator's leader election lease (cmd/mcpgate).
+	leaseName = "mcpgate.mcpgate.dev"
+	// operatorRelease and operatorNamespace are where the tests install the chart.
+	operatorRelease   = "mcpgate"
+	operatorNamespace = "mcpgate-system"
+)
 
 // imageTag is the tag that hack/cluster/test.sh gives the mcpgate image it
 // builds from this checkout (hack/cluster/images.sh mcpgate TAG).
@@ -62,26 +67,32 @@ func helm(ctx context.Context, t *testing.T, args ...string) string {
 func TestOperatorInstall(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	tag := imageTag(t)
-	ns := restrictedNamespace(t, "mcpgate-system")
-	release := "mcpgate-" + ns[len(ns)-6:]
+	ns := operatorNamespace
+	ensureRestrictedNamespace(ctx, t, ns)
 
-	helm(ctx, t, "install", release, filepath.Join(repoRoot(t), "charts", "mcpgate"),
+	// upgrade --install: the chart's CRDs outlive a release, so the operator
+	// is installed once per cluster under one name, and a re-run of the test
+	// against the same cluster upgrades it.
+	helm(ctx, t, "upgrade", "--install", operatorRelease, filepath.Join(repoRoot(t), "charts", "mcpgate"),
 		"--namespace", ns, "--wait", "--timeout", "3m",
 		"--set", "image.repository=mcpgate.local/mcpgate", "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
 		"--set", "gatewayImage.repository=mcpgate.local/mcpgate", "--set", "gatewayImage.tag="+tag,
 		"--set", "gatewayImage.pullPolicy=Never")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = exec.CommandContext(ctx, os.Getenv("HELM"), "--kubeconfig", kubeconfigPath(), "uninstall", release,
-			"--namespace", ns, "--wait").Run()
-	})
 
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil || len(pods.Items) != 1 {
-		t.Fatalf("operator pods in %s: %v (err %v), want 1", ns, len(pods.Items), err)
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"})
+	if err != nil {
+		t.Fatalf("list operator pods: %v", err)
 	}
-	pod := waitPod(ctx, t, ns, pods.Items[0].Name, "Ready", podReady)
+	var current []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			current = append(current, p)
+		}
+	}
+	if len(current) != 1 {
+		t.Fatalf("running operator pods in %s: %d, want 1", ns, len(current))
+	}
+	pod := waitPod(ctx, t, ns, current[0].Name, "Ready", podReady)
 
 	var holder string
 	err = wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
