@@ -20,6 +20,8 @@ if [ "${MCPGATE_SKIP_CLUSTER:-}" = 1 ]; then
   exit 0
 fi
 "${HERE}/preflight.sh"
+# The image tool's own test: how the local base differs from distroless.
+( cd "${REPO}/hack/tools/image" && go test ./... -count=1 )
 
 start=$(date +%s)
 cleanup() {
