@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -69,7 +70,10 @@ func waitHTTPReady(ctx context.Context, url string, proc *process, timeout time.
 		}
 		select {
 		case <-proc.exited():
-			return fmt.Errorf("exited: %v", proc.exitErr())
+			if err := proc.exitErr(); err != nil {
+				return fmt.Errorf("exited: %w", err)
+			}
+			return errors.New("exited with status 0")
 		case <-ctx.Done():
 			return fmt.Errorf("no 200 from %s: %w", url, context.Cause(ctx))
 		case <-tick.C:
