@@ -5,7 +5,7 @@
 # present it only checks.
 set -euo pipefail
 
-PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack iproute2 kmod)
+PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack nftables iproute2 kmod)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -103,6 +103,19 @@ clean_iptables() {
   fi
 }
 
+# clean_nft_tables removes the nftables tables that appeared with the cluster
+# (iptables-nft's own, made on first use) once they hold no rule.
+clean_nft_tables() {
+  command -v nft >/dev/null || return 0
+  local before="${STATE_DIR}/nft-tables-before" family name
+  [ -f "${before}" ] || return 0
+  nft list tables 2>/dev/null | while read -r _ family name; do
+    grep -qx "table ${family} ${name}" "${before}" && continue
+    nft list table "${family}" "${name}" 2>/dev/null | grep -qE '^[[:space:]]+(ip|ip6|meta|ct|counter|jump|goto|accept|drop|reject|iifname|oifname|tcp|udp|mark|fib)' && continue
+    nft delete table "${family}" "${name}" 2>/dev/null
+  done
+}
+
 restore_sysctls() {
   local f="${STATE_DIR}/sysctls" key value
   [ -f "$f" ] || return 0
@@ -171,6 +184,7 @@ done
 while read -r d; do rmdir "$d" 2>/dev/null; done < <(kubepods_cgroups)
 ip link del "${BRIDGE}" 2>/dev/null
 clean_iptables
+clean_nft_tables
 restore_sysctls
 rm -rf "${STATE_DIR}"
 

@@ -19,7 +19,7 @@ REPO="$(cd "${HERE}/../.." && pwd)"
 TOOL_SRC="${REPO}/hack/tools/image"
 
 # The tools are keyed by their source, so a change rebuilds them.
-tools_key="$(cat "${TOOL_SRC}"/go.mod "${TOOL_SRC}"/go.sum "${TOOL_SRC}"/*.go "${TOOL_SRC}"/pause/*.go "${TOOL_SRC}"/netcheck/*.go | sha256sum | cut -c1-12)"
+tools_key="$(find "${TOOL_SRC}" -name '*.go' ! -name '*_test.go' -o -name go.mod -o -name go.sum | sort | xargs cat | sha256sum | cut -c1-12)"
 TOOLS="${CLUSTER_CACHE}/image-tools-${tools_key}"
 IMAGES="${CLUSTER_CACHE}/images"
 

@@ -20,7 +20,7 @@ REPO="$(cd "${HERE}/../.." && pwd)"
 "${HERE}/deps.sh"
 # CLUSTER_STEPS (for debugging the script) runs only the named steps, in
 # order; the builds then are the caller's business.
-STEPS="${CLUSTER_STEPS:-network pki etcd apiserver controllers containerd kubelet proxy node-ready kube-router coredns traefik}"
+STEPS="${CLUSTER_STEPS:-network pki etcd apiserver controllers containerd kubelet proxy node-ready kube-router coredns}"
 [ -n "${CLUSTER_STEPS:-}" ] || "${HERE}/build.sh"
 ENVTEST_BIN="$("${REPO}/hack/setup-envtest.sh")"
 K8S_BIN="${CLUSTER_K8S_BIN:-${CLUSTER_CACHE}/k8s-${K8S_VERSION}}"
@@ -62,6 +62,9 @@ set_sysctl() {
 
 step_network() {
 # --- node network -------------------------------------------------------------
+# The nftables tables that exist before: iptables-nft makes its tables on first
+# use, and down.sh removes those it finds empty that were not here.
+nft list tables 2>/dev/null >"${STATE_DIR}/nft-tables-before" || true
 ip link add "${BRIDGE}" type bridge
 ip addr add "${BRIDGE_IP}/${POD_CIDR#*/}" dev "${BRIDGE}"
 ip link set "${BRIDGE}" up
