@@ -92,12 +92,8 @@ func parseGatewayFlags(args []string, stderr io.Writer) (gatewayFlags, error) {
 // Usage errors exit 2; a configuration the gateway cannot run exits 1.
 func runGateway(args []string, stderr io.Writer) int {
 	f, err := parseGatewayFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "mcpgate gateway: %v\n", err)
-		return 2
+		return cmdutil.UsageExitRepeat(stderr, "mcpgate gateway", err)
 	}
 	cfg, err := loadGatewayConfig(f.config)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/controllers"
+	"github.com/mcpgate/mcpgate/internal/cmdutil"
 	"github.com/mcpgate/mcpgate/internal/version"
 )
 
@@ -156,12 +157,8 @@ func envOr(key, fallback string) string {
 
 func runManager(args []string, stderr io.Writer) int {
 	f, err := parseManagerFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "mcpgate manager: %v\n", err)
-		return 2
+		return cmdutil.UsageExitRepeat(stderr, "mcpgate manager", err)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 	log := ctrl.Log.WithName("setup")

@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -97,12 +96,8 @@ func parseMode(s string) (localstack.Mode, error) {
 // run starts the demo, stops it when ctx ends, and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 2
+		return cmdutil.UsageExitRepeat(stderr, "demo", err)
 	}
 	// envtest and the kubelet emulation log through controller-runtime;
 	// only their errors are worth a line here, the rest is in the log files.

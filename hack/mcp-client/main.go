@@ -17,7 +17,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -70,12 +69,8 @@ func parseFlags(args []string, stderr io.Writer) (clientFlags, error) {
 // run connects, lists, calls and prints; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "mcp-client: %v\n", err)
-		return 2
+		return cmdutil.UsageExitRepeat(stderr, "mcp-client", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()

@@ -105,10 +105,21 @@ func Parse(fs *flag.FlagSet, args []string) error {
 // the exit code: 0 for -h, else 2. What the flag package reported already
 // is not said again.
 func UsageExit(stderr io.Writer, name string, err error) int {
+	return usageExit(stderr, name, err, false)
+}
+
+// UsageExitRepeat is UsageExit for the commands that say `name: err` after
+// the flag package's own report too (demo, mcp-client, mcpgate gateway and
+// manager), so that their output stays as it has been.
+func UsageExitRepeat(stderr io.Writer, name string, err error) int {
+	return usageExit(stderr, name, err, true)
+}
+
+func usageExit(stderr io.Writer, name string, err error, repeat bool) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	if !errors.As(err, new(flagError)) {
+	if repeat || !errors.As(err, new(flagError)) {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 	}
 	return 2

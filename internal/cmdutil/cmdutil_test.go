@@ -18,13 +18,15 @@ func TestParse(t *testing.T) {
 		args []string
 		code int    // what UsageExit returns; -1: Parse succeeds
 		says string // what UsageExit adds to stderr after the flag package's report
+		// repeats is what UsageExitRepeat adds there instead
+		repeats string
 	}{
-		"no arguments":   {nil, -1, ""},
-		"a flag":         {[]string{"--name", "x"}, -1, ""},
-		"help":           {[]string{"-h"}, 0, ""},
-		"unknown flag":   {[]string{"--nope"}, 2, ""},
-		"bad value":      {[]string{"--n", "many"}, 2, ""},
-		"positional arg": {[]string{"extra", "more"}, 2, "cmd: unexpected arguments: extra more\n"},
+		"no arguments":   {nil, -1, "", ""},
+		"a flag":         {[]string{"--name", "x"}, -1, "", ""},
+		"help":           {[]string{"-h"}, 0, "", ""},
+		"unknown flag":   {[]string{"--nope"}, 2, "", "cmd: flag provided but not defined: -nope\n"},
+		"bad value":      {[]string{"--n", "many"}, 2, "", `cmd: invalid value "many" for flag -n: parse error` + "\n"},
+		"positional arg": {[]string{"extra", "more"}, 2, "cmd: unexpected arguments: extra more\n", "cmd: unexpected arguments: extra more\n"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -46,6 +48,13 @@ func TestParse(t *testing.T) {
 			}
 			if got := stderr.String()[reported:]; got != tc.says {
 				t.Errorf("UsageExit wrote %q, want %q", got, tc.says)
+			}
+			reported = stderr.Len()
+			if code := UsageExitRepeat(&stderr, "cmd", err); code != tc.code {
+				t.Errorf("UsageExitRepeat: exit code %d, want %d", code, tc.code)
+			}
+			if got := stderr.String()[reported:]; got != tc.repeats {
+				t.Errorf("UsageExitRepeat wrote %q, want %q", got, tc.repeats)
 			}
 		})
 	}
