@@ -136,7 +136,7 @@ leftovers() {
   ip link show "${BRIDGE}" >/dev/null 2>&1 && echo "interface ${BRIDGE}"
   # The CNI bridge plugin names the host ends veth plus 8 hex digits.
   ip -o link show type veth 2>/dev/null | awk -F': ' '$2 ~ /^veth[0-9a-f]{8}@/ { print "veth " $2 }'
-  ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ { print "netns " $1 }'
+  ip netns list 2>/dev/null | awk '$1 ~ /^(cni-|mcpgate-)/ { print "netns " $1 }'
   local tool table
   for tool in iptables ip6tables; do
     command -v "$tool" >/dev/null || continue
@@ -180,6 +180,11 @@ unmount_state
 # A CNI network namespace whose bind mount lived elsewhere (containerd's default).
 for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ { print $1 }'); do
   if [ -d "${STATE_DIR}" ] && grep -rqs "${ns}" "${STATE_DIR}/cni" 2>/dev/null; then ip netns del "$ns"; fi
+done
+# The test host of test/cluster's TestNothingLeavesTheNode, if a test crashed.
+for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^mcpgate-/ { print $1 }'); do
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+  ip netns del "$ns"
 done
 while read -r d; do rmdir "$d" 2>/dev/null; done < <(kubepods_cgroups)
 ip link del "${BRIDGE}" 2>/dev/null
