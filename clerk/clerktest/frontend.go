@@ -184,19 +184,9 @@ type tokenInfo struct {
 // handleTokenInfo introspects an access or refresh token for an
 // authenticated client. Tokens of other clients are reported inactive.
 func (s *Server) handleTokenInfo(w http.ResponseWriter, r *http.Request) {
-	form, oerr := parseTokenForm(r)
+	c, token, oerr := s.readTokenRequest(r)
 	if oerr != nil {
 		oerr.write(w)
-		return
-	}
-	c, oerr := s.authenticateClient(r, form)
-	if oerr != nil {
-		oerr.write(w)
-		return
-	}
-	token := form.Get("token")
-	if token == "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 		return
 	}
 	now := s.now()

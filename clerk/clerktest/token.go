@@ -105,6 +105,24 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, 
 	return c, nil
 }
 
+// readTokenRequest reads a revocation or introspection request: its form,
+// the client it authenticates, then the token it names, which is required.
+func (s *Server) readTokenRequest(r *http.Request) (*client, string, *oauthErr) {
+	form, oerr := parseTokenForm(r)
+	if oerr != nil {
+		return nil, "", oerr
+	}
+	c, oerr := s.authenticateClient(r, form)
+	if oerr != nil {
+		return nil, "", oerr
+	}
+	token := form.Get("token")
+	if token == "" {
+		return nil, "", badRequest("invalid_request", "token is required")
+	}
+	return c, token, nil
+}
+
 func secretMatches(c *client, secret string) bool {
 	return secret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(c.secret)) == 1
 }
@@ -293,19 +311,9 @@ func s256(verifier string) string {
 // tokens, and tokens of other clients, are answered 200 and left alone. JWT
 // access tokens cannot be revoked: 400 unsupported_token_type, per the spec.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	form, oerr := parseTokenForm(r)
+	c, token, oerr := s.readTokenRequest(r)
 	if oerr != nil {
 		oerr.write(w)
-		return
-	}
-	c, oerr := s.authenticateClient(r, form)
-	if oerr != nil {
-		oerr.write(w)
-		return
-	}
-	token := form.Get("token")
-	if token == "" {
-		badRequest("invalid_request", "token is required").write(w)
 		return
 	}
 	if rec, isJWT, found := s.lookupAccessToken(token); found && isJWT && rec.clientID == c.id {
