@@ -172,11 +172,7 @@ func (c *Checker) requestProblems(err error, contentTypes []string) []Problem {
 	case nil:
 		return nil
 	case openapi3.MultiError:
-		var out []Problem
-		for _, sub := range e {
-			out = append(out, c.requestProblems(sub, contentTypes)...)
-		}
-		return out
+		return explainEach(e, func(sub error) []Problem { return c.requestProblems(sub, contentTypes) })
 	case *openapi3filter.SecurityRequirementsError:
 		var out []Problem
 		for _, sub := range e.Errors {
@@ -238,11 +234,7 @@ func (c *Checker) responseProblems(err error, contentTypes []string) []Problem {
 	case nil:
 		return nil
 	case openapi3.MultiError:
-		var out []Problem
-		for _, sub := range e {
-			out = append(out, c.responseProblems(sub, contentTypes)...)
-		}
-		return out
+		return explainEach(e, func(sub error) []Problem { return c.responseProblems(sub, contentTypes) })
 	case *openapi3filter.ResponseError:
 		switch {
 		case strings.HasPrefix(e.Reason, "response "+contentTypePrefix):
@@ -261,6 +253,15 @@ func (c *Checker) responseProblems(err error, contentTypes []string) []Problem {
 		return []Problem{{In: "response", Message: e.Error()}}
 	}
 	return []Problem{{In: "response", Message: err.Error()}}
+}
+
+// explainEach explains the errors of a MultiError one by one.
+func explainEach(errs openapi3.MultiError, explain func(error) []Problem) []Problem {
+	var out []Problem
+	for _, sub := range errs {
+		out = append(out, explain(sub)...)
+	}
+	return out
 }
 
 func (c *Checker) visitOpts(extra ...openapi3.SchemaValidationOption) []openapi3.SchemaValidationOption {
