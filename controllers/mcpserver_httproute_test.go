@@ -83,7 +83,7 @@ func TestMcpServerReconciler_httpRoute(t *testing.T) {
 
 	f.updateMcp("tools", func(m *mcpv1.McpServer) { m.Spec.HTTPRoute = nil })
 	f.waitGone("tools-gateway", newHTTPRoute())
-	mcp = f.waitMcp("tools", absent(mcpv1.ConditionHTTPRouteReady))
+	f.waitMcp("tools", absent(mcpv1.ConditionHTTPRouteReady))
 	if err := f.get("tools-gateway", &appsv1.Deployment{}); err != nil {
 		t.Errorf("the gateway went with the route: %v", err)
 	}

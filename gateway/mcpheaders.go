@@ -57,8 +57,9 @@ func headerMismatch(h http.Header, req *rpcRequest) string {
 	case len(names) > 1:
 		return "more than one Mcp-Name header"
 	}
-	name, nameOK := "", true
+	var name string
 	if len(names) == 1 {
+		var nameOK bool
 		if name, nameOK = decodeMcpName(names[0]); !nameOK {
 			return "the Mcp-Name header is not a valid header value or Base64 encoding"
 		}

@@ -47,20 +47,6 @@ type rpcMessage struct {
 	oddName     bool
 }
 
-// has reports whether any message of the request might be a call of method,
-// counting every duplicate "method" member. A nil request has no messages.
-func (r *rpcRequest) has(method string) bool {
-	if r == nil {
-		return false
-	}
-	for _, m := range r.messages {
-		if slices.Contains(m.methods, method) {
-			return true
-		}
-	}
-	return false
-}
-
 // toolNames returns the tool names of every tools/call, in order.
 func (r *rpcRequest) toolNames() []string {
 	var names []string

@@ -173,7 +173,3 @@ func (c *ClusterClerkInstance) GetInstanceSpec() *ClerkInstanceSpec { return &c.
 
 // GetInstanceStatus returns the status.
 func (c *ClusterClerkInstance) GetInstanceStatus() *ClerkInstanceStatus { return &c.Status }
-
-func init() {
-	SchemeBuilder.Register(&ClerkInstance{}, &ClerkInstanceList{}, &ClusterClerkInstance{}, &ClusterClerkInstanceList{})
-}

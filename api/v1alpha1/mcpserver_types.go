@@ -463,7 +463,3 @@ type McpServerList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []McpServer `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&McpServer{}, &McpServerList{})
-}

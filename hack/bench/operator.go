@@ -558,7 +558,7 @@ func (s *scaleRun) waitConverged(ctx context.Context, progress func(context.Cont
 		case <-ctx.Done():
 			return fmt.Errorf("converged %d/%d within %s: %w", done, total, s.opts.Timeout, context.Cause(ctx))
 		case <-s.mgr.exited():
-			return fmt.Errorf("manager exited with %d/%d converged: %v", done, total, s.mgr.exitErr())
+			return fmt.Errorf("manager exited with %d/%d converged: %w", done, total, s.mgr.exitErr())
 		case <-tick.C:
 		}
 	}
@@ -731,7 +731,7 @@ func (m *managerProcess) waitStarted(ctx context.Context) error {
 		}
 		select {
 		case <-m.done:
-			return fmt.Errorf("manager exited before it started its workers: %v", m.err)
+			return fmt.Errorf("manager exited before it started its workers: %w", m.err)
 		case <-ctx.Done():
 			return fmt.Errorf("manager did not start its workers: %w", context.Cause(ctx))
 		case <-tick.C:
