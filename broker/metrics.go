@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mcpgate/mcpgate/internal/promutil"
 )
 
 // Endpoint names, the endpoint label of mcpgate_broker_requests_total.
@@ -20,17 +22,6 @@ const (
 // outcomeOK is the outcome of an answered request; the others are the error
 // codes of the protocol.
 const outcomeOK = "ok"
-
-// Outcomes of Backend API calls, the outcome label of
-// mcpgate_broker_backend_api_seconds (the gateway's clerk call outcomes).
-const (
-	backendOK           = "ok"
-	backendRejected     = "rejected"
-	backendUnauthorized = "unauthorized"
-	backendRateLimited  = "rate_limited"
-	backendServerError  = "server_error"
-	backendNetworkError = "network_error"
-)
 
 // metrics are the broker's Prometheus metrics, in a registry of its own: no
 // package-level state, so several servers (tests) can live in one process.
@@ -64,7 +55,7 @@ func newMetrics() *metrics {
 			m.requests.WithLabelValues(e, o)
 		}
 	}
-	for _, o := range []string{backendOK, backendRejected, backendUnauthorized, backendRateLimited, backendServerError, backendNetworkError} {
+	for _, o := range promutil.Outcomes() {
 		m.backend.WithLabelValues(o)
 	}
 	return m
@@ -72,6 +63,7 @@ func newMetrics() *metrics {
 
 // timedTransport measures every Backend API call made by the instances'
 // verifiers and directories, which do not report their calls themselves.
+// Its outcome label is promutil's, as the gateway's Clerk calls have it.
 type timedTransport struct {
 	base    http.RoundTripper
 	seconds *prometheus.HistogramVec
@@ -81,21 +73,6 @@ type timedTransport struct {
 func (t timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := t.now()
 	resp, err := t.base.RoundTrip(req)
-	outcome := backendNetworkError
-	if err == nil {
-		switch s := resp.StatusCode; {
-		case s == http.StatusUnauthorized || s == http.StatusForbidden:
-			outcome = backendUnauthorized
-		case s == http.StatusTooManyRequests:
-			outcome = backendRateLimited
-		case s >= 500:
-			outcome = backendServerError
-		case s >= 400:
-			outcome = backendRejected
-		default:
-			outcome = backendOK
-		}
-	}
-	t.seconds.WithLabelValues(outcome).Observe(t.now().Sub(start).Seconds())
+	t.seconds.WithLabelValues(promutil.HTTPOutcome(resp, err)).Observe(t.now().Sub(start).Seconds())
 	return resp, err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/internal/promutil"
 )
 
 // Auth outcomes and reasons, the label values of mcpgate_gateway_auth_total.
@@ -124,7 +125,7 @@ func newMetrics() *metrics {
 	for _, result := range []string{tokenFound, tokenNotConnected, tokenUnavailable} {
 		m.userTokenLookups.WithLabelValues(result)
 	}
-	for _, o := range []string{clerkOK, clerkRejected, clerkUnauthorized, clerkRateLimited, clerkServerError, clerkNetworkError} {
+	for _, o := range promutil.Outcomes() {
 		m.clerkCalls.WithLabelValues(o)
 	}
 	return m
@@ -135,19 +136,10 @@ func (m *metrics) countAuth(reason string) {
 	m.auth.WithLabelValues(authOutcome[reason], reason).Inc()
 }
 
-// Outcomes of calls to Clerk, the label values of mcpgate_gateway_clerk_calls_total.
-const (
-	clerkOK           = "ok"
-	clerkRejected     = "rejected"
-	clerkUnauthorized = "unauthorized"
-	clerkRateLimited  = "rate_limited"
-	clerkServerError  = "server_error"
-	clerkNetworkError = "network_error"
-)
-
 // clerkCallCounter counts the calls made through the HTTP client handed to
 // the verifier and the metadata cache: the verifier does not report its
-// calls, but every one of them goes through this transport.
+// calls, but every one of them goes through this transport. The outcomes
+// are promutil's.
 type clerkCallCounter struct {
 	base  http.RoundTripper
 	calls *prometheus.CounterVec
@@ -155,21 +147,6 @@ type clerkCallCounter struct {
 
 func (t clerkCallCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	outcome := clerkNetworkError
-	if err == nil {
-		switch s := resp.StatusCode; {
-		case s == http.StatusUnauthorized || s == http.StatusForbidden:
-			outcome = clerkUnauthorized
-		case s == http.StatusTooManyRequests:
-			outcome = clerkRateLimited
-		case s >= 500:
-			outcome = clerkServerError
-		case s >= 400:
-			outcome = clerkRejected
-		default:
-			outcome = clerkOK
-		}
-	}
-	t.calls.WithLabelValues(outcome).Inc()
+	t.calls.WithLabelValues(promutil.HTTPOutcome(resp, err)).Inc()
 	return resp, err
 }
