@@ -74,7 +74,7 @@ demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample se
 	$(GO) run ./hack/demo $(ARGS)
 
 .PHONY: test
-test: vet verify envtest helm ## Run every check and test (what CI runs): vet, generated files, and the three tiers below in one go test run.
+test: lint vet verify envtest helm ## Run every check and test (what CI runs): lint, vet, generated files, and the three tiers below in one go test run.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
 
 .PHONY: test-unit
