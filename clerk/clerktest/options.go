@@ -47,7 +47,14 @@ type Option func(*options)
 
 // options is what the Option functions fill in; NewServer and Start read it once.
 type options struct {
-	settings     OAuthApplicationSettings
+	fixed
+	settings OAuthApplicationSettings
+	roles    map[string][]string
+}
+
+// fixed are the options a Server keeps as they are for its lifetime; the
+// others seed its settings and roles.
+type fixed struct {
 	user         User
 	autoConsent  bool
 	accessTTL    time.Duration
@@ -55,7 +62,6 @@ type options struct {
 	observer     func(Exchange)
 	customScopes []string
 	logger       *slog.Logger
-	roles        map[string][]string
 	scopeRule    ClientScopeRule
 	metadata     metadataFetch
 }
@@ -66,14 +72,16 @@ func defaultOptions() options {
 			DynamicOAuthClientRegistration: true,
 			OAuthJWTAccessTokens:           true,
 		},
-		user:        User{ID: DefaultUserID, Email: DefaultUserEmail},
-		autoConsent: true,
-		accessTTL:   DefaultAccessTokenTTL,
-		now:         time.Now,
-		logger:      slog.New(slog.DiscardHandler),
-		roles:       DefaultOrganizationRoles(),
-		scopeRule:   ScopesOfRegistration,
-		metadata:    metadataFetch{timeout: DefaultClientMetadataTimeout},
+		fixed: fixed{
+			user:        User{ID: DefaultUserID, Email: DefaultUserEmail},
+			autoConsent: true,
+			accessTTL:   DefaultAccessTokenTTL,
+			now:         time.Now,
+			logger:      slog.New(slog.DiscardHandler),
+			scopeRule:   ScopesOfRegistration,
+			metadata:    metadataFetch{timeout: DefaultClientMetadataTimeout},
+		},
+		roles: DefaultOrganizationRoles(),
 	}
 }
 

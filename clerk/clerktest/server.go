@@ -21,22 +21,14 @@ const maxKeys = 2
 // Server is one emulated Clerk instance. All methods are safe for concurrent use.
 type Server struct {
 	// Fixed at start.
+	fixed
 	frontendURL    string
 	backendURL     string
 	publishableKey string
 	secretKey      string
 	instanceID     string
-	user           User
-	autoConsent    bool
-	accessTTL      time.Duration
-	now            func() time.Time
-	observer       func(Exchange)
-	customScopes   []string
-	logger         *slog.Logger
 	mintClientID   string // the client_id of tokens minted without one
 	sessionID      string // the user's browser session, the sid of tokens from the authorization flow
-	scopeRule      ClientScopeRule
-	metadata       metadataFetch
 
 	// mu guards the instance state below.
 	mu            sync.Mutex
@@ -104,23 +96,18 @@ func Start(frontendAddr, backendAddr string, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("listen for the backend api: %w", err)
 	}
 	feHost := netaddr.Advertised(feLn.Addr())
+	f := o.fixed
+	f.customScopes = slices.Clone(f.customScopes)
+	f.metadata = f.metadata.withDefaults()
 	s := &Server{
+		fixed:          f,
 		frontendURL:    "http://" + feHost,
 		backendURL:     "http://" + netaddr.Advertised(beLn.Addr()) + "/v1",
 		publishableKey: "pk_test_" + base64.StdEncoding.EncodeToString([]byte(feHost+"$")),
 		secretKey:      "sk_test_" + randomBase62(40),
 		instanceID:     key.kid,
-		user:           o.user,
-		autoConsent:    o.autoConsent,
-		accessTTL:      o.accessTTL,
-		now:            o.now,
-		observer:       o.observer,
-		customScopes:   slices.Clone(o.customScopes),
-		logger:         o.logger,
 		mintClientID:   newID("client_"),
 		sessionID:      newID("sess_"),
-		scopeRule:      o.scopeRule,
-		metadata:       o.metadata.withDefaults(),
 		settings:       o.settings.clone(),
 		keys:           []*signingKey{key},
 		clients:        map[string]*client{},
