@@ -58,9 +58,18 @@ type emailRecord struct {
 
 // userRecord is one user of the instance.
 type userRecord struct {
-	id              string
-	emails          []*emailRecord
-	primaryEmailID  string
+	id             string
+	emails         []*emailRecord
+	primaryEmailID string
+	userProfile
+	lastSignIn time.Time // zero until the user signs in at the authorization endpoint
+	created    time.Time
+	updated    time.Time
+}
+
+// userProfile is what a user has besides an ID, addresses and times: what
+// POST /v1/users sets along with them.
+type userProfile struct {
 	externalID      *string
 	username        *string
 	firstName       *string
@@ -68,9 +77,6 @@ type userRecord struct {
 	publicMetadata  map[string]any
 	privateMetadata map[string]any
 	unsafeMetadata  map[string]any
-	lastSignIn      time.Time // zero until the user signs in at the authorization endpoint
-	created         time.Time
-	updated         time.Time
 }
 
 // primaryEmail returns the user's primary email address, if any.
@@ -154,15 +160,9 @@ type newEmail struct {
 // newUser is what createUserLocked needs; HTTP requests fill more of it
 // than the Go API does.
 type newUser struct {
-	id              string
-	emails          []newEmail
-	externalID      *string
-	username        *string
-	firstName       *string
-	lastName        *string
-	publicMetadata  map[string]any
-	privateMetadata map[string]any
-	unsafeMetadata  map[string]any
+	id     string
+	emails []newEmail
+	userProfile
 }
 
 // emailOwnerLocked returns the ID of the user who has address (compared
@@ -207,11 +207,10 @@ func (s *Server) createUserLocked(p newUser) (*userRecord, *apiError) {
 		return nil, err
 	}
 	now := s.now()
-	u := &userRecord{
-		id: p.id, externalID: p.externalID, username: p.username, firstName: p.firstName, lastName: p.lastName,
-		publicMetadata: orEmpty(p.publicMetadata), privateMetadata: orEmpty(p.privateMetadata), unsafeMetadata: orEmpty(p.unsafeMetadata),
-		created: now, updated: now,
-	}
+	u := &userRecord{id: p.id, userProfile: p.userProfile, created: now, updated: now}
+	u.publicMetadata = orEmpty(u.publicMetadata)
+	u.privateMetadata = orEmpty(u.privateMetadata)
+	u.unsafeMetadata = orEmpty(u.unsafeMetadata)
 	for _, e := range p.emails {
 		u.emails = append(u.emails, &emailRecord{id: newID("idn_"), address: e.address, state: e.state, created: now, updated: now})
 	}

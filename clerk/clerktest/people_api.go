@@ -322,10 +322,10 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 			"email_address_identification_status must have one item per email address.").write(w)
 		return
 	}
-	nu := newUser{
+	nu := newUser{userProfile: userProfile{
 		externalID: req.ExternalID, username: req.Username, firstName: req.FirstName, lastName: req.LastName,
 		publicMetadata: req.PublicMetadata, privateMetadata: req.PrivateMeta, unsafeMetadata: req.UnsafeMeta,
-	}
+	}}
 	for i, addr := range req.EmailAddress {
 		state := emailVerified
 		if len(req.EmailStatus) > 0 {
