@@ -261,8 +261,10 @@ kubectl apply -f "${HERE}/manifests/kube-router-rbac.yaml" >/dev/null
 start kube-router "${CLUSTER_CACHE}/kube-router-${KUBE_ROUTER_VERSION}/kube-router" \
   --kubeconfig "${PKI_DIR}/kube-router.kubeconfig" --hostname-override "${NODE_NAME}" \
   --run-firewall=true --run-router=false --run-service-proxy=false \
-  --enable-ipv4=true --enable-ipv6=false --metrics-port 0 --health-port 16245 \
+  --enable-ipv4=true --enable-ipv6=false --metrics-port 0 --health-port 0 \
   --service-cluster-ip-range "${SERVICE_CIDR}"
+# Its health port would listen on every address; its first sync shows instead.
+wait_for "kube-router's firewall" 60 iptables -n -L KUBE-ROUTER-FORWARD
 }
 
 step_coredns() {

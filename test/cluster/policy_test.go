@@ -47,8 +47,8 @@ func TestNetworkPolicyEnforced(t *testing.T) {
 	if _, err := kube.NetworkingV1().NetworkPolicies(ns).Create(ctx, policy, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create policy: %v", err)
 	}
-	// NOTE: kube-router applies a policy asynchronously (a full sync takes about
-	// a second here); a probe pod takes longer than that to start.
+	// NOTE: kube-router applies a policy, and admits a new pod's address,
+	// asynchronously.
 
 	probes := []struct {
 		name, ns string
@@ -59,8 +59,14 @@ func TestNetworkPolicyEnforced(t *testing.T) {
 		{"bystander", ns, map[string]string{"role": "other"}, false},
 		{"other-namespace", other, map[string]string{"role": "gateway"}, false},
 	}
+	// The admitted probe goes first and retries: once it connects, the policy
+	// is in force, and a refused probe after it is refused by the policy.
 	for _, pr := range probes {
-		out, ok := runProbe(ctx, t, pr.ns, pr.name, pr.labels, "-timeout", "3s", "dial", target)
+		args := []string{"-timeout", "3s", "dial", target}
+		if pr.ok {
+			args = append([]string{"-retry", "-timeout", "20s"}, args[2:]...)
+		}
+		out, ok := runProbe(ctx, t, pr.ns, pr.name, pr.labels, args...)
 		if ok != pr.ok {
 			t.Errorf("%s (namespace %s) dialling the upstream: connected=%v, want %v\n%s", pr.name, pr.ns, ok, pr.ok, out)
 		}
@@ -69,7 +75,7 @@ func TestNetworkPolicyEnforced(t *testing.T) {
 	if err := kube.NetworkingV1().NetworkPolicies(ns).Delete(ctx, policy.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete policy: %v", err)
 	}
-	if out, ok := runProbe(ctx, t, ns, "bystander-after", map[string]string{"role": "other"}, "-timeout", "3s", "dial", target); !ok {
+	if out, ok := runProbe(ctx, t, ns, "bystander-after", map[string]string{"role": "other"}, "-retry", "-timeout", "20s", "dial", target); !ok {
 		t.Errorf("with the policy deleted, a bystander still cannot reach the upstream:\n%s", out)
 	}
 }

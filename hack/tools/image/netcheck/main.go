@@ -7,7 +7,9 @@
 //	netcheck lookup NAME       resolve NAME, print the addresses
 //	netcheck sleep             wait for SIGTERM
 //
-// Each client command gives up after -timeout.
+// Each client command gives up after -timeout; with -retry it tries again
+// every 200ms until it succeeds or -timeout passes (a NetworkPolicy
+// enforcer admits a new pod's address a moment after the pod starts).
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 
 func main() {
 	timeout := flag.Duration("timeout", 3*time.Second, "how long a client command waits")
+	retry := flag.Bool("retry", false, "retry a failing client command until -timeout")
 	flag.Parse()
 	args := flag.Args()
 	if len(args) < 1 {
@@ -34,7 +37,12 @@ func main() {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
-	if err := run(ctx, args, *timeout); err != nil {
+	err := run(ctx, args, *timeout)
+	for deadline := time.Now().Add(*timeout); err != nil && *retry && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		err = run(ctx, args, time.Until(deadline))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "netcheck:", err)
 		os.Exit(1)
 	}
