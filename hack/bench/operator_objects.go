@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
+)
+
+// backendCounter counts the Backend API requests the emulator answers.
+type backendCounter struct {
+	calls atomic.Int64
+	// emu is set right after the emulator starts; it is atomic because the
+	// observer runs on the emulator's goroutines.
+	emu atomic.Pointer[clerktest.Server]
+}
+
+// observe counts an exchange and undoes a settings PATCH. The one emulator
+// serves every issuer, while the controller keeps one view per issuer: left
+// alone, the first instance's PATCH would show the others as already
+// configured, and how many PATCHes the run makes would depend on timing.
+// Restoring the setting keeps every issuer a Clerk instance of its own that
+// starts with dynamic client registration off.
+func (b *backendCounter) observe(ex clerktest.Exchange) {
+	b.calls.Add(1)
+	if ex.Request.Method != http.MethodPatch || ex.Request.URL.Path != settingsPath || ex.Status != http.StatusOK {
+		return
+	}
+	if emu := b.emu.Load(); emu != nil {
+		st := emu.Settings()
+		st.DynamicOAuthClientRegistration = false
+		emu.SetSettings(st)
+	}
+}
+
+// benchNamespace names namespace n (0-based).
+func benchNamespace(n int) string { return fmt.Sprintf("bench-%02d", n+1) }
+
+// benchIssuer is the issuer of Clerk instance n: a path under the one
+// emulator's Frontend API URL, distinct per instance (the controller keys
+// instances by issuer), as controllers/mcpserver_clerk_test.go does.
+func benchIssuer(frontendURL string, n int) string {
+	return fmt.Sprintf("%s/%d-bench", frontendURL, n+1)
+}
+
+// benchMcpServers are the McpServers of the run: round-robin over the
+// namespaces and, independently, over the Clerk instances.
+func benchMcpServers(opts operatorOptions, frontendURL string) []*mcpv1.McpServer {
+	clerk := func(i int) mcpv1.ClerkSpec {
+		if opts.ClusterInstances {
+			return mcpv1.ClerkSpec{InstanceRef: &mcpv1.ClerkInstanceReference{
+				Kind: mcpv1.KindClusterClerkInstance, Name: benchClusterInstance(i % opts.ClerkInstances)}}
+		}
+		return mcpv1.ClerkSpec{
+			Issuer:        mcpv1.IssuerURL(benchIssuer(frontendURL, i%opts.ClerkInstances)),
+			SecretKeyRef:  mcpv1.SecretKeyReference{Name: benchSecretName, Key: benchSecretKey},
+			ClerkSettings: mcpv1.ClerkSettings{DynamicClientRegistration: ptr.To(true)},
+		}
+	}
+	out := make([]*mcpv1.McpServer, opts.McpServers)
+	for i := range out {
+		ns := benchNamespace(i % opts.Namespaces)
+		name := fmt.Sprintf("mcp-%04d", i+1)
+		out[i] = &mcpv1.McpServer{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: mcpv1.McpServerSpec{
+				Upstream: mcpv1.Upstream{Service: &mcpv1.UpstreamService{Name: benchUpstream, Port: intstr.FromInt32(8080)}},
+				Clerk:    clerk(i),
+				Ingress:  &mcpv1.IngressSpec{Host: fmt.Sprintf("%s.%s.bench.example", name, ns)},
+			},
+		}
+	}
+	return out
+}
+
+// benchClusterInstance names the ClusterClerkInstance of Clerk instance n.
+func benchClusterInstance(n int) string { return fmt.Sprintf("bench-%d", n+1) }
+
+// createClusterInstances creates, with opts.ClusterInstances, the operator's
+// namespace, the Secret there and one ClusterClerkInstance per issuer,
+// declaring what the inline McpServers would. It is set-up, not timed.
+func (s *scaleRun) createClusterInstances(ctx context.Context) error {
+	if !s.opts.ClusterInstances {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if err := s.createNamespaceWithSecret(ctx, benchOperatorNamespace); err != nil {
+		return err
+	}
+	for n := range s.opts.ClerkInstances {
+		inst := &mcpv1.ClusterClerkInstance{
+			ObjectMeta: metav1.ObjectMeta{Name: benchClusterInstance(n)},
+			Spec: mcpv1.ClerkInstanceSpec{
+				Issuer:        mcpv1.IssuerURL(benchIssuer(s.emu.FrontendAPIURL(), n)),
+				SecretKeyRef:  mcpv1.SecretKeyReference{Name: benchSecretName, Key: benchSecretKey},
+				ClerkSettings: mcpv1.ClerkSettings{DynamicClientRegistration: ptr.To(true)},
+			},
+		}
+		if err := s.c.Create(ctx, inst); err != nil {
+			return fmt.Errorf("create clusterclerkinstance %s: %w", inst.Name, err)
+		}
+	}
+	return nil
+}
+
+// createNamespaces creates the namespaces and, in each, the Secret with
+// the Clerk secret key. It is set-up, not timed.
+func (s *scaleRun) createNamespaces(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	return forEach(ctx, s.opts.Namespaces, operatorWorkers, func(ctx context.Context, n int) error {
+		return s.createNamespaceWithSecret(ctx, benchNamespace(n))
+	})
+}
+
+// createNamespaceWithSecret creates namespace ns and, in it, the Secret with
+// the Clerk secret key.
+func (s *scaleRun) createNamespaceWithSecret(ctx context.Context, ns string) error {
+	if err := s.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return fmt.Errorf("create namespace %s: %w", ns, err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchSecretName},
+		Data:       map[string][]byte{benchSecretKey: []byte(s.emu.SecretKey())},
+	}
+	if err := s.c.Create(ctx, secret); err != nil {
+		return fmt.Errorf("create secret %s/%s: %w", ns, benchSecretName, err)
+	}
+	return nil
+}
