@@ -138,7 +138,7 @@ type scaleRun struct {
 	emu     *clerktest.Server
 	backend *backendCounter
 	c       client.Client
-	mgr     *managerProcess
+	mgr     *localstack.Manager
 	sampler *procSampler
 
 	servers []*mcpv1.McpServer // as created; phase 2 patches them
@@ -225,16 +225,21 @@ func (s *scaleRun) start(ctx context.Context) error {
 	s.backend.emu.Store(s.emu)
 
 	t0 = time.Now()
-	if s.mgr, err = startManagerProcess(bins.Mcpgate, kubeconfig, s.emu.BackendAPIURL(), filepath.Join(s.workDir, "manager.log")); err != nil {
-		return err
-	}
-	s.sampler = startProcSampler(s.mgr.pid(), procSampleEvery)
 	startCtx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := s.mgr.waitStarted(startCtx); err != nil {
+	s.mgr, err = localstack.StartManager(startCtx, localstack.ManagerOptions{
+		Binary: bins.Mcpgate, Kubeconfig: kubeconfig, ClerkAPIURL: s.emu.BackendAPIURL(),
+		GatewayImage: benchGatewayImage, LogPath: filepath.Join(s.workDir, "manager.log"),
+		Args: []string{"--cluster-resource-namespace=" + benchOperatorNamespace},
+	})
+	if err != nil {
 		return err
 	}
-	s.logf("manager (pid %d) started in %.1fs", s.mgr.pid(), time.Since(t0).Seconds())
+	s.sampler = startProcSampler(s.mgr.PID(), procSampleEvery)
+	if err := waitStarted(startCtx, s.mgr); err != nil {
+		return err
+	}
+	s.logf("manager (pid %d) started in %.1fs", s.mgr.PID(), time.Since(t0).Seconds())
 	return nil
 }
 
@@ -265,7 +270,7 @@ func (s *scaleRun) close() {
 		_, _, _ = s.sampler.stop()
 	}
 	if s.mgr != nil {
-		if err := s.mgr.stop(managerStopGrace); err != nil {
+		if err := s.mgr.Stop(managerStopGrace); err != nil {
 			s.logf("stop manager: %v", err)
 		}
 	}
@@ -285,7 +290,7 @@ func (s *scaleRun) withManagerLog(err error) error {
 	if s.mgr == nil {
 		return err
 	}
-	return fmt.Errorf("%w\nmanager log %s ends:\n%s", err, s.mgr.logPath, s.mgr.logTail(40))
+	return fmt.Errorf("%w\nmanager log %s ends:\n%s", err, s.mgr.LogPath, logTail(s.mgr, 40))
 }
 
 // newScaleClient is the driver's client, with a rate limit high enough that

@@ -116,8 +116,8 @@ func (s *scaleRun) waitConverged(ctx context.Context, progress func(context.Cont
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("converged %d/%d within %s: %w", done, total, s.opts.Timeout, context.Cause(ctx))
-		case <-s.mgr.exited():
-			return fmt.Errorf("manager exited with %d/%d converged: %w", done, total, s.mgr.exitErr())
+		case <-s.mgr.Exited():
+			return fmt.Errorf("manager exited with %d/%d converged: %w", done, total, s.mgr.ExitErr())
 		case <-tick.C:
 		}
 	}

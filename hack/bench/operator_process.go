@@ -1,72 +1,30 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
-// managerProcess is `mcpgate manager` running as a child, so that its CPU
-// time and memory are its own and readable in /proc.
-type managerProcess struct {
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed once the process has been reaped
-	err     error         // how it exited; read only after done is closed
-}
-
-func startManagerProcess(bin, kubeconfig, clerkAPIURL, logPath string) (*managerProcess, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("create manager log: %w", err)
-	}
-	cmd := exec.Command(bin, "manager",
-		"--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:0",
-		"--gateway-image="+benchGatewayImage,
-		"--cluster-resource-namespace="+benchOperatorNamespace,
-		"--clerk-api-url="+clerkAPIURL)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("start manager: %w", err)
-	}
-	m := &managerProcess{cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		m.err = cmd.Wait()
-		_ = logFile.Close()
-		close(m.done)
-	}()
-	return m, nil
-}
-
-func (m *managerProcess) pid() int { return m.cmd.Process.Pid }
-
-func (m *managerProcess) exited() <-chan struct{} { return m.done }
-
-// exitErr is how the manager exited; valid once exited is closed.
-func (m *managerProcess) exitErr() error { return m.err }
-
-// waitStarted waits until the manager's log says its workers run.
-func (m *managerProcess) waitStarted(ctx context.Context) error {
+// waitStarted waits until the manager's log says its workers run, which
+// is later than /readyz: the benchmark's clock starts when the McpServer
+// controller can act.
+func waitStarted(ctx context.Context, mgr *localstack.Manager) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if log, err := os.ReadFile(m.logPath); err == nil && bytes.Contains(log, []byte(managerStartedLine)) {
+		if log, err := os.ReadFile(mgr.LogPath); err == nil && bytes.Contains(log, []byte(managerStartedLine)) {
 			return nil
 		}
 		select {
-		case <-m.done:
-			return fmt.Errorf("manager exited before it started its workers: %w", m.err)
+		case <-mgr.Exited():
+			return fmt.Errorf("manager exited before it started its workers: %w", mgr.ExitErr())
 		case <-ctx.Done():
 			return fmt.Errorf("manager did not start its workers: %w", context.Cause(ctx))
 		case <-tick.C:
@@ -74,46 +32,13 @@ func (m *managerProcess) waitStarted(ctx context.Context) error {
 	}
 }
 
-// stop sends SIGTERM, as the kubelet would, and kills the manager if it has
-// not exited within grace.
-func (m *managerProcess) stop(grace time.Duration) error {
-	select {
-	case <-m.done:
-		return nil
-	default:
-	}
-	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal manager: %w", err)
-	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-m.done:
-		return nil
-	case <-timer.C:
-		_ = m.cmd.Process.Kill()
-		<-m.done
-		return fmt.Errorf("manager did not exit within %s of SIGTERM and was killed", grace)
-	}
-}
-
 // logTail is the last n lines of the manager's log.
-func (m *managerProcess) logTail(n int) string {
-	f, err := os.Open(m.logPath)
+func logTail(mgr *localstack.Manager, n int) string {
+	log, err := os.ReadFile(mgr.LogPath)
 	if err != nil {
 		return fmt.Sprintf("(%v)", err)
 	}
-	defer func() { _ = f.Close() }()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
+	return testenv.LastLines(string(log), n)
 }
 
 // procSampler samples a process from /proc until stopped, keeping the

@@ -6,44 +6,80 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"time"
 )
 
-// managerSpec is how the stack runs `mcpgate manager`.
-type managerSpec struct {
-	bin         string
-	kubeconfig  string
-	clerkAPIURL string
-	resync      time.Duration
-	logDir      string
+// ManagerOptions say how StartManager runs `mcpgate manager`.
+type ManagerOptions struct {
+	// Binary is the mcpgate binary.
+	Binary string
+	// Kubeconfig is the kubeconfig the manager reaches the API server with.
+	Kubeconfig string
+	// ClerkAPIURL is the Backend API base the manager calls.
+	ClerkAPIURL string
+	// GatewayImage is the image gateways are given; empty means GatewayImage.
+	GatewayImage string
+	// ClerkResync is --clerk-resync-interval; zero keeps the manager's default.
+	ClerkResync time.Duration
+	// LogPath receives the manager's output.
+	LogPath string
+	// Args are further flags.
+	Args []string
 }
 
-// startManager runs `mcpgate manager` as the operator runs in a cluster,
-// except that it reaches the API server through the admin kubeconfig and
-// binds its metrics and probes to free loopback ports. It returns once the
-// manager answers /readyz.
-func startManager(ctx context.Context, s managerSpec) (*process, error) {
+// Manager is `mcpgate manager` running as a child process of its own
+// process group, as the local stack and the operator benchmark run it.
+type Manager struct {
+	proc *process
+	// LogPath is where its output goes.
+	LogPath string
+}
+
+// PID is the manager's process id, for reading its usage from /proc.
+func (m *Manager) PID() int { return m.proc.pid() }
+
+// Exited is closed once the manager has exited.
+func (m *Manager) Exited() <-chan struct{} { return m.proc.exited() }
+
+// ExitErr is how the manager exited; valid once Exited is closed.
+func (m *Manager) ExitErr() error { return m.proc.exitErr() }
+
+// Stop sends SIGTERM, as the kubelet would, and kills the manager if it has
+// not exited within grace; see process.stop.
+func (m *Manager) Stop(grace time.Duration) error { return m.proc.stop(grace) }
+
+// StartManager runs `mcpgate manager` as the operator runs in a cluster,
+// except that it reaches the API server through a kubeconfig and binds its
+// metrics and probes to free loopback ports. It returns once the manager
+// answers /readyz.
+func StartManager(ctx context.Context, opts ManagerOptions) (*Manager, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
+	image := opts.GatewayImage
+	if image == "" {
+		image = GatewayImage
+	}
 	probeAddr := loopback(ports[1])
+	args := []string{
+		"manager",
+		"--metrics-bind-address", loopback(ports[0]),
+		"--health-probe-bind-address", probeAddr,
+		"--gateway-image", image,
+		"--clerk-api-url", opts.ClerkAPIURL,
+		"--zap-encoder", "console",
+	}
+	if opts.ClerkResync > 0 {
+		args = append(args, "--clerk-resync-interval", opts.ClerkResync.String())
+	}
 	spec := processSpec{
-		name: "mcpgate manager",
-		path: s.bin,
-		args: []string{
-			"manager",
-			"--metrics-bind-address", loopback(ports[0]),
-			"--health-probe-bind-address", probeAddr,
-			"--gateway-image", GatewayImage,
-			"--clerk-api-url", s.clerkAPIURL,
-			"--clerk-resync-interval", s.resync.String(),
-			"--zap-encoder", "console",
-		},
-		env:     []string{"KUBECONFIG=" + s.kubeconfig},
-		logPath: filepath.Join(s.logDir, "manager.log"),
+		name:    "mcpgate manager",
+		path:    opts.Binary,
+		args:    append(args, opts.Args...),
+		env:     []string{"KUBECONFIG=" + opts.Kubeconfig},
+		logPath: opts.LogPath,
 	}
 	proc, err := startProcess(spec)
 	if err != nil {
@@ -53,7 +89,7 @@ func startManager(ctx context.Context, s managerSpec) (*process, error) {
 		_ = proc.stop(10 * time.Second)
 		return nil, fmt.Errorf("mcpgate manager did not become ready: %w (log: %s)", err, spec.logPath)
 	}
-	return proc, nil
+	return &Manager{proc: proc, LogPath: opts.LogPath}, nil
 }
 
 // waitHTTPReady polls url until it answers 200, proc exits, timeout passes

@@ -233,14 +233,14 @@ func (s *Stack) createSecret(ctx context.Context, _ string, _ Binaries) error {
 }
 
 func (s *Stack) startManager(ctx context.Context, _ string, bins Binaries) error {
-	proc, err := startManager(ctx, managerSpec{
-		bin: bins.Mcpgate, kubeconfig: s.kubectl.kubeconfig, clerkAPIURL: s.clerk.instance.BackendAPIURL,
-		resync: s.opts.ClerkResyncInterval, logDir: s.logDir,
+	mgr, err := StartManager(ctx, ManagerOptions{
+		Binary: bins.Mcpgate, Kubeconfig: s.kubectl.kubeconfig, ClerkAPIURL: s.clerk.instance.BackendAPIURL,
+		ClerkResync: s.opts.ClerkResyncInterval, LogPath: filepath.Join(s.logDir, "manager.log"),
 	})
 	if err != nil {
 		return err
 	}
-	s.onClose("mcpgate manager", func() error { return proc.stop(30 * time.Second) })
+	s.onClose("mcpgate manager", func() error { return mgr.Stop(30 * time.Second) })
 	return nil
 }
 
