@@ -222,25 +222,19 @@ func startManager(f managerFlags) error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up mcpserver controller: %w", err)
 	}
-	if err := (&controllers.ClerkInstanceReconciler{
-		Client:    mgr.GetClient(),
-		Recorder:  recorder,
-		Clock:     clock.RealClock{},
-		Options:   opts,
-		Kind:      mcpv1.KindClerkInstance,
-		ClerkSync: clerkSync,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up clerkinstance controller: %w", err)
-	}
-	if err := (&controllers.ClerkInstanceReconciler{
-		Client:    mgr.GetClient(),
-		Recorder:  recorder,
-		Clock:     clock.RealClock{},
-		Options:   opts,
-		Kind:      mcpv1.KindClusterClerkInstance,
-		ClerkSync: clerkSync,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up clusterclerkinstance controller: %w", err)
+	// One reconciler per instance kind: the two kinds share a schema and a
+	// reconcile, and differ in scope and where their Secret lives.
+	for _, kind := range []string{mcpv1.KindClerkInstance, mcpv1.KindClusterClerkInstance} {
+		if err := (&controllers.ClerkInstanceReconciler{
+			Client:    mgr.GetClient(),
+			Recorder:  recorder,
+			Clock:     clock.RealClock{},
+			Options:   opts,
+			Kind:      kind,
+			ClerkSync: clerkSync,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up %s controller: %w", strings.ToLower(kind), err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
