@@ -3,7 +3,7 @@
 # (each found by its pid file and checked against its command line), the pods'
 # processes (through the kubepods cgroups), containerd's shims, every mount and
 # network namespace under the state directory, the bridge, the iptables rules
-# and ipsets of kube-proxy, kube-router and the CNI plugins, the guard chain,
+# and ipsets of kube-proxy, kube-router and the CNI plugins, the guard table,
 # the sysctls it changed, and the state directory. Safe to run at any time,
 # also when nothing is running. `down.sh --check` only reports leftovers and
 # exits 1 when there are any.
@@ -145,7 +145,7 @@ leftovers() {
     done
   done
   command -v ipset >/dev/null && ipset list -n 2>/dev/null | grep -E '^(inet6:)?KUBE-' | sed 's/^/ipset /'
-  command -v nft >/dev/null && nft list tables 2>/dev/null | grep -E 'kube|cni' | sed 's/^/nft /'
+  command -v nft >/dev/null && nft list tables 2>/dev/null | grep -E 'kube|cni|mcpgate' | sed 's/^/nft /'
   kubepods_cgroups | sed 's/^/cgroup /'
   [ -d "${STATE_DIR}" ] && echo "directory ${STATE_DIR}"
 }
@@ -189,6 +189,7 @@ done
 while read -r d; do rmdir "$d" 2>/dev/null; done < <(kubepods_cgroups)
 ip link del "${BRIDGE}" 2>/dev/null
 clean_iptables
+nft delete table inet "${GUARD_TABLE}" 2>/dev/null
 clean_nft_tables
 restore_sysctls
 rm -rf "${STATE_DIR}"

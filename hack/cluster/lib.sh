@@ -45,8 +45,8 @@ KUBERNETES_SVC_IP=10.218.0.1
 DNS_SVC_IP=10.218.0.10
 CLUSTER_DOMAIN=cluster.local
 NODE_NAME=mcpgate-node
-# The chain holding the off-machine guard rules.
-GUARD_CHAIN=MCPGATE-CLUSTER-GUARD
+# The nftables table (family inet) holding the off-machine guard rules.
+GUARD_TABLE=mcpgate_cluster_guard
 
 log() { echo "cluster: $*" >&2; }
 die() { echo "cluster: $*" >&2; exit 1; }

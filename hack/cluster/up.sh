@@ -8,8 +8,8 @@
 #
 # Network safety: the node's address is the bridge's own (${BRIDGE_IP}), the
 # Service range is routed onto the bridge, the CNI plugin never masquerades,
-# and a guard chain in FORWARD drops anything that would leave the bridge for
-# another interface. Every listener binds the bridge address or loopback.
+# and a guard (an nftables table ahead of iptables) drops anything forwarded
+# between the bridge and another interface. Every listener binds the bridge address or loopback.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib.sh
@@ -69,10 +69,18 @@ ip link add "${BRIDGE}" type bridge
 ip addr add "${BRIDGE_IP}/${POD_CIDR#*/}" dev "${BRIDGE}"
 ip link set "${BRIDGE}" up
 ip route add "${SERVICE_CIDR}" dev "${BRIDGE}" src "${BRIDGE_IP}"
-iptables -N "${GUARD_CHAIN}"
-iptables -A "${GUARD_CHAIN}" -i "${BRIDGE}" ! -o "${BRIDGE}" -m comment --comment "mcpgate cluster: pods reach only this machine" -j DROP
-iptables -A "${GUARD_CHAIN}" -o "${BRIDGE}" ! -i "${BRIDGE}" -m comment --comment "mcpgate cluster: nothing is routed into the pods" -j DROP
-iptables -I FORWARD 1 -j "${GUARD_CHAIN}"
+# The guard: an nftables table of its own whose forward hook runs before
+# iptables' filter table (priority -160, ahead of mangle's -150), so no rule
+# that kube-proxy or kube-router insert can accept a packet past it.
+nft -f - <<NFT
+table inet ${GUARD_TABLE} {
+  chain forward {
+    type filter hook forward priority -160; policy accept;
+    iifname "${BRIDGE}" oifname != "${BRIDGE}" counter drop comment "pods reach only this machine"
+    oifname "${BRIDGE}" iifname != "${BRIDGE}" counter drop comment "nothing is routed into the pods"
+  }
+}
+NFT
 set_sysctl net.ipv4.ip_forward 1
 set_sysctl net.bridge.bridge-nf-call-iptables 1
 set_sysctl net.bridge.bridge-nf-call-ip6tables 1
