@@ -24,7 +24,13 @@ TOOLS="${CLUSTER_CACHE}/image-tools-${tools_key}"
 IMAGES="${CLUSTER_CACHE}/images"
 
 build_tools() {
-  [ -x "${TOOLS}/mkimage" ] && [ -x "${TOOLS}/pause" ] && [ -x "${TOOLS}/netcheck" ] && return 0
+  [ -x "${TOOLS}/mkimage" ] && [ -x "${TOOLS}/pause" ] && [ -x "${TOOLS}/netcheck" ] || compile_tools
+  # Tools and images of earlier sources are of no more use.
+  find "${CLUSTER_CACHE}" -maxdepth 1 -name 'image-tools-*' ! -name "image-tools-${tools_key}" ! -name '*.tmp.*' -exec rm -rf {} +
+  find "${IMAGES}" -maxdepth 1 \( -name 'pause-*.tar' -o -name 'netcheck-*.tar' \) ! -name "*-${tools_key}.tar" -delete 2>/dev/null || true
+}
+
+compile_tools() {
   mkdir -p "${CLUSTER_CACHE}"
   local stage; stage="$(mktemp -d "${TOOLS}.tmp.XXXXXX")"
   ( cd "${TOOL_SRC}" &&
