@@ -100,39 +100,54 @@ build_kube_router() {
     -o "${out}/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 }
 
-# traefik: the ingress controller (Ingress and Gateway API HTTPRoute). Its
-# go.mod points github.com/traefik/traefik/dynamic/ext at a directory of its
-# repository that the module zip leaves out (it has its own go.mod and is not
-# published); that module only declares two empty extension structs, HTTP and
-# Router, so an equivalent one is written here. The fork replacements and the
-# exclusion are traefik's own, repeated because a dependency's are ignored.
+# traefik: the ingress controller (Ingress and Gateway API HTTPRoute). A
+# dependency's replace and exclude directives are ignored, so traefik's own are
+# repeated here, with one change: its fork github.com/containous/go-http-auth
+# is refused by the module proxy, so github.com/abbot/go-http-auth is the
+# upstream v0.4.0 from the module cache plus the one function traefik calls
+# that only the fork has, CheckSecret (an htpasswd secret against a password,
+# by the comparison CheckAuth picks). Releases that
+# point github.com/traefik/traefik/dynamic/ext at an unpublished directory get
+# an equivalent module: it only declares two empty extension structs.
 build_traefik() {
   local out="$1" version="$2" work gomod
   work="$(mktemp -d)"; trap 'rm -rf "${work}"' RETURN
-  mkdir -p "${work}/ext"
-  cat >"${work}/ext/go.mod" <<'MOD'
-module github.com/traefik/traefik/dynamic/ext
-
-go 1.26.0
-MOD
-  cat >"${work}/ext/ext.go" <<'GO'
-// Package ext stands in for traefik's unpublished dynamic-config extension
-// module: the open-source build extends nothing.
-package ext
-
-// HTTP extends dynamic.HTTP with nothing.
-type HTTP struct{}
-
-// Router extends dynamic.Router with nothing.
-type Router struct{}
-GO
   cd "${work}"
   go mod init mcpgate.local/cluster/traefik
   gomod="$(go mod download -json "github.com/traefik/traefik/v3@v${version}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
-  go mod edit -replace github.com/traefik/traefik/dynamic/ext=./ext
-  # Every module => module@version replacement of traefik's go.mod.
+  if grep -q 'traefik/dynamic/ext =>' "${gomod}"; then
+    mkdir -p ext
+    printf 'module github.com/traefik/traefik/dynamic/ext\n\ngo 1.26.0\n' >ext/go.mod
+    printf '// Package ext stands in for traefik'"'"'s unpublished extension module.\npackage ext\n\n// HTTP extends dynamic.HTTP with nothing.\ntype HTTP struct{}\n\n// Router extends dynamic.Router with nothing.\ntype Router struct{}\n' >ext/ext.go
+    go mod edit -replace github.com/traefik/traefik/dynamic/ext=./ext
+  fi
+  # Every "module => module version" replacement of traefik's go.mod but the
+  # refused go-http-auth fork.
   sed -n 's#^[[:space:]]*\(replace[[:space:]]*\)\{0,1\}\([^ /]*\.[^ ]*\) => \([^ .][^ ]*\) \(v[^ ]*\)$#\2=\3@\4#p' "${gomod}" |
-    while read -r r; do go mod edit -replace "$r"; done
+    grep -v '^github.com/abbot/go-http-auth=' | while read -r r; do go mod edit -replace "$r"; done
+  local upstream
+  upstream="$(go mod download -json github.com/abbot/go-http-auth@v0.4.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  mkdir -p go-http-auth
+  cp "${upstream}"/*.go go-http-auth/ && rm -f go-http-auth/*_test.go && chmod -R u+w go-http-auth
+  cat >go-http-auth/checksecret.go <<'GO'
+package auth
+
+import "strings"
+
+// CheckSecret reports whether password matches the htpasswd secret.
+func CheckSecret(password, secret string) bool {
+	compare := compareFuncs[0].compare
+	for _, cmp := range compareFuncs[1:] {
+		if strings.HasPrefix(secret, cmp.prefix) {
+			compare = cmp.compare
+			break
+		}
+	}
+	return compare([]byte(secret), []byte(password)) == nil
+}
+GO
+  ( cd go-http-auth && go mod init github.com/abbot/go-http-auth && go mod edit -require golang.org/x/crypto@v0.48.0 -require golang.org/x/net@v0.50.0 )
+  go mod edit -replace github.com/abbot/go-http-auth=./go-http-auth
   sed -n 's#^exclude \([^ ]*\) \(v[^ ]*\)$#\1@\2#p' "${gomod}" | while read -r e; do go mod edit -exclude "$e"; done
   go mod edit -require "github.com/traefik/traefik/v3@v${version}"
   go get "github.com/traefik/traefik/v3/cmd/traefik@v${version}"
