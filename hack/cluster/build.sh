@@ -104,9 +104,10 @@ build_kube_router() {
 # dependency's replace and exclude directives are ignored, so traefik's own are
 # repeated here, with one change: its fork github.com/containous/go-http-auth
 # is refused by the module proxy, so github.com/abbot/go-http-auth is the
-# upstream v0.4.0 from the module cache plus the one function traefik calls
-# that only the fork has, CheckSecret (an htpasswd secret against a password,
-# by the comparison CheckAuth picks). Releases that
+# upstream v0.4.0 from the module cache plus the two things traefik calls
+# that only the fork has: CheckSecret (an htpasswd secret against a password,
+# by the comparison CheckAuth picks) and DigestAuth.RequireAuthStale (the
+# digest challenge with stale=true). Releases that
 # point github.com/traefik/traefik/dynamic/ext at an unpublished directory get
 # an equivalent module: it only declares two empty extension structs.
 build_traefik() {
@@ -144,6 +145,30 @@ func CheckSecret(password, secret string) bool {
 		}
 	}
 	return compare([]byte(secret), []byte(password)) == nil
+}
+GO
+  cat >go-http-auth/stale.go <<'GO'
+package auth
+
+import "net/http"
+
+// staleWriter adds stale=true to the digest challenge as it is sent.
+type staleWriter struct {
+	http.ResponseWriter
+	header string
+}
+
+func (s staleWriter) WriteHeader(code int) {
+	if v := s.Header().Get(s.header); v != "" {
+		s.Header().Set(s.header, v+", stale=true")
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// RequireAuthStale answers as RequireAuth does, telling the client that only
+// its nonce was out of date (RFC 7616, section 3.3).
+func (a *DigestAuth) RequireAuthStale(w http.ResponseWriter, r *http.Request) {
+	a.RequireAuth(staleWriter{ResponseWriter: w, header: a.Headers.V().Authenticate}, r)
 }
 GO
   ( cd go-http-auth && go mod init github.com/abbot/go-http-auth && go mod edit -require golang.org/x/crypto@v0.48.0 -require golang.org/x/net@v0.50.0 )
