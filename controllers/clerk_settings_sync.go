@@ -42,6 +42,22 @@ type ClerkSettingsSync struct {
 
 	mu       sync.Mutex
 	byIssuer map[string]*issuerSettings
+	// declarers remembers, per issuer, the declarers last listed from the
+	// cache, so that a reconcile whose object declares what it did before
+	// does not list every declarer of its issuer again: with 500 McpServers
+	// on one instance, that listing was most of an inline reconcile's cost.
+	// forget drops an issuer's entry on every declaration event, before
+	// the peers the event concerns are woken (see conflictPeers).
+	declarers map[string]*declarersMemo
+	// forgets counts the forget calls per issuer.
+	forgets map[string]uint64
+}
+
+// declarersMemo is one listing of an issuer's declarers.
+type declarersMemo struct {
+	all []declarer
+	// declared is what each declarer declared then, by id, rendered.
+	declared map[string]string
 }
 
 // NewClerkSettingsSync returns the sync the reconcilers of mgr share. Of
@@ -53,8 +69,49 @@ func NewClerkSettingsSync(mgr ctrl.Manager, recorder events.EventRecorder, clk c
 func newClerkSettingsSync(reader, secrets client.Reader, recorder events.EventRecorder, clk clock.PassiveClock, opts Options) *ClerkSettingsSync {
 	return &ClerkSettingsSync{
 		reader: reader, secrets: secrets, recorder: recorder, clock: clk, opts: opts.withDefaults(),
-		byIssuer: map[string]*issuerSettings{},
+		byIssuer: map[string]*issuerSettings{}, declarers: map[string]*declarersMemo{}, forgets: map[string]uint64{},
 	}
+}
+
+// listDeclarers returns the declarers of issuer: the remembered listing
+// while no declaration event has come since and self declares there what it
+// declares now (its reconcile may run on a newer object than the listing
+// saw), otherwise a new listing from the cache.
+func (s *ClerkSettingsSync) listDeclarers(ctx context.Context, issuer string, self declarer) ([]declarer, error) {
+	s.mu.Lock()
+	memo, gen := s.declarers[issuer], s.forgets[issuer]
+	s.mu.Unlock()
+	if memo != nil {
+		if was, ok := memo.declared[self.id]; ok && was == self.declared.String() {
+			return memo.all, nil
+		}
+	}
+	all, err := listDeclarers(ctx, s.reader, issuer)
+	if err != nil {
+		return nil, err
+	}
+	memo = &declarersMemo{all: all, declared: make(map[string]string, len(all))}
+	for _, d := range all {
+		memo.declared[d.id] = d.declared.String()
+	}
+	s.mu.Lock()
+	// NOTE: a forget that came while the cache was read may be about a
+	// change this listing missed, so it is remembered only if none came.
+	if s.forgets[issuer] == gen {
+		s.declarers[issuer] = memo
+	}
+	s.mu.Unlock()
+	return all, nil
+}
+
+// forget drops the remembered declarers of issuer. conflictPeers calls it
+// for every event that changes what an object declares for issuer, before
+// it wakes anyone, so that no reconcile it wakes sees the old listing.
+func (s *ClerkSettingsSync) forget(issuer string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.declarers, issuer)
+	s.forgets[issuer]++
 }
 
 // settingsDeclaration is what one object asks of the sync.
@@ -100,7 +157,7 @@ func (s *ClerkSettingsSync) declare(ctx context.Context, d settingsDeclaration) 
 	if d.secretMissing != "" {
 		return settingsOutcome{status: metav1.ConditionFalse, reason: mcpv1.ReasonSecretNotFound, message: d.secretMissing}, nil
 	}
-	all, err := listDeclarers(ctx, s.reader, d.issuer)
+	all, err := s.listDeclarers(ctx, d.issuer, d.self)
 	if err != nil {
 		return settingsOutcome{}, err
 	}

@@ -27,6 +27,9 @@ type conflictPeers struct {
 	// kind is the kind of the objects it wakes.
 	kind   string
 	reader client.Reader
+	// changed, if set, hears of every declaration event's issuer first
+	// (ClerkSettingsSync.forget).
+	changed func(issuer string)
 
 	// NOTE: mu is held across the cache read and the update of byIssuer,
 	// so that what is remembered never goes back to an older reading when
@@ -50,8 +53,8 @@ type conflict struct {
 	message string
 }
 
-func newConflictPeers(kind string, reader client.Reader) *conflictPeers {
-	return &conflictPeers{kind: kind, reader: reader, byIssuer: map[string]*issuerConflicts{}}
+func newConflictPeers(kind string, reader client.Reader, changed func(issuer string)) *conflictPeers {
+	return &conflictPeers{kind: kind, reader: reader, changed: changed, byIssuer: map[string]*issuerConflicts{}}
 }
 
 // requests maps a created, changed or deleted declaration to the other
@@ -62,6 +65,9 @@ func (p *conflictPeers) requests(ctx context.Context, obj client.Object) []recon
 	d, issuer := declarerOf(obj)
 	if issuer == "" {
 		return nil
+	}
+	if p.changed != nil {
+		p.changed(issuer)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

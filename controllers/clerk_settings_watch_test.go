@@ -62,7 +62,7 @@ func newPeerWatch(t *testing.T) *peerWatch {
 	}
 	c := b.Build()
 	reader := &countingReader{Reader: c}
-	return &peerWatch{t: t, cache: c, reader: reader, peers: newConflictPeers(kindMcpServer, reader)}
+	return &peerWatch{t: t, cache: c, reader: reader, peers: newConflictPeers(kindMcpServer, reader, nil)}
 }
 
 // deliver runs one event through the watch and returns the names it woke.
@@ -235,5 +235,78 @@ func TestConflictPeers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeclarersMemo: the sync lists an issuer's declarers from the cache
+// once, and again only after a declaration event (delivered through the
+// conflict watch, which forgets the listing before it wakes anyone) or when
+// the reconciling object declares something other than the listing saw.
+func TestDeclarersMemo(t *testing.T) {
+	t.Parallel()
+	const issuer = "https://clerk.example.test"
+	w := newPeerWatch(t)
+	sync := newClerkSettingsSync(w.reader, nil, nil, nil, Options{})
+	w.peers.changed = sync.forget
+	server := func(name string, jwt bool) *mcpv1.McpServer {
+		return newMcpServer("team", name, withIssuer(issuer), func(m *mcpv1.McpServer) {
+			m.Spec.Clerk.DynamicClientRegistration = ptr.To(true)
+			m.Spec.Clerk.JWTAccessTokens = ptr.To(jwt)
+		})
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		w.create(server(n, true))
+	}
+	key := issuerKey(server("a", true))
+	self := mcpServerDeclarer(server("a", true))
+	ids := func(all []declarer) []string {
+		var out []string
+		for _, d := range all {
+			out = append(out, d.key.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	steps := []struct {
+		what       string
+		before     func()
+		self       declarer
+		wantListed bool
+		wantNames  []string
+	}{
+		{what: "first reconcile lists", self: self, wantListed: true, wantNames: []string{"a", "b", "c"}},
+		{what: "same declaration: the listing is reused", self: self, wantListed: false, wantNames: []string{"a", "b", "c"}},
+		{what: "the object declares something else than listed: listed again",
+			self: mcpServerDeclarer(server("a", false)), wantListed: true, wantNames: []string{"a", "b", "c"}},
+		{what: "a peer's spec change beside the settings is no declaration event",
+			before: func() { w.update("b", func(m *mcpv1.McpServer) { m.Spec.Scopes = []mcpv1.Scope{"email"} }) },
+			self:   self, wantListed: false, wantNames: []string{"a", "b", "c"}},
+		{what: "a new declarer: the event forgets the listing",
+			before: func() { w.create(server("d", true)) },
+			self:   self, wantListed: true, wantNames: []string{"a", "b", "c", "d"}},
+		{what: "a peer changes its declaration",
+			before: func() { w.update("c", func(m *mcpv1.McpServer) { m.Spec.Clerk.JWTAccessTokens = ptr.To(false) }) },
+			self:   self, wantListed: true, wantNames: []string{"a", "b", "c", "d"}},
+		{what: "a declarer deleted",
+			before: func() { w.delete("d") },
+			self:   self, wantListed: true, wantNames: []string{"a", "b", "c"}},
+		{what: "and reused after that", self: self, wantListed: false, wantNames: []string{"a", "b", "c"}},
+	}
+	for _, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		reads := w.reader.reads
+		all, err := sync.listDeclarers(context.Background(), key, s.self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(all); !slices.Equal(got, s.wantNames) {
+			t.Errorf("%s: declarers %v, want %v", s.what, got, s.wantNames)
+		}
+		if listed := w.reader.reads > reads; listed != s.wantListed {
+			t.Errorf("%s: listed from the cache = %v, want %v", s.what, listed, s.wantListed)
+		}
 	}
 }

@@ -145,7 +145,7 @@ func (r *ClerkInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.Options.withDefaults()
 	// Another object declaring settings for the same Clerk instance may now
 	// conflict with one of r.Kind, or no longer.
-	conflicts := newConflictPeers(r.Kind, r.Client)
+	conflicts := newConflictPeers(r.Kind, r.Client, r.ClerkSync.forget)
 	declarations := builder.WithPredicates(declarationChanged())
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).

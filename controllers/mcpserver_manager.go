@@ -120,7 +120,7 @@ func (r *McpServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.httpRoutes = available
 	// When one object changes what it declares for a Clerk instance, the
 	// inline McpServers whose conflict with it starts or ends look again.
-	conflicts := newConflictPeers(kindMcpServer, r.Client)
+	conflicts := newConflictPeers(kindMcpServer, r.Client, r.ClerkSync.forget)
 	declarations := builder.WithPredicates(declarationChanged())
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.httpRoutes {
