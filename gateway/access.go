@@ -54,16 +54,14 @@ func (g *Gateway) identify(next http.Handler) http.Handler {
 		known := true
 		if needs.User {
 			u, err := g.people.User(r.Context(), ri.userID)
+			g.countLookup(lookupUser, err)
 			switch {
 			case errors.Is(err, clerk.ErrUserNotFound):
-				g.metrics.identityLookups.WithLabelValues(lookupUser, lookupNotFound).Inc()
 				known = false
 			case err != nil:
-				g.metrics.identityLookups.WithLabelValues(lookupUser, lookupUnavailable).Inc()
 				g.refuseUnavailable(w, r, err, "Could not look up a user")
 				return
 			default:
-				g.metrics.identityLookups.WithLabelValues(lookupUser, lookupFound).Inc()
 				facts.User = &u
 			}
 		}
@@ -71,21 +69,18 @@ func (g *Gateway) identify(next http.Handler) http.Handler {
 		// saves a call for every request of a deleted user.
 		if needs.Memberships && known {
 			ms, err := g.people.Memberships(r.Context(), ri.userID)
+			g.countLookup(lookupMemberships, err)
 			switch {
 			case errors.Is(err, clerk.ErrUserNotFound):
-				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupNotFound).Inc()
 			case errors.Is(err, clerk.ErrTooManyMemberships):
 				// No rule can be judged on part of the list: no
 				// organization rule matches; others still may.
-				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupNotFound).Inc()
 				g.log.LogAttrs(r.Context(), slog.LevelWarn, "Judging a user without their organization memberships: too many to list",
 					slog.String("request_id", ri.id), slog.String("user_id", ri.userID))
 			case err != nil:
-				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupUnavailable).Inc()
 				g.refuseUnavailable(w, r, err, "Could not look up a user's organization memberships")
 				return
 			default:
-				g.metrics.identityLookups.WithLabelValues(lookupMemberships, lookupFound).Inc()
 				facts.Memberships = ms
 				ri.membershipsKnown = true
 			}
@@ -93,6 +88,20 @@ func (g *Gateway) identify(next http.Handler) http.Handler {
 		ri.facts = facts
 		next.ServeHTTP(w, r)
 	})
+}
+
+// countLookup counts one identity lookup by its answer: found; not found,
+// which is an answer (a deleted user, or more memberships than can be
+// listed), cached like any other; or unavailable.
+func (g *Gateway) countLookup(kind string, err error) {
+	result := lookupFound
+	switch {
+	case errors.Is(err, clerk.ErrUserNotFound), errors.Is(err, clerk.ErrTooManyMemberships):
+		result = lookupNotFound
+	case err != nil:
+		result = lookupUnavailable
+	}
+	g.metrics.identityLookups.WithLabelValues(kind, result).Inc()
 }
 
 // applyAccess enforces the access rules: a caller outside the server's

@@ -106,17 +106,28 @@ func (b *bench) startAccessGateway(ctx context.Context, name, upstreamURL string
 	if err != nil {
 		return nil, err
 	}
-	outsider, err := b.newUserToken(false)
-	if err != nil {
-		p.stop()
+	if err := b.mustRefuseNewUser(ctx, p, fmt.Sprintf("admitted a user outside organization %q", benchOrg)); err != nil {
 		return nil, err
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	if _, err := callOnce(ctx, client, "http://"+p.addr+"/mcp", toolCallBody, outsider); err == nil {
-		p.stop()
-		return nil, fmt.Errorf("gateway %s admitted a user outside organization %q", name, benchOrg)
-	}
 	return p, nil
+}
+
+// mustRefuseNewUser calls p's tools as a new user outside benchOrg who has
+// connected no provider, whom p must refuse: a gateway that let everyone
+// through would measure nothing. If p does not refuse, it is stopped and
+// the error says what it did instead.
+func (b *bench) mustRefuseNewUser(ctx context.Context, p *process, instead string) error {
+	token, err := b.newUserToken(false)
+	if err != nil {
+		p.stop()
+		return err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if _, err := callOnce(ctx, client, "http://"+p.addr+"/mcp", toolCallBody, token); err == nil {
+		p.stop()
+		return fmt.Errorf("%s %s", p.name, instead) // p.name is "gateway <name>"
+	}
+	return nil
 }
 
 // toolsListResult is the cost of filtering a long tools/list: the same list

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -43,15 +42,8 @@ func (b *bench) startUserTokenGateway(ctx context.Context, name, upstreamURL str
 	if err != nil {
 		return nil, err
 	}
-	unconnected, err := b.newUserToken(false)
-	if err != nil {
-		p.stop()
+	if err := b.mustRefuseNewUser(ctx, p, "forwarded a call of a user who has not connected "+benchProvider); err != nil {
 		return nil, err
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	if _, err := callOnce(ctx, client, "http://"+p.addr+"/mcp", toolCallBody, unconnected); err == nil {
-		p.stop()
-		return nil, fmt.Errorf("gateway %s forwarded a call of a user who has not connected %s", name, benchProvider)
 	}
 	return p, nil
 }
