@@ -42,13 +42,13 @@ type ClerkSettingsSync struct {
 
 	mu       sync.Mutex
 	byIssuer map[string]*issuerSettings
-	// declarers remembers, per issuer, the declarers last listed from the
+	// listings remembers, per issuer, the declarers last listed from the
 	// cache, so that a reconcile whose object declares what it did before
 	// does not list every declarer of its issuer again: with 500 McpServers
 	// on one instance, that listing was most of an inline reconcile's cost.
 	// forget drops an issuer's entry on every declaration event, before
 	// the peers the event concerns are woken (see conflictPeers).
-	declarers map[string]*declarersMemo
+	listings map[string]*declarersMemo
 	// forgets counts the forget calls per issuer.
 	forgets map[string]uint64
 }
@@ -69,17 +69,17 @@ func NewClerkSettingsSync(mgr ctrl.Manager, recorder events.EventRecorder, clk c
 func newClerkSettingsSync(reader, secrets client.Reader, recorder events.EventRecorder, clk clock.PassiveClock, opts Options) *ClerkSettingsSync {
 	return &ClerkSettingsSync{
 		reader: reader, secrets: secrets, recorder: recorder, clock: clk, opts: opts.withDefaults(),
-		byIssuer: map[string]*issuerSettings{}, declarers: map[string]*declarersMemo{}, forgets: map[string]uint64{},
+		byIssuer: map[string]*issuerSettings{}, listings: map[string]*declarersMemo{}, forgets: map[string]uint64{},
 	}
 }
 
-// listDeclarers returns the declarers of issuer: the remembered listing
+// declarers returns the declarers of issuer: the remembered listing
 // while no declaration event has come since and self declares there what it
 // declares now (its reconcile may run on a newer object than the listing
 // saw), otherwise a new listing from the cache.
-func (s *ClerkSettingsSync) listDeclarers(ctx context.Context, issuer string, self declarer) ([]declarer, error) {
+func (s *ClerkSettingsSync) declarers(ctx context.Context, issuer string, self declarer) ([]declarer, error) {
 	s.mu.Lock()
-	memo, gen := s.declarers[issuer], s.forgets[issuer]
+	memo, gen := s.listings[issuer], s.forgets[issuer]
 	s.mu.Unlock()
 	if memo != nil {
 		if was, ok := memo.declared[self.id]; ok && was == self.declared.String() {
@@ -98,7 +98,7 @@ func (s *ClerkSettingsSync) listDeclarers(ctx context.Context, issuer string, se
 	// NOTE: a forget that came while the cache was read may be about a
 	// change this listing missed, so it is remembered only if none came.
 	if s.forgets[issuer] == gen {
-		s.declarers[issuer] = memo
+		s.listings[issuer] = memo
 	}
 	s.mu.Unlock()
 	return all, nil
@@ -110,7 +110,7 @@ func (s *ClerkSettingsSync) listDeclarers(ctx context.Context, issuer string, se
 func (s *ClerkSettingsSync) forget(issuer string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.declarers, issuer)
+	delete(s.listings, issuer)
 	s.forgets[issuer]++
 }
 
@@ -157,7 +157,7 @@ func (s *ClerkSettingsSync) declare(ctx context.Context, d settingsDeclaration) 
 	if d.secretMissing != "" {
 		return settingsOutcome{status: metav1.ConditionFalse, reason: mcpv1.ReasonSecretNotFound, message: d.secretMissing}, nil
 	}
-	all, err := s.listDeclarers(ctx, d.issuer, d.self)
+	all, err := s.declarers(ctx, d.issuer, d.self)
 	if err != nil {
 		return settingsOutcome{}, err
 	}

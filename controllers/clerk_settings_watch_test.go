@@ -246,8 +246,8 @@ func TestDeclarersMemo(t *testing.T) {
 	t.Parallel()
 	const issuer = "https://clerk.example.test"
 	w := newPeerWatch(t)
-	sync := newClerkSettingsSync(w.reader, nil, nil, nil, Options{})
-	w.peers.changed = sync.forget
+	settings := newClerkSettingsSync(w.reader, nil, nil, nil, Options{})
+	w.peers.changed = settings.forget
 	server := func(name string, jwt bool) *mcpv1.McpServer {
 		return newMcpServer("team", name, withIssuer(issuer), func(m *mcpv1.McpServer) {
 			m.Spec.Clerk.DynamicClientRegistration = ptr.To(true)
@@ -298,7 +298,7 @@ func TestDeclarersMemo(t *testing.T) {
 			s.before()
 		}
 		reads := w.reader.reads
-		all, err := sync.listDeclarers(context.Background(), key, s.self)
+		all, err := settings.declarers(context.Background(), key, s.self)
 		if err != nil {
 			t.Fatal(err)
 		}
