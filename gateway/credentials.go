@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/mcpgate/mcpgate/clerk"
 	"github.com/mcpgate/mcpgate/gateway/config"
@@ -17,11 +19,18 @@ import (
 // minute, and a client retrying every few seconds costs nothing.
 const credentialRetryAfter = "10"
 
+// credentialRecheck is how long a credential file's header value is used
+// before the file is looked at again. A stat on every request would cost
+// more than the rest of the credentials step, and a second is nothing next
+// to the kubelet's own delay in swapping a rotated Secret's files in (up to
+// its sync period, about a minute).
+const credentialRecheck = time.Second
+
 // upstreamCredentials are what the gateway adds to forwarded requests for
 // the upstream's own authentication (config.Credentials): headers from
 // mounted files and the caller's own token at an OAuth provider.
 type upstreamCredentials struct {
-	files []fileCredential
+	files []*fileCredential
 	// user is the caller's token at a provider; nil when not configured.
 	user *config.UserOAuthToken
 }
@@ -32,6 +41,17 @@ type fileCredential struct {
 	// read returns the trimmed content, re-read when the file changes; its
 	// errors name the path, never the content.
 	read func(context.Context) (string, error)
+	// last is the header value last read and until when it is used
+	// without looking at the file; nil after a failed read, so that a
+	// file that went missing or bad is retried on every request.
+	last atomic.Pointer[checkedValue]
+}
+
+// checkedValue is a credential header's value and the moment it must be
+// checked against its file again.
+type checkedValue struct {
+	header string
+	until  time.Time
 }
 
 // newUpstreamCredentials prepares c; nil when there is nothing to add.
@@ -43,11 +63,11 @@ func newUpstreamCredentials(c *config.Credentials) *upstreamCredentials {
 	}
 	uc := &upstreamCredentials{user: c.UserOAuthToken}
 	for _, h := range c.Headers {
-		uc.files = append(uc.files, fileCredential{
+		uc.files = append(uc.files, &fileCredential{
 			name: http.CanonicalHeaderKey(h.Name), prefix: h.Prefix, path: h.File,
 			// The kubelet swaps a Secret volume's files behind a symlink;
-			// this reader notices by the file's identity, size and time,
-			// one stat per request, and re-reads.
+			// this reader notices by the file's identity, size and time
+			// (one stat per credentialRecheck), and re-reads.
 			read: clerk.SecretKeyFromFile(h.File),
 		})
 	}
@@ -71,27 +91,34 @@ func (uc *upstreamCredentials) strippedNames() []string {
 	return slices.DeleteFunc(names, func(n string) bool { return strings.EqualFold(n, "Authorization") })
 }
 
-// value returns the header value of f: prefix and the file's content.
-func (f fileCredential) value(ctx context.Context) (string, error) {
+// value returns the header value of f at now: prefix and the file's
+// content, as last read when that was less than credentialRecheck ago.
+func (f *fileCredential) value(ctx context.Context, now time.Time) (string, error) {
+	if last := f.last.Load(); last != nil && now.Before(last.until) {
+		return last.header, nil
+	}
 	v, err := f.read(ctx)
+	if err == nil && !isHeaderValue(v) {
+		err = fmt.Errorf("%s holds a character a header value cannot carry", f.path)
+	}
 	if err != nil {
+		f.last.Store(nil)
 		return "", err
 	}
-	if !isHeaderValue(v) {
-		return "", fmt.Errorf("%s holds a character a header value cannot carry", f.path)
-	}
-	return f.prefix + v, nil
+	header := f.prefix + v
+	f.last.Store(&checkedValue{header: header, until: now.Add(credentialRecheck)})
+	return header, nil
 }
 
 // ready reports the first credential file the gateway cannot use, naming
 // its header and path: a replica without its credentials would answer
 // every request with a 503, so it should not get traffic.
-func (uc *upstreamCredentials) ready(ctx context.Context) error {
+func (uc *upstreamCredentials) ready(ctx context.Context, now time.Time) error {
 	if uc == nil {
 		return nil
 	}
 	for _, f := range uc.files {
-		if _, err := f.value(ctx); err != nil {
+		if _, err := f.value(ctx, now); err != nil {
 			return fmt.Errorf("credential header %s: %w", f.name, err)
 		}
 	}
@@ -126,8 +153,9 @@ func (g *Gateway) credentials(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoFrom(r.Context())
 		h := make(http.Header, len(uc.files)+1)
+		now := g.opts.Now()
 		for _, f := range uc.files {
-			v, err := f.value(r.Context())
+			v, err := f.value(r.Context(), now)
 			if err != nil {
 				g.refuseCredential(w, r, "Could not read an upstream credential",
 					slog.String("header", f.name), slog.String("error", err.Error()))

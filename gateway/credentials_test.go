@@ -9,8 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/gateway"
 	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
@@ -48,13 +50,15 @@ func call(t testing.TB, e *gwEnv, body string, extra map[string][]string) (*http
 }
 
 // TestCredentialHeaders checks headers from files: set with their prefix
-// on every forwarded request, a rotated file used without a restart, and
-// an Authorization of the gateway's own instead of the client's token.
+// on every forwarded request, a rotated file used without a restart (the
+// file is looked at again a second after it was last read), and an
+// Authorization of the gateway's own instead of the client's token.
 func TestCredentialHeaders(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	keyFile := credentialFile(t, dir, "api-key", apiKeyV1)
-	e := newEnv(t, withCredentials(config.Credentials{Headers: []config.CredentialHeader{
+	clock := newManualClock()
+	e := newEnv(t, withOptions(func(o *gateway.Options) { o.Now = clock.Now }), withCredentials(config.Credentials{Headers: []config.CredentialHeader{
 		{Name: "Authorization", File: keyFile, Prefix: "Bearer "},
 		{Name: "x-tenant", File: credentialFile(t, dir, "tenant", "  "+tenantID+"\n\n")},
 	}}))
@@ -81,8 +85,12 @@ func TestCredentialHeaders(t *testing.T) {
 	}
 
 	writeKeyFile(t, keyFile, apiKeyV2)
+	if v := send().Get("Authorization"); v != "Bearer "+apiKeyV1 {
+		t.Errorf("within a second of the last read, Authorization = %q, want the key read then", v)
+	}
+	clock.Step(time.Second)
 	if v := send().Get("Authorization"); v != "Bearer "+apiKeyV2 {
-		t.Errorf("after rotation, Authorization = %q, want the new key", v)
+		t.Errorf("a second after rotation, Authorization = %q, want the new key", v)
 	}
 }
 

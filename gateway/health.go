@@ -32,7 +32,7 @@ func (g *Gateway) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		writePlain(w, http.StatusServiceUnavailable, "not ready: shutting down")
 		return
 	}
-	if err := g.creds.ready(r.Context()); err != nil {
+	if err := g.creds.ready(r.Context(), g.opts.Now()); err != nil {
 		writePlain(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
 		return
 	}

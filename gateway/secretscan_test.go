@@ -80,6 +80,11 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
+	// changeKey changes the key file and lets the second pass after which
+	// the gateway looks at it again.
+	changeKey := func(change func()) func() {
+		return func() { change(); clock.Step(time.Second) }
+	}
 	health := func() {
 		send("", http.MethodGet, e.health.URL+"/readyz", "")
 		send("", http.MethodGet, e.health.URL+"/metrics", "")
@@ -100,9 +105,9 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		{name: "no token", method: http.MethodPost, body: toolCall("search"), status: http.StatusUnauthorized},
 		{name: "upstream drops", user: p.alice, method: http.MethodPost, query: "?mode=drop", body: toolCall("search"), status: http.StatusBadGateway},
 		{name: "upstream fails", user: p.alice, method: http.MethodPost, query: "?mode=status&code=500", body: toolCall("search"), status: http.StatusInternalServerError},
-		{name: "rotated", before: func() { writeKeyFile(t, keyFile, apiKeyV2) }, user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusOK},
-		{name: "malformed key", before: func() { writeKeyFile(t, keyFile, badKey+"\nX-Injected: 1") }, user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusServiceUnavailable},
-		{name: "missing key", before: func() { _ = os.Remove(keyFile) }, user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusServiceUnavailable},
+		{name: "rotated", before: changeKey(func() { writeKeyFile(t, keyFile, apiKeyV2) }), user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusOK},
+		{name: "malformed key", before: changeKey(func() { writeKeyFile(t, keyFile, badKey+"\nX-Injected: 1") }), user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusServiceUnavailable},
+		{name: "missing key", before: changeKey(func() { _ = os.Remove(keyFile) }), user: p.alice, method: http.MethodPost, body: toolCall("search"), status: http.StatusServiceUnavailable},
 		{name: "Clerk down", before: func() {
 			writeKeyFile(t, keyFile, apiKeyV1)
 			c.SetFault(tokenEndpoint, clerktest.Fault{Outage: true})
