@@ -183,15 +183,25 @@ func injectPeopleFacts(h http.Header, ri *requestInfo) {
 // at its first two ':' and the list at ','. Clerk's IDs, slugs and role keys
 // hold nothing else, so the header reads as Clerk spells them.
 func escapeOrgPart(s string, keepColon bool) string {
+	plain := func(c byte) bool {
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '~' || c == ':' && keepColon
+	}
+	i := 0
+	for i < len(s) && plain(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s // what Clerk sends: nothing to escape, nothing to allocate
+	}
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == '~' || c == ':' && keepColon {
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		if c := s[i]; plain(c) {
 			b.WriteByte(c)
-			continue
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
-		fmt.Fprintf(&b, "%%%02X", c)
 	}
 	return b.String()
 }

@@ -166,3 +166,21 @@ func BenchmarkGatewayToolsList200(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGatewayAccess is BenchmarkGatewayJWT through a gateway with an
+// organization rule and tool rules, the caller's memberships warm in the
+// cache: what identify and applyAccess cost per request.
+func BenchmarkGatewayAccess(b *testing.B) {
+	c, p := newPeople(b)
+	members := []config.AccessRule{{Organization: "acme"}}
+	e := newEnv(b, withClerk(c), withAccess(config.Access{
+		Allow: members,
+		ToolAccess: []config.ToolAccess{
+			{Tool: "search", Allow: members},
+			{Tool: "delete_repo", Allow: []config.AccessRule{{Organization: "acme", Roles: []string{"org:admin"}}}},
+		},
+	}))
+	tok := e.token(b, clerktest.TokenRequest{Subject: p.bob, Scopes: baseScopes})
+	benchCall(b, e.mcpURL(), tok)
+	b.ReportMetric(float64(c.Calls("GET /v1/users/{user_id}/organization_memberships")), "clerk-membership-calls")
+}

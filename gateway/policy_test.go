@@ -116,3 +116,28 @@ func FuzzToolCalls(f *testing.F) {
 		}
 	})
 }
+
+// TestEscapeOrgPart checks the organizations header's escaping: Clerk's
+// spelling passes as is; ',' (the list separator), ':' outside a role,
+// space, '%' and bytes beyond ASCII are percent-encoded.
+func TestEscapeOrgPart(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in        string
+		keepColon bool
+		want      string
+	}{
+		{"org_2abcXYZ", false, "org_2abcXYZ"},
+		{"acme-corp.eu~1", false, "acme-corp.eu~1"},
+		{"org:admin", true, "org:admin"},
+		{"org:admin", false, "org%3Aadmin"},
+		{"a,b", false, "a%2Cb"},
+		{"team a%", true, "team%20a%25"},
+		{"équipe", false, "%C3%A9quipe"},
+		{"", false, ""},
+	} {
+		if got := escapeOrgPart(tc.in, tc.keepColon); got != tc.want {
+			t.Errorf("escapeOrgPart(%q, %v) = %q, want %q", tc.in, tc.keepColon, got, tc.want)
+		}
+	}
+}

@@ -56,23 +56,23 @@ func (g *Gateway) newToolsFilter(r *http.Request, ri *requestInfo) *toolsFilter 
 	if ri.mayCall == nil {
 		return nil
 	}
-	f := &toolsFilter{mayCall: ri.mayCall}
-	if ri.rpc != nil {
+	// Every duplicate method counts, as for the access rules: the upstream
+	// may read any of them.
+	isList := func(m rpcMessage) bool { return m.id != nil && slices.Contains(m.methods, "tools/list") }
+	lists := ri.rpc != nil && slices.ContainsFunc(ri.rpc.messages, isList)
+	resumes := r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") != ""
+	if !lists && !resumes {
+		return nil // most requests: nothing to filter, nothing to allocate
+	}
+	f := &toolsFilter{mayCall: ri.mayCall, anyID: !lists}
+	if lists {
 		f.batch = ri.rpc.batch
 		for _, m := range ri.rpc.messages {
-			// Every duplicate method counts, as for the access rules: the
-			// upstream may read any of them.
-			if m.id != nil && slices.Contains(m.methods, "tools/list") {
+			if isList(m) {
 				f.ids = append(f.ids, idKey(m.id))
 				f.rawIDs = append(f.rawIDs, m.id)
 			}
 		}
-	}
-	if len(f.ids) == 0 {
-		if r.Method != http.MethodGet || r.Header.Get("Last-Event-ID") == "" {
-			return nil
-		}
-		f.anyID = true
 	}
 	f.answered = make([]bool, len(f.ids))
 	if a := g.cfg.Access; a != nil && a.CacheTTLSeconds > 0 {
