@@ -42,8 +42,11 @@ type gatewayRow struct {
 	P50         float64 `json:"p50_ms"`
 	P90         float64 `json:"p90_ms"`
 	P99         float64 `json:"p99_ms"`
+	// Ratios of throughput to direct, bare and jwt (see pairedRatio); 0
+	// when that mode was not measured.
 	RatioDirect float64 `json:"ratio_direct"`
 	RatioBare   float64 `json:"ratio_bare"`
+	RatioJWT    float64 `json:"ratio_jwt"`
 	// CPU and peak RSS of the proxy process (bare or gateway); 0 for direct.
 	CPUPer10k  float64 `json:"cpu_s_per_10k"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
@@ -165,6 +168,9 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 			}
 			for _, mode := range opts.modes {
 				row := medianRow(samples[mode])
+				row.RatioDirect = pairedRatio(samples, mode, modeDirect)
+				row.RatioBare = pairedRatio(samples, mode, modeBare)
+				row.RatioJWT = pairedRatio(samples, mode, modeJWT)
 				row.Upstream, row.Response = combo.upstream, combo.response
 				fmt.Fprintf(opts.log, "  %-8s %-5s c=%-3d %-12s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",
 					row.Upstream, row.Response, c, mode, row.RPS, row.P50, row.P99)
@@ -173,7 +179,6 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 		}
 		gws.stop()
 	}
-	fillRatios(suite.Rows)
 	if slices.Contains(opts.modes, modeJWT) && slices.Contains(opts.modes, modeAccess) {
 		tl, err := b.runToolsList(ctx)
 		if err != nil {
@@ -468,30 +473,25 @@ func medianRow(rows []gatewayRow) gatewayRow {
 	return out
 }
 
-// fillRatios sets each row's throughput relative to direct and bare at the
-// same upstream, response type and concurrency.
-func fillRatios(rows []gatewayRow) {
-	type key struct {
-		upstream, response string
-		concurrency        int
-	}
-	base := map[key]map[string]float64{}
-	for _, r := range rows {
-		k := key{r.Upstream, r.Response, r.Concurrency}
-		if base[k] == nil {
-			base[k] = map[string]float64{}
-		}
-		base[k][r.Mode] = r.RPS
-	}
-	for i := range rows {
-		b := base[key{rows[i].Upstream, rows[i].Response, rows[i].Concurrency}]
-		if d := b[modeDirect]; d > 0 {
-			rows[i].RatioDirect = rows[i].RPS / d
-		}
-		if d := b[modeBare]; d > 0 {
-			rows[i].RatioBare = rows[i].RPS / d
+// pairedRatio is mode's throughput as a fraction of base's: per round,
+// against base measured moments before in the same round, then the median
+// over the rounds. Pairing within a round keeps a disturbance of the
+// machine that spans one round (another process, a GC of the driver) out
+// of the comparison, which a ratio of the two medians would take in. 0
+// when base was not measured.
+func pairedRatio(samples map[string][]gatewayRow, mode, base string) float64 {
+	rows, bases := samples[mode], samples[base]
+	var ratios []float64
+	for i := range min(len(rows), len(bases)) {
+		if bases[i].RPS > 0 {
+			ratios = append(ratios, rows[i].RPS/bases[i].RPS)
 		}
 	}
+	if len(ratios) == 0 {
+		return 0
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/2]
 }
 
 // logFile opens the log of one process in the log directory.

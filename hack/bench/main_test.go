@@ -60,6 +60,9 @@ func TestBenchSmoke(t *testing.T) {
 		if row.RPS <= 0 || row.Errors != 0 || row.RatioDirect <= 0 || row.RatioBare <= 0 || row.P99 < row.P50 {
 			t.Errorf("row %+v: want throughput, ratios, ordered percentiles and no errors", row)
 		}
+		if row.Mode != modeDirect && row.Mode != modeBare && row.RatioJWT <= 0 {
+			t.Errorf("row %+v: the ratio to jwt is missing", row)
+		}
 		if row.Mode != modeDirect && row.CPUPer10k <= 0 && row.PeakRSSMiB <= 0 {
 			t.Errorf("row %+v: the proxy's CPU and RSS are missing", row)
 		}
