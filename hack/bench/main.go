@@ -134,7 +134,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.mcpgateBin != "" {
 		bins.Mcpgate = o.mcpgateBin
 	}
-	logDir := filepath.Join(o.out, "logs")
+	// Absolute, because the gateways' configurations name files in it
+	// (the user-token gateway's service key), and a gateway accepts only
+	// absolute paths.
+	out, err := filepath.Abs(o.out)
+	if err != nil {
+		return fmt.Errorf("out directory: %w", err)
+	}
+	logDir := filepath.Join(out, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
