@@ -66,6 +66,10 @@ type Config struct {
 	// Clerk is the authorization server.
 	Clerk Clerk `json:"clerk"`
 
+	// Broker, when set, is where the gateway asks what needs Clerk's
+	// secret key; Clerk.SecretKeyFile is then empty.
+	Broker *Broker `json:"broker,omitempty"`
+
 	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed
 	// to call the gateway, besides the origin of PublicURL. A request with
 	// any other Origin header is refused; requests without one are allowed.
@@ -125,8 +129,10 @@ type Clerk struct {
 	// APIURL is the Backend API base URL, such as https://api.clerk.com/v1.
 	APIURL string `json:"apiURL"`
 	// SecretKeyFile is the path of the mounted file holding the secret key.
-	// The key itself is never part of the configuration.
-	SecretKeyFile string `json:"secretKeyFile"`
+	// The key itself is never part of the configuration. Empty when the
+	// gateway has a Broker, or needs nothing a key gives: it then verifies
+	// JWTs with the instance's public keys and answers an opaque token 503.
+	SecretKeyFile string `json:"secretKeyFile,omitempty"`
 }
 
 // Marshal encodes c as indented JSON, stamping apiVersion and kind. The output
@@ -193,8 +199,11 @@ func (c Config) Validate() error {
 	if err := absoluteHTTPURL(c.Clerk.APIURL); err != nil {
 		errs = append(errs, fmt.Errorf("clerk.apiURL: %w", err))
 	}
-	if c.Clerk.SecretKeyFile == "" {
-		errs = append(errs, errors.New("clerk.secretKeyFile is required"))
+	if c.Broker != nil {
+		errs = append(errs, c.Broker.validate()...)
+		if c.Clerk.SecretKeyFile != "" {
+			errs = append(errs, errKeyAndBroker)
+		}
 	}
 	for i, o := range c.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {

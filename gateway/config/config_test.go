@@ -53,7 +53,6 @@ func TestParseRefuses(t *testing.T) {
 		"unknown field":   {data: strings.Replace(string(valid), `"path"`, `"futureField": true, "path"`, 1), wantErr: `unknown field "futureField"`},
 		"relative issuer": {data: strings.Replace(string(valid), "https://clerk.example.com", "clerk.example.com", 1), wantErr: "clerk.issuer"},
 		"no upstream":     {data: strings.Replace(string(valid), "http://upstream.team-a.svc:8080/mcp", "", 1), wantErr: "upstream.url"},
-		"no secret file":  {data: strings.Replace(string(valid), "/etc/mcpgate/clerk/secret-key", "", 1), wantErr: "clerk.secretKeyFile"},
 		"bad path":        {data: strings.Replace(string(valid), `"path": "/mcp"`, `"path": "mcp"`, 1), wantErr: `path "mcp"`},
 	}
 	for name, tc := range tests {
@@ -64,5 +63,40 @@ func TestParseRefuses(t *testing.T) {
 				t.Fatalf("Parse error = %v, want one containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestBroker checks the broker block: a gateway with a broker holds no
+// secret key, and every field is checked.
+func TestBroker(t *testing.T) {
+	t.Parallel()
+	withBroker := func(b Broker, key string) Config {
+		c := validConfig()
+		c.Clerk.SecretKeyFile = key
+		c.Broker = &b
+		return c
+	}
+	good := Broker{URL: "https://mcpgate-broker.mcpgate-system.svc:8443", CAFile: "/etc/mcpgate/config/" + BrokerCAKey, TokenFile: "/var/run/secrets/mcpgate/broker/token"}
+	noKey := validConfig()
+	noKey.Clerk.SecretKeyFile = ""
+	for name, tc := range map[string]struct {
+		cfg     Config
+		wantErr string // "" means valid
+	}{
+		"broker":                 {cfg: withBroker(good, "")},
+		"neither key nor broker": {cfg: noKey},
+		"key and broker":         {cfg: withBroker(good, "/etc/mcpgate/clerk/secret-key"), wantErr: "mutually exclusive"},
+		"plain http":             {cfg: withBroker(Broker{URL: "http://broker:8443", CAFile: good.CAFile, TokenFile: good.TokenFile}, ""), wantErr: "broker.url"},
+		"url with credentials":   {cfg: withBroker(Broker{URL: "https://u:p@broker:8443", CAFile: good.CAFile, TokenFile: good.TokenFile}, ""), wantErr: "broker.url"},
+		"relative ca file":       {cfg: withBroker(Broker{URL: good.URL, CAFile: "ca.crt", TokenFile: good.TokenFile}, ""), wantErr: "broker.caFile"},
+		"no token file":          {cfg: withBroker(Broker{URL: good.URL, CAFile: good.CAFile}, ""), wantErr: "broker.tokenFile"},
+	} {
+		err := tc.cfg.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v, want valid", name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.wantErr)
+		}
 	}
 }
