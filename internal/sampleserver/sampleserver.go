@@ -89,27 +89,20 @@ func NewServer(opts Options) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "mcpgate-sample", Title: "mcpgate sample server", Version: version.Get().Version},
 		&mcp.ServerOptions{Logger: opts.Logger})
 	t := tools{afterProgress: opts.AfterProgress}
-	mcp.AddTool(srv, &mcp.Tool{
-		Name:        ToolEcho,
-		Description: "Returns its text argument unchanged.",
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true},
-	}, t.echo)
-	mcp.AddTool(srv, &mcp.Tool{
-		Name:        ToolWhoami,
-		Description: "Reports the identity the gateway passed on: user id, OAuth client id and scopes.",
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true},
-	}, t.whoami)
-	mcp.AddTool(srv, &mcp.Tool{
-		Name:        ToolProgress,
-		Description: "Counts to steps, sending a progress notification per step (when the call carries a progress token), then returns.",
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true},
-	}, t.progress)
+	mcp.AddTool(srv, readOnlyTool(ToolEcho, "Returns its text argument unchanged."), t.echo)
+	mcp.AddTool(srv, readOnlyTool(ToolWhoami, "Reports the identity the gateway passed on: user id, OAuth client id and scopes."), t.whoami)
+	mcp.AddTool(srv, readOnlyTool(ToolProgress, "Counts to steps, sending a progress notification per step (when the call carries a progress token), then returns."), t.progress)
 	mcp.AddTool(srv, &mcp.Tool{
 		Name:        ToolDeleteRepo,
 		Description: "Pretends to delete a repository. It changes nothing; it stands in for a dangerous tool that needs an extra scope.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: new(true)},
 	}, t.deleteRepo)
 	return srv
+}
+
+// readOnlyTool describes a tool that changes nothing.
+func readOnlyTool(name, description string) *mcp.Tool {
+	return &mcp.Tool{Name: name, Description: description, Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}
 }
 
 // tools holds what the tool handlers share.
