@@ -116,9 +116,9 @@ func (s *Server) readTokenRequest(r *http.Request) (*client, string, *oauthErr) 
 	if oerr != nil {
 		return nil, "", oerr
 	}
-	token := form.Get("token")
-	if token == "" {
-		return nil, "", badRequest("invalid_request", "token is required")
+	token, oerr := requiredParam(form, "token")
+	if oerr != nil {
+		return nil, "", oerr
 	}
 	return c, token, nil
 }
@@ -174,12 +174,22 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// requiredParam returns the form parameter name, or the invalid_request
+// error OAuth gives for a missing one.
+func requiredParam(form url.Values, name string) (string, *oauthErr) {
+	v := form.Get(name)
+	if v == "" {
+		return "", badRequest("invalid_request", name+" is required")
+	}
+	return v, nil
+}
+
 // exchangeCode redeems an authorization code. A code works once: any
 // attempt consumes it, and presenting it again revokes what it issued.
 func (s *Server) exchangeCode(form url.Values, c *client) (tokenResponse, *oauthErr) {
-	code := form.Get("code")
-	if code == "" {
-		return tokenResponse{}, badRequest("invalid_request", "code is required")
+	code, oerr := requiredParam(form, "code")
+	if oerr != nil {
+		return tokenResponse{}, oerr
 	}
 	s.mu.Lock()
 	ac, ok := s.codes[code]
@@ -229,9 +239,9 @@ func (s *Server) exchangeCode(form url.Values, c *client) (tokenResponse, *oauth
 // exchangeRefreshToken redeems a refresh token for new tokens, optionally
 // with fewer scopes or resources than the original grant.
 func (s *Server) exchangeRefreshToken(form url.Values, c *client) (tokenResponse, *oauthErr) {
-	token := form.Get("refresh_token")
-	if token == "" {
-		return tokenResponse{}, badRequest("invalid_request", "refresh_token is required")
+	token, oerr := requiredParam(form, "refresh_token")
+	if oerr != nil {
+		return tokenResponse{}, oerr
 	}
 	s.mu.Lock()
 	rec, ok := s.refreshTokens[token]
