@@ -47,9 +47,13 @@ const (
 	crashBackoffMax = 30 * time.Second
 )
 
-// secretIndex indexes gateway Deployments by the Secrets their pods mount,
-// so a changed Secret finds the pods whose files must follow it.
-const secretIndex = "localstack.spec.template.secrets"
+// secretIndex and configMapIndex index gateway Deployments by the Secrets
+// and ConfigMaps their pods mount, so a changed Secret or ConfigMap finds
+// the pods whose files must follow it.
+const (
+	secretIndex    = "localstack.spec.template.secrets"
+	configMapIndex = "localstack.spec.template.configmaps"
+)
 
 // kubelet plays the parts of a cluster that envtest lacks, for gateway
 // Deployments (label app.kubernetes.io/managed-by=mcpgate) only: the
@@ -67,6 +71,7 @@ type kubelet struct {
 	log     logr.Logger
 	exits   chan event.GenericEvent // a process exited: look at its Deployment again
 	stopped chan struct{}           // closed when the kubelet shuts down
+	clock   func() time.Time        // when projected tokens are due
 
 	mu      sync.Mutex
 	slots   map[types.NamespacedName]*slot
@@ -102,7 +107,13 @@ type pod struct {
 	healthAddr   string
 	configPath   string // the local copy of the configuration it runs with
 	grace        time.Duration
-	secrets      []mount // Secret volumes, rewritten when the Secret changes
+	// serviceAccount is the pod's, for its projected tokens.
+	serviceAccount string
+	// refreshed are the ConfigMap, Secret and projected volumes, rewritten
+	// when what they project changes or a token is due.
+	refreshed []mount
+	// tokens are the projected ServiceAccount tokens, by volume/path.
+	tokens map[string]*projectedToken
 
 	// Guarded by kubelet.mu.
 	ready    bool
@@ -149,6 +160,7 @@ func startKubelet(ctx context.Context, s kubeletSpec) (k *kubelet, stop func() e
 		stopped: make(chan struct{}),
 		slots:   map[types.NamespacedName]*slot{},
 		changed: make(chan struct{}),
+		clock:   time.Now,
 	}
 	if err := k.setup(ctx, mgr); err != nil {
 		return nil, nil, err
@@ -170,18 +182,21 @@ func startKubelet(ctx context.Context, s kubeletSpec) (k *kubelet, stop func() e
 	return k, stop, nil
 }
 
-// setup registers the index and the watches: gateway Deployments, the
-// exits of the processes, and (metadata only) the Secrets they mount.
+// setup registers the indexes and the watches: gateway Deployments, the
+// exits of the processes, and (metadata only) the Secrets and ConfigMaps
+// they mount.
 func (k *kubelet) setup(ctx context.Context, mgr ctrl.Manager) error {
-	err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, secretIndex, func(o client.Object) []string {
-		var names []string
-		for _, v := range o.(*appsv1.Deployment).Spec.Template.Spec.Volumes {
-			names = append(names, volumeSecrets(v)...)
+	for index, names := range map[string]func(corev1.Volume) []string{secretIndex: volumeSecrets, configMapIndex: volumeConfigMaps} {
+		err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, index, func(o client.Object) []string {
+			var all []string
+			for _, v := range o.(*appsv1.Deployment).Spec.Template.Spec.Volumes {
+				all = append(all, names(v)...)
+			}
+			return all
+		})
+		if err != nil {
+			return fmt.Errorf("index deployments by %s: %w", index, err)
 		}
-		return names
-	})
-	if err != nil {
-		return fmt.Errorf("index deployments by secret: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("localstack-kubelet").
@@ -189,23 +204,27 @@ func (k *kubelet) setup(ctx context.Context, mgr ctrl.Manager) error {
 		// someone else changed, or that a stale cache hid, is put right.
 		For(&appsv1.Deployment{}).
 		WatchesRawSource(source.Channel(k.exits, &handler.EnqueueRequestForObject{})).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(k.deploymentsMounting)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(k.deploymentsMounting(secretIndex))).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(k.deploymentsMounting(configMapIndex))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(k)
 }
 
-// deploymentsMounting maps a Secret to the gateway Deployments mounting it.
-func (k *kubelet) deploymentsMounting(ctx context.Context, o client.Object) []reconcile.Request {
-	var list appsv1.DeploymentList
-	if err := k.client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()}); err != nil {
-		k.log.Error(err, "Failed to list Deployments mounting a Secret", "secret", o.GetName())
-		return nil
+// deploymentsMounting maps a Secret or ConfigMap to the gateway
+// Deployments mounting it, through index.
+func (k *kubelet) deploymentsMounting(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list appsv1.DeploymentList
+		if err := k.client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			k.log.Error(err, "Failed to list Deployments mounting an object", "index", index, "name", o.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, d := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
+		}
+		return reqs
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, d := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
-	}
-	return reqs
 }
 
 // Reconcile makes the local processes of one Deployment match it.
@@ -234,10 +253,10 @@ func (k *kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	cur, ready, exited, exitedAt, crashes := k.current(s)
 	if cur != nil && cur.templateHash == want {
 		if !exited {
-			if err := k.refreshSecrets(ctx, d.Namespace, cur); err != nil {
+			if err := k.refreshVolumes(ctx, d.Namespace, cur); err != nil {
 				return ctrl.Result{}, err
 			}
-			return ctrl.Result{}, k.reportStatus(ctx, d, ready)
+			return ctrl.Result{RequeueAfter: k.nextTokenRefresh(cur)}, k.reportStatus(ctx, d, ready)
 		}
 		// The process died: unavailable until it is back, restarted after
 		// a back-off that grows with each crash in a row, like CrashLoopBackOff.
@@ -259,7 +278,7 @@ func (k *kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 		return ctrl.Result{}, fmt.Errorf("run gateway of %s: %w", req.NamespacedName, err)
 	}
 	k.promote(s, next)
-	return ctrl.Result{}, k.reportStatus(ctx, d, true)
+	return ctrl.Result{RequeueAfter: k.nextTokenRefresh(next)}, k.reportStatus(ctx, d, true)
 }
 
 // crashBackoff is the wait before restarting after the n-th crash in a row.
@@ -329,6 +348,9 @@ func (k *kubelet) startPod(ctx context.Context, d *appsv1.Deployment, s *slot, t
 		configHash:   d.Spec.Template.Annotations[config.ConfigHashAnnotation],
 		dir:          dir,
 		grace:        defaultGracePeriod,
+
+		serviceAccount: podServiceAccount(d.Spec.Template.Spec),
+		tokens:         map[string]*projectedToken{},
 	}
 	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
 		p.grace = time.Duration(*g) * time.Second

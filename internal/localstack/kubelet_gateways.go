@@ -33,6 +33,10 @@ type Gateway struct {
 	// ConfigMap's, rewritten for loopback. The files of its volumes, the
 	// Clerk secret key among them, are beside it.
 	ConfigPath string
+	// Dir is the current process's directory, which holds every file the
+	// kubelet emulation wrote for it: its volumes, under root/ at their
+	// mount paths.
+	Dir string
 }
 
 // notifyLocked wakes everyone waiting for a gateway to change. k.mu must be held.
@@ -60,6 +64,7 @@ func (k *kubelet) gatewayLocked(namespace, name string) (Gateway, bool) {
 			g.Ready = p.ready
 			g.PID = p.proc.pid()
 			g.ConfigPath = p.configPath
+			g.Dir = p.dir
 		}
 		return g, true
 	}

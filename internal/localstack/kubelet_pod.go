@@ -227,8 +227,9 @@ func firstErr(errs ...error) error {
 //   - the listen addresses, :8080 and :8081 in every pod, become the free
 //     loopback ports given: without a pod network, every gateway shares the
 //     host's ports, and only loopback should be reachable;
-//   - the secret key file and the upstream credential files, paths in the
-//     container, become their local copies.
+//   - the secret key file, the upstream credential files and the broker's
+//     CA bundle and token files, paths in the container, become their local
+//     copies.
 //
 // Nothing else changes, so the gateway runs what the controller configured.
 func localConfig(data []byte, mounts []mount, traffic, health string) ([]byte, config.Config, error) {
@@ -239,6 +240,14 @@ func localConfig(data []byte, mounts []mount, traffic, health string) ([]byte, c
 	cfg.Listen = config.Listen{Traffic: traffic, Health: health}
 	if p, ok := hostPathOf(mounts, cfg.Clerk.SecretKeyFile); ok {
 		cfg.Clerk.SecretKeyFile = p
+	}
+	if b := cfg.Broker; b != nil {
+		if p, ok := hostPathOf(mounts, b.CAFile); ok {
+			b.CAFile = p
+		}
+		if p, ok := hostPathOf(mounts, b.TokenFile); ok {
+			b.TokenFile = p
+		}
 	}
 	if creds := cfg.Upstream.Credentials; creds != nil {
 		for i, h := range creds.Headers {

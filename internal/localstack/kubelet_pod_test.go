@@ -258,6 +258,40 @@ func TestLocalConfig(t *testing.T) {
 	}
 }
 
+// TestLocalConfigBroker: a gateway that reaches the broker gets its CA
+// bundle (in the config volume) and its projected token at their local
+// paths; the broker's URL is left as the operator wrote it.
+func TestLocalConfigBroker(t *testing.T) {
+	t.Parallel()
+	in := config.Config{
+		Server:       config.ServerRef{Namespace: "demo", Name: "tools"},
+		Listen:       config.Listen{Traffic: ":8080", Health: ":8081"},
+		Path:         "/mcp",
+		ResourceName: "demo/tools",
+		Upstream:     config.Upstream{URL: "http://sample-mcp.demo.svc:8080/mcp"},
+		Clerk:        config.Clerk{Issuer: "http://127.0.0.1:1", APIURL: "http://127.0.0.1:2/v1"},
+		Broker: &config.Broker{
+			URL:       "https://127.0.0.1:3",
+			CAFile:    "/etc/mcpgate/config/" + config.BrokerCAKey,
+			TokenFile: "/var/run/secrets/mcpgate.dev/broker/token",
+		},
+	}
+	data, err := config.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts := []mount{{mountPath: "/etc/mcpgate/config", hostPath: "/pod/config"}, {mountPath: "/var/run/secrets/mcpgate.dev/broker", hostPath: "/pod/broker"}}
+	_, cfg, err := localConfig(data, mounts, "127.0.0.1:1001", "127.0.0.1:1002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Broker{URL: "https://127.0.0.1:3",
+		CAFile: filepath.FromSlash("/pod/config/" + config.BrokerCAKey), TokenFile: filepath.FromSlash("/pod/broker/token")}
+	if cfg.Broker == nil || *cfg.Broker != want {
+		t.Errorf("broker = %+v, want %+v", cfg.Broker, want)
+	}
+}
+
 func configsEqual(a, b config.Config) bool {
 	x, errA := config.Marshal(a)
 	y, errB := config.Marshal(b)

@@ -16,9 +16,9 @@ import (
 )
 
 // This file is the kubelet emulation's volume handling: it materializes a
-// pod's ConfigMap, Secret, projected (Secrets only) and emptyDir volumes
-// under the pod's directory and keeps Secret volumes in step with their
-// Secrets.
+// pod's ConfigMap, Secret, projected (Secrets, ConfigMaps, ServiceAccount
+// tokens) and emptyDir volumes under the pod's directory, and keeps Secret
+// and projected volumes in step with their Secrets and tokens fresh.
 
 // preparePod writes the pod's volumes under its directory and works out the
 // local command line: the container's arguments with mounted paths mapped,
@@ -31,11 +31,11 @@ func (k *kubelet) preparePod(ctx context.Context, d *appsv1.Deployment, c corev1
 		return nil, nil, config.Config{}, err
 	}
 	for _, m := range mounts {
-		if err := k.writeMount(ctx, d.Namespace, m); err != nil {
+		if err := k.writeMount(ctx, d.Namespace, m, p); err != nil {
 			return nil, nil, config.Config{}, err
 		}
-		if len(volumeSecrets(m.volume)) > 0 {
-			p.secrets = append(p.secrets, m)
+		if m.volume.EmptyDir == nil {
+			p.refreshed = append(p.refreshed, m)
 		}
 	}
 	args := localArgs(c.Args, mounts)
@@ -84,36 +84,17 @@ func (k *kubelet) preparePod(ctx context.Context, d *appsv1.Deployment, c corev1
 
 // writeMount fills a mount's directory from its ConfigMap or Secret, read
 // from the API server as the kubelet does (never from a cache).
-func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount) error {
+func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount, p *pod) error {
 	if err := os.MkdirAll(m.hostPath, 0o755); err != nil {
 		return err
 	}
 	v := m.volume
-	var files map[string]projectedFile
-	switch {
-	case v.ConfigMap != nil:
-		cm := &corev1.ConfigMap{}
-		if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: v.ConfigMap.Name}, cm); err != nil {
-			return fmt.Errorf("volume %s: get configmap %s: %w", v.Name, v.ConfigMap.Name, err)
-		}
-		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
-		for key, val := range cm.Data {
-			data[key] = []byte(val)
-		}
-		for key, val := range cm.BinaryData {
-			data[key] = val
-		}
-		var err error
-		if files, err = projectVolume(data, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false)); err != nil {
-			return fmt.Errorf("volume %s: configmap %s: %w", v.Name, v.ConfigMap.Name, err)
-		}
-	case v.Secret != nil, v.Projected != nil:
-		var err error
-		if files, err = k.secretFiles(ctx, namespace, v); err != nil {
-			return err
-		}
-	default: // emptyDir: the directory is all there is
-		return nil
+	if v.EmptyDir != nil {
+		return nil // the directory is all there is
+	}
+	files, err := k.volumeFiles(ctx, namespace, v, p)
+	if err != nil {
+		return err
 	}
 	if err := writeVolume(m.hostPath, files); err != nil {
 		return fmt.Errorf("volume %s: %w", v.Name, err)
@@ -121,18 +102,31 @@ func (k *kubelet) writeMount(ctx context.Context, namespace string, m mount) err
 	return nil
 }
 
-// secretFiles reads the files of a Secret volume, or of a projected volume
-// of Secrets (the only sources the gateway's pods project).
-func (k *kubelet) secretFiles(ctx context.Context, namespace string, v corev1.Volume) (map[string]projectedFile, error) {
-	if v.Secret != nil {
+// volumeFiles reads the files of a ConfigMap or Secret volume, or of a
+// projected volume of Secrets, ConfigMaps and ServiceAccount tokens (the
+// sources the gateway's pods project). A token source gets the token p
+// holds for it, or a new one when p holds none or it is due (tokenFiles).
+func (k *kubelet) volumeFiles(ctx context.Context, namespace string, v corev1.Volume, p *pod) (map[string]projectedFile, error) {
+	switch {
+	case v.ConfigMap != nil:
+		return k.configMapSourceFiles(ctx, namespace, v.Name, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false))
+	case v.Secret != nil:
 		return k.secretSourceFiles(ctx, namespace, v.Name, v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false))
 	}
 	files := map[string]projectedFile{}
 	for _, src := range v.Projected.Sources {
-		if src.Secret == nil {
-			return nil, fmt.Errorf("volume %s: the kubelet emulation projects only Secrets", v.Name)
+		var part map[string]projectedFile
+		var err error
+		switch {
+		case src.Secret != nil:
+			part, err = k.secretSourceFiles(ctx, namespace, v.Name, src.Secret.Name, src.Secret.Items, v.Projected.DefaultMode, ptr.Deref(src.Secret.Optional, false))
+		case src.ConfigMap != nil:
+			part, err = k.configMapSourceFiles(ctx, namespace, v.Name, src.ConfigMap.Name, src.ConfigMap.Items, v.Projected.DefaultMode, ptr.Deref(src.ConfigMap.Optional, false))
+		case src.ServiceAccountToken != nil:
+			part, err = k.tokenFiles(ctx, namespace, v.Name, *src.ServiceAccountToken, v.Projected.DefaultMode, p)
+		default:
+			err = fmt.Errorf("volume %s: the kubelet emulation projects only Secrets, ConfigMaps and ServiceAccount tokens", v.Name)
 		}
-		part, err := k.secretSourceFiles(ctx, namespace, v.Name, src.Secret.Name, src.Secret.Items, v.Projected.DefaultMode, ptr.Deref(src.Secret.Optional, false))
 		if err != nil {
 			return nil, err
 		}
@@ -144,6 +138,34 @@ func (k *kubelet) secretFiles(ctx context.Context, namespace string, v corev1.Vo
 		}
 	}
 	return files, nil
+}
+
+// configMapSourceFiles reads the files one ConfigMap contributes to a volume.
+func (k *kubelet) configMapSourceFiles(ctx context.Context, namespace, volume, name string, items []corev1.KeyToPath, mode *int32, optional bool) (map[string]projectedFile, error) {
+	cm := &corev1.ConfigMap{}
+	if err := k.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm); err != nil {
+		if optional && apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("volume %s: get configmap %s: %w", volume, name, err)
+	}
+	files, err := projectVolume(configMapData(cm), items, mode, optional)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: configmap %s: %w", volume, name, err)
+	}
+	return files, nil
+}
+
+// configMapData is a ConfigMap's text and binary data as one map.
+func configMapData(cm *corev1.ConfigMap) map[string][]byte {
+	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	for key, val := range cm.Data {
+		data[key] = []byte(val)
+	}
+	for key, val := range cm.BinaryData {
+		data[key] = val
+	}
+	return data
 }
 
 // secretSourceFiles reads the files one Secret contributes to a volume.
@@ -175,18 +197,43 @@ func volumeSecrets(v corev1.Volume) []string {
 	return names
 }
 
-// refreshSecrets rewrites a running process's Secret volumes from the
-// Secrets, as the kubelet updates mounted Secrets in place: a rotated Clerk
-// secret key reaches the gateway without a restart.
-func (k *kubelet) refreshSecrets(ctx context.Context, namespace string, p *pod) error {
-	for _, m := range p.secrets {
-		files, err := k.secretFiles(ctx, namespace, m.volume)
+// volumeConfigMaps names the ConfigMaps a volume mounts, directly or projected.
+func volumeConfigMaps(v corev1.Volume) []string {
+	if v.ConfigMap != nil {
+		return []string{v.ConfigMap.Name}
+	}
+	var names []string
+	if v.Projected != nil {
+		for _, src := range v.Projected.Sources {
+			if src.ConfigMap != nil {
+				names = append(names, src.ConfigMap.Name)
+			}
+		}
+	}
+	return names
+}
+
+// refreshVolumes rewrites a running process's ConfigMap, Secret and
+// projected volumes as the kubelet updates them in place: from their
+// Secrets (a rotated Clerk secret key reaches the gateway without a
+// restart) and ConfigMaps (a rotated broker CA bundle), and with a new
+// ServiceAccount token when the one projected is due for refresh. Files
+// that did not change are left alone, and so is the gateway configuration,
+// which the process runs rewritten for loopback (a change to it changes the
+// pod template's config hash, and so starts a new process).
+func (k *kubelet) refreshVolumes(ctx context.Context, namespace string, p *pod) error {
+	for _, m := range p.refreshed {
+		files, err := k.volumeFiles(ctx, namespace, m.volume, p)
 		if err != nil {
 			return err
 		}
 		changed := map[string]projectedFile{}
 		for name, f := range files {
-			old, err := os.ReadFile(filepath.Join(m.hostPath, filepath.FromSlash(name)))
+			path := filepath.Join(m.hostPath, filepath.FromSlash(name))
+			if path == p.configPath {
+				continue
+			}
+			old, err := os.ReadFile(path)
 			if err != nil || string(old) != string(f.data) {
 				changed[name] = f
 			}
@@ -195,9 +242,9 @@ func (k *kubelet) refreshSecrets(ctx context.Context, namespace string, p *pod) 
 			continue
 		}
 		if err := writeVolume(m.hostPath, changed); err != nil {
-			return fmt.Errorf("update secret volume %s: %w", m.volume.Name, err)
+			return fmt.Errorf("update volume %s: %w", m.volume.Name, err)
 		}
-		k.log.Info("Updated secret volume", "pod", p.name, "volume", m.volume.Name)
+		k.log.Info("Updated volume", "pod", p.name, "volume", m.volume.Name)
 	}
 	return nil
 }
