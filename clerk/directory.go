@@ -40,12 +40,17 @@ const (
 var ErrTooManyMemberships = errors.New("clerk user has too many organization memberships to list")
 
 // DirectoryOptions configures a Directory. Zero values take the defaults.
+// Either BackendAPIURL and SecretKey are set, or Source is.
 type DirectoryOptions struct {
 	// BackendAPIURL is the Backend API base, e.g. https://api.clerk.com/v1.
 	BackendAPIURL string
 	// SecretKey returns the secret key; it is called before each Backend API
 	// call (each page included), so a rotated key is picked up.
 	SecretKey func(ctx context.Context) (string, error)
+	// Source, when set, answers the cache's misses in place of the Backend
+	// API (the key broker): the Directory then holds no key. Caching, the
+	// collapsing of concurrent lookups and the TTLs are the same either way.
+	Source PeopleSource
 	// HTTPClient makes Backend API calls; nil uses NewHTTPClient().
 	HTTPClient *http.Client
 	// Now is the clock; nil uses time.Now.
@@ -61,7 +66,8 @@ type DirectoryOptions struct {
 // Directory answers what Clerk knows about a user that the gateway may need:
 // the user's verified email addresses and organization memberships, for
 // access rules, and the user's OAuth tokens at other providers, for upstream
-// credentials (OAuthToken), from the Backend API. Answers are cached per user
+// credentials (OAuthToken), from the Backend API or a PeopleSource (the key
+// broker). Answers are cached per user
 // for TTL (tokens by their expiry); concurrent lookups of a user share one
 // call per endpoint; an answer it cannot get is an *UnavailableError, never a
 // guess or an expired answer. It is safe for concurrent use; create one per
@@ -95,11 +101,16 @@ func (a answer[T]) expiry() time.Time { return a.until }
 // NewDirectory checks opts, fills in defaults and returns a Directory. It
 // makes no network call.
 func NewDirectory(opts DirectoryOptions) (*Directory, error) {
-	if err := checkAbsoluteURL(opts.BackendAPIURL); err != nil {
-		return nil, fmt.Errorf("backend api url: %w", err)
-	}
-	if opts.SecretKey == nil {
-		return nil, errors.New("secret key source is required")
+	switch {
+	case opts.Source != nil && opts.SecretKey != nil:
+		return nil, errors.New("a secret key and a people source are mutually exclusive")
+	case opts.Source == nil:
+		if err := checkAbsoluteURL(opts.BackendAPIURL); err != nil {
+			return nil, fmt.Errorf("backend api url: %w", err)
+		}
+		if opts.SecretKey == nil {
+			return nil, errors.New("secret key source is required")
+		}
 	}
 	if opts.TTL < 0 {
 		return nil, fmt.Errorf("ttl %s is negative", opts.TTL)
@@ -124,14 +135,28 @@ func NewDirectory(opts DirectoryOptions) (*Directory, error) {
 	}, nil
 }
 
-// User returns the user's verified email addresses and primary email
-// (GET /v1/users/{user_id}). Errors: one wrapping ErrUserNotFound when Clerk
-// does not know the user (or userID cannot be a Clerk user ID), an answer;
-// *UnavailableError when Clerk could not be asked, refused our key, or rate
-// limits us (answer 503 with its RetryAfter). A cancelled ctx gives an
-// *UnavailableError wrapping ctx.Err().
+// User is UserOf a subject known by its user ID alone, for a Directory over
+// the Backend API.
 func (d *Directory) User(ctx context.Context, userID string) (User, error) {
-	a, err := lookup(ctx, d, d.users, &d.userFlights, userID, d.fetchUser)
+	return d.UserOf(ctx, Subject{UserID: userID})
+}
+
+// Memberships is MembershipsOf a subject known by its user ID alone, for a
+// Directory over the Backend API.
+func (d *Directory) Memberships(ctx context.Context, userID string) ([]Membership, error) {
+	return d.MembershipsOf(ctx, Subject{UserID: userID})
+}
+
+// UserOf returns the user's verified email addresses and primary email
+// (GET /v1/users/{user_id}, or the Source). Errors: one wrapping
+// ErrUserNotFound when Clerk does not know the user (or the user ID cannot
+// be a Clerk user ID), an answer; *UnavailableError when Clerk could not be
+// asked, refused our key, or rate limits us (answer 503 with its
+// RetryAfter); *InvalidTokenError when the Source refuses the subject's
+// access token. A cancelled ctx gives an *UnavailableError wrapping
+// ctx.Err().
+func (d *Directory) UserOf(ctx context.Context, s Subject) (User, error) {
+	a, err := lookup(ctx, d, d.users, &d.userFlights, s, d.fetchUser)
 	if err != nil {
 		return User{}, err
 	}
@@ -143,16 +168,16 @@ func (d *Directory) User(ctx context.Context, userID string) (User, error) {
 	return u, nil
 }
 
-// Memberships returns all the user's organization memberships (every page of
-// GET /v1/users/{user_id}/organization_memberships); none is an empty
-// result, not an error. Errors are User's, plus one wrapping
+// MembershipsOf returns all the user's organization memberships (every page
+// of GET /v1/users/{user_id}/organization_memberships, or the Source); none
+// is an empty result, not an error. Errors are UserOf's, plus one wrapping
 // ErrTooManyMemberships. A user already known not to exist is not asked
 // about again.
-func (d *Directory) Memberships(ctx context.Context, userID string) ([]Membership, error) {
-	if u, ok := d.users.get(userID, d.opts.Now()); ok && errors.Is(u.err, ErrUserNotFound) {
+func (d *Directory) MembershipsOf(ctx context.Context, s Subject) ([]Membership, error) {
+	if u, ok := d.users.get(s.UserID, d.opts.Now()); ok && errors.Is(u.err, ErrUserNotFound) {
 		return nil, u.err
 	}
-	a, err := lookup(ctx, d, d.memberships, &d.membershipFlights, userID, d.fetchMemberships)
+	a, err := lookup(ctx, d, d.memberships, &d.membershipFlights, s, d.fetchMemberships)
 	if err != nil {
 		return nil, err
 	}
@@ -162,11 +187,13 @@ func (d *Directory) Memberships(ctx context.Context, userID string) ([]Membershi
 	return cloneMemberships(a.val), nil
 }
 
-// lookup returns the cached answer for userID or fetches one, once for all
-// concurrent callers, on a context detached from theirs. The error is a
-// failure to get an answer: an *UnavailableError.
+// lookup returns the cached answer for the subject's user or fetches one,
+// once for all concurrent callers, on a context detached from theirs. The
+// error is a failure to get an answer: an *UnavailableError, or the
+// Source's *InvalidTokenError, which is about the token and is not cached.
 func lookup[T any](ctx context.Context, d *Directory, cache *verdictCache[string, answer[T]], flights *singleflight.Group,
-	userID string, fetch func(context.Context, string) (T, error)) (answer[T], error) {
+	s Subject, fetch func(context.Context, Subject) (T, error)) (answer[T], error) {
+	userID := s.UserID
 	if !isUserID(userID) {
 		return answer[T]{err: fmt.Errorf("user id %q is not a clerk user id: %w", truncate(userID), ErrUserNotFound)}, nil
 	}
@@ -187,10 +214,13 @@ func lookup[T any](ctx context.Context, d *Directory, cache *verdictCache[string
 		}
 		fctx, cancel := detached(ctx)
 		defer cancel()
-		val, err := fetch(fctx, userID)
+		val, err := fetch(fctx, s)
 		now := d.opts.Now()
 		a := answer[T]{val: val, until: now.Add(d.opts.TTL)}
+		var ie *InvalidTokenError
 		switch {
+		case errors.As(err, &ie):
+			return answer[T]{}, err
 		case errors.Is(err, ErrUserNotFound):
 			a.err = err
 			d.notFound(userID, err, a.until, now)
@@ -212,8 +242,21 @@ func (d *Directory) notFound(userID string, err error, until, now time.Time) {
 	d.memberships.put(userID, answer[[]Membership]{err: err, until: until}, now)
 }
 
-// fetchUser calls GET /v1/users/{user_id} through the SDK's users client.
-func (d *Directory) fetchUser(ctx context.Context, userID string) (User, error) {
+// fetchUser asks the Source, or calls GET /v1/users/{user_id} through the
+// SDK's users client. An answer about another user is an error, never cached
+// for this one.
+func (d *Directory) fetchUser(ctx context.Context, s Subject) (User, error) {
+	userID := s.UserID
+	if d.opts.Source != nil {
+		u, err := d.opts.Source.User(ctx, s)
+		if err != nil {
+			return User{}, err
+		}
+		if u.ID != userID {
+			return User{}, fmt.Errorf("get user %s: the source answered about user %q", userID, truncate(u.ID))
+		}
+		return u, nil
+	}
 	secret, err := currentSecretKey(ctx, d.opts.SecretKey)
 	if err != nil {
 		return User{}, err
@@ -245,13 +288,20 @@ func userFromSDK(u *sdk.User) User {
 	return out
 }
 
-// fetchMemberships lists every page of the user's memberships through the
-// SDK's users client: offset moves by what each page held until total_count
-// is reached, or a page comes back empty (memberships removed meanwhile). A user with more than maxMembershipPages pages gets
+// fetchMemberships asks the Source (whose answer names no user: it is about
+// the subject of the token it verified, the token this subject's user ID
+// was verified from), or lists every page of the user's memberships through
+// the SDK's users client: offset moves by what each page held until
+// total_count is reached, or a page comes back empty (memberships removed
+// meanwhile). A user with more than maxMembershipPages pages gets
 // ErrTooManyMemberships, decided from the first page's total_count when it
 // already says so.
-func (d *Directory) fetchMemberships(ctx context.Context, userID string) ([]Membership, error) {
+func (d *Directory) fetchMemberships(ctx context.Context, s Subject) ([]Membership, error) {
+	if d.opts.Source != nil {
+		return d.opts.Source.Memberships(ctx, s)
+	}
 	const op = "list organization memberships"
+	userID := s.UserID
 	var out []Membership
 	seen := map[string]bool{}
 	limit, offset := int64(membershipsPageSize), int64(0)

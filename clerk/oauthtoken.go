@@ -99,8 +99,17 @@ func (a tokenAnswer) result(now time.Time) (OAuthToken, error) {
 // refresh); ErrUserNotFound; *UnavailableError when Clerk could not be asked,
 // refused our key, rate limits us, or holds a token about to expire
 // (RetryAfter says when to come back); another error when provider fails
-// ValidOAuthProvider. No error quotes a token.
+// ValidOAuthProvider. No error quotes a token. It is OAuthTokenOf a subject
+// known by its user ID alone, for a Directory over the Backend API.
 func (d *Directory) OAuthToken(ctx context.Context, userID, provider string) (OAuthToken, error) {
+	return d.OAuthTokenOf(ctx, Subject{UserID: userID}, provider)
+}
+
+// OAuthTokenOf is OAuthToken for the subject, asking the Source when the
+// Directory has one; its *InvalidTokenError (the Source refused the
+// subject's access token) is returned as it is, and not cached.
+func (d *Directory) OAuthTokenOf(ctx context.Context, s Subject, provider string) (OAuthToken, error) {
+	userID := s.UserID
 	if !ValidOAuthProvider(provider) {
 		return OAuthToken{}, fmt.Errorf("provider %q is not a clerk oauth provider id", truncate(provider))
 	}
@@ -119,7 +128,7 @@ func (d *Directory) OAuthToken(ctx context.Context, userID, provider string) (OA
 		return OAuthToken{}, err
 	}
 	ch := d.tokenFlights.DoChan(userID+"\x00"+provider, func() (any, error) {
-		return d.lookupOAuthToken(ctx, key)
+		return d.lookupOAuthToken(ctx, s, key)
 	})
 	a, err := waitFlight[tokenAnswer](ctx, ch)
 	if err != nil {
@@ -128,9 +137,9 @@ func (d *Directory) OAuthToken(ctx context.Context, userID, provider string) (OA
 	return a.result(d.opts.Now())
 }
 
-// lookupOAuthToken asks Clerk, on a context detached from the caller's, and
-// caches the answer. It runs as the only flight for key.
-func (d *Directory) lookupOAuthToken(ctx context.Context, key oauthTokenKey) (tokenAnswer, error) {
+// lookupOAuthToken asks Clerk or the Source, on a context detached from the
+// caller's, and caches the answer. It runs as the only flight for key.
+func (d *Directory) lookupOAuthToken(ctx context.Context, s Subject, key oauthTokenKey) (tokenAnswer, error) {
 	// NOTE: a caller may have missed the cache just before the previous
 	// flight for this key filled it; the answer is there now.
 	if a, ok := d.tokens.get(key, d.opts.Now()); ok {
@@ -141,6 +150,9 @@ func (d *Directory) lookupOAuthToken(ctx context.Context, key oauthTokenKey) (to
 	}
 	fctx, cancel := detached(ctx)
 	defer cancel()
+	if d.opts.Source != nil {
+		return d.sourceOAuthToken(fctx, s, key)
+	}
 	items, err := d.fetchOAuthTokens(fctx, key)
 	now := d.opts.Now()
 	var a tokenAnswer
@@ -159,23 +171,57 @@ func (d *Directory) lookupOAuthToken(ctx context.Context, key oauthTokenKey) (to
 	return a, nil
 }
 
+// sourceOAuthToken asks the Source and caches its answer by the same rules
+// as the Backend API's: the Source's "not connected" and "no such user" are
+// answers, a token is trusted by its expiry (tokenAnswerFor).
+func (d *Directory) sourceOAuthToken(ctx context.Context, s Subject, key oauthTokenKey) (tokenAnswer, error) {
+	tok, err := d.opts.Source.OAuthToken(ctx, s, key.provider)
+	now := d.opts.Now()
+	var a tokenAnswer
+	var ie *InvalidTokenError
+	switch {
+	case errors.As(err, &ie):
+		return tokenAnswer{}, err
+	case errors.Is(err, ErrNotConnected):
+		a = tokenAnswer{err: err, until: now.Add(oauthNotConnectedTTL)}
+	case errors.Is(err, ErrUserNotFound):
+		a = tokenAnswer{err: err, until: now.Add(d.opts.TTL)}
+	case err != nil:
+		return tokenAnswer{}, d.limit.unavailable(err)
+	case tok.Token == "":
+		a = notConnectedAnswer(key, "no token", now)
+	default:
+		tok.Scopes = slices.Clone(tok.Scopes)
+		a = d.tokenAnswerFor(key, tok, now)
+	}
+	d.tokens.put(key, a, now)
+	return a, nil
+}
+
+// notConnectedAnswer is "not connected" for why, reused oauthNotConnectedTTL.
+func notConnectedAnswer(key oauthTokenKey, why string, now time.Time) tokenAnswer {
+	return tokenAnswer{
+		err:   fmt.Errorf("user %s, provider %s: %s: %w", key.userID, key.provider, why, ErrNotConnected),
+		until: now.Add(oauthNotConnectedTTL),
+	}
+}
+
 // tokenAnswerAt judges Clerk's list at now: the first entry for the provider
 // with a token, and how long to trust it.
 func (d *Directory) tokenAnswerAt(key oauthTokenKey, items []oauthTokenItem, now time.Time) tokenAnswer {
-	notConnected := func(why string) tokenAnswer {
-		return tokenAnswer{
-			err:   fmt.Errorf("user %s, provider %s: %s: %w", key.userID, key.provider, why, ErrNotConnected),
-			until: now.Add(oauthNotConnectedTTL),
-		}
-	}
 	i := slices.IndexFunc(items, func(it oauthTokenItem) bool {
 		return it.Token != "" && (it.Provider == "" || it.Provider == key.provider)
 	})
 	if i < 0 {
-		return notConnected("no token")
+		return notConnectedAnswer(key, "no token", now)
 	}
 	it := items[i]
-	tok := OAuthToken{Token: it.Token, ExpiresAt: expirationTime(it.ExpiresAt), Scopes: slices.Clone(it.Scopes)}
+	return d.tokenAnswerFor(key, OAuthToken{Token: it.Token, ExpiresAt: expirationTime(it.ExpiresAt), Scopes: slices.Clone(it.Scopes)}, now)
+}
+
+// tokenAnswerFor judges a token at now: how long to trust it, or whether to
+// wait for Clerk to refresh it.
+func (d *Directory) tokenAnswerFor(key oauthTokenKey, tok OAuthToken, now time.Time) tokenAnswer {
 	if tok.ExpiresAt.IsZero() {
 		return tokenAnswer{tok: tok, until: now.Add(min(d.opts.TTL, maxOAuthTokenTTL))}
 	}
@@ -191,7 +237,7 @@ func (d *Directory) tokenAnswerAt(key oauthTokenKey, items []oauthTokenItem, now
 		// second later, for clock skew), once for all callers.
 		return tokenAnswer{waiting: true, until: now.Add(max(left, 0) + time.Second)}
 	default:
-		return notConnected("the token expired and clerk did not refresh it")
+		return notConnectedAnswer(key, "the token expired and clerk did not refresh it", now)
 	}
 }
 

@@ -71,7 +71,8 @@ func (vd verdict) result() (Identity, error) {
 	return id, nil
 }
 
-// verifyOpaque verifies an "oat_" token through the Backend API. Verdicts are
+// verifyOpaque verifies an "oat_" token through the Backend API, or
+// VerifierOptions.Introspect when set. Verdicts are
 // cached under the token's SHA-256, and concurrent lookups of one token share
 // one call.
 func (v *Verifier) verifyOpaque(ctx context.Context, token string) (Identity, error) {
@@ -106,29 +107,13 @@ func (v *Verifier) lookupOpaque(ctx context.Context, key tokenHash, token string
 	}
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	secret, err := currentSecretKey(ctx, v.opts.SecretKey)
+	ask := v.askBackend
+	if v.opts.Introspect != nil {
+		ask = v.askIntrospect
+	}
+	vd, now, err := ask(ctx, token)
 	if err != nil {
 		return verdict{}, err
-	}
-	req := sdk.NewAPIRequest(http.MethodPost, "/oauth_applications/access_tokens/verify")
-	req.SetParams(&verifyParams{AccessToken: token})
-	var resp verifyResponse
-	err = v.backend.call(ctx, secret, "verify access token", req, &resp)
-
-	now := v.opts.Now()
-	var vd verdict
-	var be *BackendError
-	switch {
-	case errors.As(err, &be) && (be.StatusCode == http.StatusNotFound || be.StatusCode == http.StatusBadRequest):
-		// Clerk's answer for a token it does not know.
-		vd.err = invalid("unknown token")
-	case err != nil:
-		return verdict{}, v.limit.unavailable(err)
-	default:
-		vd, err = v.opaqueVerdict(&resp, now)
-		if err != nil {
-			return verdict{}, v.limit.unavailable(err)
-		}
 	}
 	if vd.err != nil {
 		if v.opts.NegativeCacheTTL <= 0 {
@@ -138,6 +123,57 @@ func (v *Verifier) lookupOpaque(ctx context.Context, key tokenHash, token string
 	}
 	v.opaque.put(key, vd, now)
 	return vd, nil
+}
+
+// askBackend asks the Backend API about token: a verdict, the time it was
+// judged at, or an *UnavailableError.
+func (v *Verifier) askBackend(ctx context.Context, token string) (verdict, time.Time, error) {
+	secret, err := currentSecretKey(ctx, v.opts.SecretKey)
+	if err != nil {
+		return verdict{}, time.Time{}, err
+	}
+	req := sdk.NewAPIRequest(http.MethodPost, "/oauth_applications/access_tokens/verify")
+	req.SetParams(&verifyParams{AccessToken: token})
+	var resp verifyResponse
+	err = v.backend.call(ctx, secret, "verify access token", req, &resp)
+
+	now := v.opts.Now()
+	var be *BackendError
+	switch {
+	case errors.As(err, &be) && (be.StatusCode == http.StatusNotFound || be.StatusCode == http.StatusBadRequest):
+		// Clerk's answer for a token it does not know.
+		return verdict{err: invalid("unknown token")}, now, nil
+	case err != nil:
+		return verdict{}, now, v.limit.unavailable(err)
+	}
+	vd, err := v.opaqueVerdict(&resp, now)
+	if err != nil {
+		return verdict{}, now, v.limit.unavailable(err)
+	}
+	return vd, now, nil
+}
+
+// askIntrospect asks VerifierOptions.Introspect about token, and judges its
+// identity as a Backend API answer is judged: expiry with leeway, reuse no
+// longer than OpaqueCacheTTL nor past the token's expiry.
+func (v *Verifier) askIntrospect(ctx context.Context, token string) (verdict, time.Time, error) {
+	id, err := v.opts.Introspect(ctx, token)
+	now := v.opts.Now()
+	var ie *InvalidTokenError
+	switch {
+	case errors.As(err, &ie):
+		return verdict{err: &InvalidTokenError{Reason: ie.Reason}}, now, nil
+	case err != nil:
+		return verdict{}, now, v.limit.unavailable(err)
+	case id.UserID == "" || id.ClientID == "":
+		return verdict{}, now, v.limit.unavailable(errors.New("introspect access token: answer lacks subject or client_id"))
+	}
+	if exp := id.ExpiresAt; !exp.IsZero() && !now.Before(exp.Add(v.opts.Leeway)) {
+		return verdict{err: invalid("token expired")}, now, nil
+	}
+	id.Scopes = slices.Clone(id.Scopes)
+	id.Format = FormatOpaque
+	return v.opaqueIdentity(id, now), now, nil
 }
 
 // opaqueVerdict judges a 200 answer. An answer that is neither shape in the
@@ -158,23 +194,25 @@ func (v *Verifier) opaqueVerdict(r *verifyResponse, now time.Time) (verdict, err
 	case r.Subject == "" || r.ClientID == "":
 		return verdict{}, fmt.Errorf("verify access token: response lacks subject or client_id")
 	}
-	// Reuse the verdict no longer than OpaqueCacheTTL (so a revocation is
-	// seen within it) and never past the token's own expiration.
+	return v.opaqueIdentity(Identity{
+		UserID:    r.Subject,
+		ClientID:  r.ClientID,
+		Scopes:    slices.Clone(r.Scopes),
+		ExpiresAt: exp,
+		TokenID:   r.ID,
+		Format:    FormatOpaque,
+	}, now), nil
+}
+
+// opaqueIdentity is the verdict of a valid opaque token: its identity, reused
+// no longer than OpaqueCacheTTL (so a revocation is seen within it) and never
+// past the token's own expiration.
+func (v *Verifier) opaqueIdentity(id Identity, now time.Time) verdict {
 	until := now.Add(v.opts.OpaqueCacheTTL)
-	if !exp.IsZero() && exp.Before(until) {
-		until = exp
+	if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(until) {
+		until = id.ExpiresAt
 	}
-	return verdict{
-		id: Identity{
-			UserID:    r.Subject,
-			ClientID:  r.ClientID,
-			Scopes:    slices.Clone(r.Scopes),
-			ExpiresAt: exp,
-			TokenID:   r.ID,
-			Format:    FormatOpaque,
-		},
-		until: until,
-	}, nil
+	return verdict{id: id, until: until}
 }
 
 // expirationTime reads the verify answer's expiration, in seconds or in

@@ -1,7 +1,9 @@
 package clerk
 
 import (
+	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -54,3 +56,34 @@ type OAuthToken struct {
 // connected it, or the connection holds no token. An answer, cached briefly,
 // not an outage.
 var ErrNotConnected = errors.New("clerk user has not connected the provider")
+
+// Subject is whom a Directory lookup is about: the user ID the caller
+// verified, and the access token it verified it from, with the resource
+// URLs that token's aud may name (WithAudience). A Directory over the
+// Backend API needs only UserID; one over a PeopleSource (the key broker,
+// which answers only about the subject of a token it verifies itself) needs
+// the token too. AccessToken is a credential: String and GoString leave it
+// out, and it is never logged or put in an error.
+type Subject struct {
+	UserID      string
+	AccessToken string
+	Audiences   []string
+}
+
+// String names the subject by user ID only.
+func (s Subject) String() string { return s.UserID }
+
+// GoString keeps %#v from printing the access token.
+func (s Subject) GoString() string { return "clerk.Subject{UserID: " + strconv.Quote(s.UserID) + "}" }
+
+// PeopleSource answers what a Directory does not hold in its cache, in place
+// of the Backend API: the key broker, which holds the secret key so that the
+// gateway does not. Its errors are the Directory's own (ErrUserNotFound,
+// ErrNotConnected, ErrTooManyMemberships, *UnavailableError), plus
+// *InvalidTokenError when it refuses the subject's access token; that is
+// about the token, not the user, and is never cached.
+type PeopleSource interface {
+	User(ctx context.Context, s Subject) (User, error)
+	Memberships(ctx context.Context, s Subject) ([]Membership, error)
+	OAuthToken(ctx context.Context, s Subject, provider string) (OAuthToken, error)
+}

@@ -99,6 +99,13 @@ type VerifierOptions struct {
 	// opaque tokens need it: nil makes a verifier for JWTs alone, which
 	// answers an opaque token with ErrNoSecretKey.
 	SecretKey func(ctx context.Context) (string, error)
+	// Introspect, when set, verifies opaque tokens in place of the Backend
+	// API (the key broker, which holds the secret key so that the caller
+	// does not); SecretKey is then nil. Its verdicts are cached and its
+	// concurrent lookups collapsed exactly as the Backend API's: an
+	// *InvalidTokenError is a verdict (negatively cached, its Reason kept),
+	// any other error a failure to ask (an *UnavailableError, never cached).
+	Introspect func(ctx context.Context, token string) (Identity, error)
 	// Audiences are the aud values accepted when a Verify call names none
 	// (see WithAudience): this resource's URL, for a server with one fixed
 	// URL. A JWT without aud is accepted; a JWT with aud must name one of
@@ -147,7 +154,7 @@ func noSecretKey(context.Context) (string, error) { return "", ErrNoSecretKey }
 
 // Verifier checks Clerk OAuth access tokens: JWTs locally against the
 // instance's public key set from its Frontend API, opaque tokens through
-// the Backend API. It is safe for concurrent use; create one per gateway
+// the Backend API (or VerifierOptions.Introspect). It is safe for concurrent use; create one per gateway
 // and keep it.
 type Verifier struct {
 	opts    VerifierOptions
@@ -176,6 +183,9 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	issuer, err := url.Parse(opts.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	if opts.SecretKey != nil && opts.Introspect != nil {
+		return nil, errors.New("a secret key and an introspection source are mutually exclusive")
 	}
 	if opts.SecretKey != nil || opts.BackendAPIURL != "" {
 		if err := checkAbsoluteURL(opts.BackendAPIURL); err != nil {

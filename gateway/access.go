@@ -15,16 +15,38 @@ import (
 )
 
 // people answers what the access rules need to know about a user, and the
-// user's token at an OAuth provider for the upstream credentials. The
-// Backend API answers today (*clerk.Directory, which caches and collapses
-// lookups); a later key broker in the operator's namespace will, so that no
-// team namespace holds the secret key. Errors: clerk.ErrUserNotFound for a
-// user Clerk does not know, clerk.ErrNotConnected for a user without the
-// provider, *clerk.UnavailableError when Clerk cannot be asked.
+// user's token at an OAuth provider for the upstream credentials:
+// *clerk.Directory, which caches and collapses lookups, and on a miss asks
+// the Backend API with the secret key or the key broker in the operator's
+// namespace (which answers only about the subject of the access token it is
+// shown, so the subject carries it; see Gateway.subject). Errors:
+// clerk.ErrUserNotFound for a user Clerk does not know,
+// clerk.ErrNotConnected for a user without the provider,
+// *clerk.UnavailableError when Clerk or the broker cannot be asked,
+// *clerk.InvalidTokenError when the broker refuses the access token.
 type people interface {
-	User(ctx context.Context, userID string) (clerk.User, error)
-	Memberships(ctx context.Context, userID string) ([]clerk.Membership, error)
-	OAuthToken(ctx context.Context, userID, provider string) (clerk.OAuthToken, error)
+	UserOf(ctx context.Context, s clerk.Subject) (clerk.User, error)
+	MembershipsOf(ctx context.Context, s clerk.Subject) ([]clerk.Membership, error)
+	OAuthTokenOf(ctx context.Context, s clerk.Subject, provider string) (clerk.OAuthToken, error)
+}
+
+// subject is whom the request's people lookups are about: its verified
+// user and, with a broker, the access token and audiences it was verified
+// with, which the broker verifies again.
+func (g *Gateway) subject(ri *requestInfo) clerk.Subject {
+	return clerk.Subject{UserID: ri.userID, AccessToken: ri.accessToken, Audiences: ri.audiences}
+}
+
+// refuseLookup answers a failed people lookup: 401 when the broker refused
+// the access token (as verification would have), else 503 with
+// Retry-After. what is the log message.
+func (g *Gateway) refuseLookup(w http.ResponseWriter, r *http.Request, err error, what string) {
+	var invalid *clerk.InvalidTokenError
+	if errors.As(err, &invalid) {
+		g.refuseUnverified(w, r, err)
+		return
+	}
+	g.refuseUnavailable(w, r, err, what)
 }
 
 // Identity lookups, the label values of mcpgate_gateway_identity_lookups_total.
@@ -52,14 +74,15 @@ func (g *Gateway) identify(next http.Handler) http.Handler {
 		ri := infoFrom(r.Context())
 		facts := &access.Facts{UserID: ri.userID}
 		known := true
+		subject := g.subject(ri)
 		if needs.User {
-			u, err := g.people.User(r.Context(), ri.userID)
+			u, err := g.people.UserOf(r.Context(), subject)
 			g.countLookup(lookupUser, err)
 			switch {
 			case errors.Is(err, clerk.ErrUserNotFound):
 				known = false
 			case err != nil:
-				g.refuseUnavailable(w, r, err, "Could not look up a user")
+				g.refuseLookup(w, r, err, "Could not look up a user")
 				return
 			default:
 				facts.User = &u
@@ -68,7 +91,7 @@ func (g *Gateway) identify(next http.Handler) http.Handler {
 		// NOTE: a user Clerk does not know has no memberships; not asking
 		// saves a call for every request of a deleted user.
 		if needs.Memberships && known {
-			ms, err := g.people.Memberships(r.Context(), ri.userID)
+			ms, err := g.people.MembershipsOf(r.Context(), subject)
 			g.countLookup(lookupMemberships, err)
 			switch {
 			case errors.Is(err, clerk.ErrUserNotFound):
@@ -78,7 +101,7 @@ func (g *Gateway) identify(next http.Handler) http.Handler {
 				g.log.LogAttrs(r.Context(), slog.LevelWarn, "Judging a user without their organization memberships: too many to list",
 					slog.String("request_id", ri.id), slog.String("user_id", ri.userID))
 			case err != nil:
-				g.refuseUnavailable(w, r, err, "Could not look up a user's organization memberships")
+				g.refuseLookup(w, r, err, "Could not look up a user's organization memberships")
 				return
 			default:
 				facts.Memberships = ms

@@ -102,7 +102,9 @@ func isToken68(s string) bool {
 
 // verifyToken asks the Clerk verifier about the token: an invalid token is
 // a 401 with error="invalid_token"; Clerk being unreachable is a 503 with
-// Retry-After, never a pass. The token is forgotten once verified.
+// Retry-After, never a pass. The token is forgotten once verified, unless
+// people lookups go to the broker, which must be shown it: the request then
+// keeps it (and the audiences it was verified for) until it is done.
 //
 // A JWT with aud must name this resource: the configured public URL or,
 // without one, the URL the client used (see publicEndpoint), as clients
@@ -114,13 +116,17 @@ func (g *Gateway) verifyToken(next http.Handler) http.Handler {
 		token := ri.token
 		ri.token = ""
 		start := time.Now()
-		id, err := g.verifier.Verify(r.Context(), token, clerk.WithAudience(g.resource(r)))
+		resource := g.resource(r)
+		id, err := g.verifier.Verify(r.Context(), token, clerk.WithAudience(resource))
 		g.metrics.verification.WithLabelValues(string(clerk.FormatOf(token))).Observe(time.Since(start).Seconds())
 		if err != nil {
 			g.refuseUnverified(w, r, err)
 			return
 		}
 		ri.identity, ri.userID, ri.clientID = &id, id.UserID, id.ClientID
+		if g.broker != nil && g.people != nil {
+			ri.accessToken, ri.audiences = token, []string{resource}
+		}
 		next.ServeHTTP(w, r)
 	})
 }

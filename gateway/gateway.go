@@ -11,6 +11,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -140,6 +141,10 @@ type Gateway struct {
 	// to know about a caller (nil when they need nothing).
 	policy *access.Policy
 	people people
+	// broker, when set, answers in place of the Backend API: the verifier's
+	// opaque lookups and people's misses go to it, with the caller's
+	// access token, which requests then keep until their lookups are done.
+	broker *brokerPeople
 	// creds are what the gateway adds for the upstream's own
 	// authentication; nil when nothing.
 	creds *upstreamCredentials
@@ -217,34 +222,50 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		base = http.DefaultTransport
 	}
 	hc.Transport = clerkCallCounter{base: base, calls: g.metrics.clerkCalls}
+	if cfg.Broker != nil {
+		if g.broker, err = newBrokerPeople(*cfg.Broker, g.metrics.brokerCalls); err != nil {
+			return nil, err
+		}
+	}
+	needPeople := g.policy.Needs().Any() || g.creds != nil && g.creds.user != nil
+	if needPeople && cfg.Clerk.SecretKeyFile == "" && g.broker == nil {
+		return nil, errors.New("access rules that need Clerk's facts about users, and upstream.credentials.userOAuthToken, " +
+			"need clerk.secretKeyFile or broker: without either the gateway can verify JWTs only")
+	}
 	// No Audiences: each request names the resource it was sent to.
 	verifierOpts := clerk.VerifierOptions{
 		Issuer:        cfg.Clerk.Issuer,
 		BackendAPIURL: cfg.Clerk.APIURL,
-		SecretKey:     clerk.SecretKeyFromFile(cfg.Clerk.SecretKeyFile),
 		HTTPClient:    &hc,
 		Now:           opts.Now,
+	}
+	switch {
+	case g.broker != nil:
+		verifierOpts.Introspect = g.broker.introspect
+	case cfg.Clerk.SecretKeyFile != "":
+		verifierOpts.SecretKey = clerk.SecretKeyFromFile(cfg.Clerk.SecretKeyFile)
 	}
 	if g.verifier, err = clerk.NewVerifier(verifierOpts); err != nil {
 		return nil, fmt.Errorf("create token verifier: %w", err)
 	}
 	g.asMetadata = newMetadataCache(cfg.Clerk.Issuer, &hc, opts.Now, opts.MetadataCacheTTL, g.log)
-	if g.policy.Needs().Any() || g.creds != nil && g.creds.user != nil {
+	if needPeople {
 		// The same counted client as the verifier's, so that lookups show
-		// in mcpgate_gateway_clerk_calls_total. Without an access block
+		// in mcpgate_gateway_clerk_calls_total (through a broker, in
+		// mcpgate_gateway_broker_calls_total). Without an access block
 		// (only a user token to look up) the directory's default TTL
 		// applies; tokens with an expiry are kept until shortly before it.
 		var ttl time.Duration
 		if cfg.Access != nil {
 			ttl = time.Duration(cfg.Access.CacheTTLSeconds) * time.Second
 		}
-		dir, err := clerk.NewDirectory(clerk.DirectoryOptions{
-			BackendAPIURL: cfg.Clerk.APIURL,
-			SecretKey:     verifierOpts.SecretKey,
-			HTTPClient:    &hc,
-			Now:           opts.Now,
-			TTL:           ttl,
-		})
+		dirOpts := clerk.DirectoryOptions{HTTPClient: &hc, Now: opts.Now, TTL: ttl}
+		if g.broker != nil {
+			dirOpts.Source = g.broker
+		} else {
+			dirOpts.BackendAPIURL, dirOpts.SecretKey = cfg.Clerk.APIURL, verifierOpts.SecretKey
+		}
+		dir, err := clerk.NewDirectory(dirOpts)
 		if err != nil {
 			return nil, fmt.Errorf("create clerk directory: %w", err)
 		}

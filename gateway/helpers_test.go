@@ -25,6 +25,7 @@ import (
 
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/mcpgate/mcpgate/broker/brokertest"
 	"github.com/mcpgate/mcpgate/clerk"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
@@ -83,7 +84,8 @@ type gwEnv struct {
 	gw       *gateway.Gateway
 	srv      *httptest.Server // the gateway's traffic handler
 	health   *httptest.Server // its health handler
-	keyFile  string
+	keyFile  string           // empty with a broker
+	broker   *brokertest.Broker
 	logs     *syncbuf.Buffer
 	metaPath string // the resource metadata path of cfg.Path
 }
@@ -93,6 +95,9 @@ type envSettings struct {
 	clerk *clerktest.Server
 	cfg   func(*config.Config)
 	opts  gateway.Options
+	// broker puts a key broker for the env's emulator between the gateway
+	// and the Backend API; the gateway then has no secret key file.
+	broker bool
 }
 
 type envOption func(*envSettings)
@@ -104,6 +109,10 @@ func withConfig(f func(*config.Config)) envOption { return func(s *envSettings) 
 
 func withOptions(f func(*gateway.Options)) envOption { return func(s *envSettings) { f(&s.opts) } }
 
+// withBroker serves a key broker for the env's emulator (gwEnv.broker) and
+// configures the gateway to ask it instead of holding the secret key.
+func withBroker() envOption { return func(s *envSettings) { s.broker = true } }
+
 // newEnv starts an upstream and a gateway for one test.
 func newEnv(t testing.TB, options ...envOption) *gwEnv {
 	t.Helper()
@@ -112,8 +121,12 @@ func newEnv(t testing.TB, options ...envOption) *gwEnv {
 		o(&s)
 	}
 	e := &gwEnv{clerk: s.clerk, up: newRecordingUpstream(t), logs: &syncbuf.Buffer{}}
-	e.keyFile = filepath.Join(t.TempDir(), "secret-key")
-	writeKeyFile(t, e.keyFile, s.clerk.SecretKey())
+	if s.broker {
+		e.broker = brokertest.Start(t, s.clerk)
+	} else {
+		e.keyFile = filepath.Join(t.TempDir(), "secret-key")
+		writeKeyFile(t, e.keyFile, s.clerk.SecretKey())
+	}
 	e.cfg = config.Config{
 		APIVersion:   config.APIVersion,
 		Kind:         config.Kind,
@@ -125,6 +138,9 @@ func newEnv(t testing.TB, options ...envOption) *gwEnv {
 		Scopes:       baseScopes,
 		ToolScopes:   toolScopes,
 		Clerk:        config.Clerk{Issuer: s.clerk.FrontendAPIURL(), APIURL: s.clerk.BackendAPIURL(), SecretKeyFile: e.keyFile},
+	}
+	if e.broker != nil {
+		e.cfg.Broker = &config.Broker{URL: e.broker.URL, CAFile: e.broker.CAFile, TokenFile: e.broker.TokenFile}
 	}
 	if s.cfg != nil {
 		s.cfg(&e.cfg)

@@ -28,8 +28,14 @@ type requestInfo struct {
 	auth string
 	// token is the bearer token between extraction and verification, and
 	// empty afterwards. It is never logged.
-	token    string
-	identity *clerk.Identity
+	token string
+	// accessToken and audiences are the verified token and the resource it
+	// was verified for, kept only when people lookups go to the broker,
+	// which verifies the token again and answers about its subject alone.
+	// Never logged.
+	accessToken string
+	audiences   []string
+	identity    *clerk.Identity
 	// rpc is the request's body as parseRequest understood it; nil for a
 	// request without a body (GET, DELETE) or before parseRequest ran.
 	rpc *rpcRequest

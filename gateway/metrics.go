@@ -60,6 +60,10 @@ type metrics struct {
 	upstream     prometheus.Histogram
 	openStreams  prometheus.Gauge
 	clerkCalls   *prometheus.CounterVec
+	// brokerCalls counts the calls to the Clerk key broker, which answers
+	// in place of the Backend API when the gateway has one; its series
+	// exist only then.
+	brokerCalls *prometheus.CounterVec
 	// identityLookups counts the gateway's questions about users; the
 	// Backend API calls among them are in clerkCalls, the rest were
 	// answered from the directory's cache.
@@ -98,6 +102,10 @@ func newMetrics() *metrics {
 			Name: "mcpgate_gateway_clerk_calls_total",
 			Help: "HTTP calls to Clerk (Backend API and Frontend API metadata), by outcome.",
 		}, []string{"outcome"}),
+		brokerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_gateway_broker_calls_total",
+			Help: "Calls to the Clerk key broker in place of the Backend API, by endpoint (verify, user, memberships, oauth_token) and outcome (ok, invalid_token, user_not_found, not_connected, too_many_memberships, refused, unavailable).",
+		}, []string{"endpoint", "outcome"}),
 		identityLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpgate_gateway_identity_lookups_total",
 			Help: "Lookups of what access rules need to know about a caller, by kind (user, memberships) and result (found, not_found, unavailable); cached answers included.",
@@ -107,7 +115,7 @@ func newMetrics() *metrics {
 			Help: "Lookups of callers' tokens at the upstream's OAuth provider, by result (found, not_connected, unavailable); cached answers included.",
 		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.identityLookups, m.userTokenLookups,
+	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.brokerCalls, m.identityLookups, m.userTokenLookups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series of the fixed label sets exists from the start, so a
 	// dashboard or an alert sees zeros rather than no data.

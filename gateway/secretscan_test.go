@@ -151,3 +151,97 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerPathNeverLeaks is TestCredentialsNeverLeak for a gateway that
+// asks the key broker: through opaque and JWT access tokens, a user token
+// found and not connected, an unknown token, the broker down and refusing
+// the gateway, nothing the gateway or the broker says (logs at debug level,
+// responses, /readyz, /metrics) holds an access token, a provider token,
+// the gateway's ServiceAccount token or the secret key.
+func TestBrokerPathNeverLeaks(t *testing.T) {
+	t.Parallel()
+	c, p := newPeople(t)
+	connect(t, c, p.alice, aliceGitHubToken)
+	const carolToken = "gho_carol3b7e1d9f5a"
+	connect(t, c, p.carol, carolToken)
+	clock := newManualClock()
+	e := newEnv(t, withClerk(c), withBroker(), withUserToken(t, github), withOptions(func(o *gateway.Options) { o.Now = clock.Now }))
+	tr := &transcript{base: http.DefaultTransport}
+	client := &http.Client{Transport: tr}
+	var accessTokens []string
+	mint := func(user, format string) string {
+		tok := e.token(t, clerktest.TokenRequest{Subject: user, Scopes: baseScopes, Format: format})
+		accessTokens = append(accessTokens, tok)
+		return tok
+	}
+	send := func(token, target string) int {
+		t.Helper()
+		req := newRequest(t, http.MethodPost, target, toolCall("search"))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	unknown := "oat_" + strings.Repeat("7", 32)
+	accessTokens = append(accessTokens, unknown)
+	steps := []struct {
+		name   string
+		before func()
+		token  string
+		status int
+	}{
+		{name: "alice, opaque", token: mint(p.alice, clerktest.FormatOpaque), status: http.StatusOK},
+		{name: "carol, JWT", token: mint(p.carol, clerktest.FormatJWT), status: http.StatusOK},
+		{name: "bob, not connected", token: mint(p.bob, clerktest.FormatOpaque), status: http.StatusOK},
+		{name: "unknown token", token: unknown, status: http.StatusUnauthorized},
+		{name: "broker down", before: e.broker.Stop, token: mint(p.alice, clerktest.FormatOpaque), status: http.StatusServiceUnavailable},
+		{name: "broker back", before: func() { e.broker.Restart(); clock.Step(time.Minute) }, token: mint(p.carol, clerktest.FormatOpaque), status: http.StatusOK},
+		{name: "broker refuses", before: func() { e.broker.Resolver.Set(e.broker.Caller, nil) }, token: mint(p.alice, clerktest.FormatOpaque), status: http.StatusServiceUnavailable},
+	}
+	for _, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		if got := send(s.token, e.mcpURL()); got != s.status {
+			t.Errorf("%s: status %d, want %d", s.name, got, s.status)
+		}
+		send("", e.health.URL+"/readyz")
+		req := newRequest(t, http.MethodGet, e.health.URL+"/metrics", "")
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	}
+	saToken, err := os.ReadFile(e.broker.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := map[string]string{"gateway log": e.logs.String(), "broker log": e.broker.Logs(), "responses": tr.String()}
+	if !strings.Contains(said["gateway log"], "Served request") || !strings.Contains(said["responses"], "mcpgate_gateway_broker_calls_total") ||
+		!strings.Contains(said["broker log"], "Refused broker request") {
+		t.Fatal("the transcript is missing what it should hold")
+	}
+	secrets := append([]string{aliceGitHubToken, carolToken, c.SecretKey(), strings.TrimSpace(string(saToken))}, accessTokens...)
+	for where, text := range said {
+		for _, s := range secrets {
+			if i := strings.Index(text, s); i >= 0 {
+				t.Errorf("the %s holds the secret %.8s…: %q", where, s, text[max(0, i-200):min(len(text), i+len(s)+40)])
+			}
+		}
+	}
+	var upstream strings.Builder
+	for _, r := range e.up.requests() {
+		upstream.WriteString(r.Header.Get("Authorization") + "\n")
+	}
+	for _, s := range []string{aliceGitHubToken, carolToken} {
+		if !strings.Contains(upstream.String(), s) {
+			t.Errorf("the upstream never got %.8s…; the scan proves nothing for it", s)
+		}
+	}
+}

@@ -40,7 +40,7 @@ const (
 // Retry-After. The token is never logged or put in an error.
 func (g *Gateway) userToken(w http.ResponseWriter, r *http.Request, u *config.UserOAuthToken) (string, bool) {
 	ri := infoFrom(r.Context())
-	tok, err := g.people.OAuthToken(r.Context(), ri.userID, u.Provider)
+	tok, err := g.people.OAuthTokenOf(r.Context(), g.subject(ri), u.Provider)
 	switch {
 	case errors.Is(err, clerk.ErrNotConnected) || errors.Is(err, clerk.ErrUserNotFound) || err == nil && tok.Token == "":
 		// A user Clerk does not know (deleted, with a token still valid)
@@ -50,7 +50,7 @@ func (g *Gateway) userToken(w http.ResponseWriter, r *http.Request, u *config.Us
 		return "", false
 	case err != nil:
 		g.metrics.userTokenLookups.WithLabelValues(tokenUnavailable).Inc()
-		g.refuseUnavailable(w, r, err, "Could not look up a user's OAuth token")
+		g.refuseLookup(w, r, err, "Could not look up a user's OAuth token")
 		return "", false
 	case !isHeaderValue(tok.Token):
 		g.metrics.userTokenLookups.WithLabelValues(tokenUnavailable).Inc()
