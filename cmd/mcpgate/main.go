@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/mcpgate/mcpgate/internal/cmdutil"
 	"github.com/mcpgate/mcpgate/internal/version"
 )
 
@@ -17,6 +18,7 @@ Usage:
 Commands:
   manager   run the operator (controller manager)
   gateway   run the gateway of one McpServer (the data plane)
+  broker    run the Clerk key broker (holds the secret keys gateways may not)
   version   print version information
 
 Run 'mcpgate <command> -h' for the flags of a command.
@@ -36,6 +38,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runManager(args[1:], stderr)
 	case "gateway":
 		return runGateway(args[1:], stderr)
+	case "broker":
+		ctx, stop := cmdutil.SignalContext(nil)
+		defer stop()
+		return runBroker(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.Get())
 		return 0
