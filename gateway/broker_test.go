@@ -302,6 +302,11 @@ func TestBroker_outage(t *testing.T) {
 	expectStatus(t, e, "JWT, broker up", jwt, http.StatusOK)
 
 	e.broker.Stop()
+	// Readiness needs the key set only: neither a key nor the broker.
+	calls := e.broker.TotalCalls()
+	if resp, body := do(t, newRequest(t, http.MethodGet, e.health.URL+"/readyz", "")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz with the broker down: %d %q, want 200", resp.StatusCode, body)
+	}
 	expectStatus(t, e, "cached opaque token, broker down", cachedOpaque, http.StatusOK)
 	expectStatus(t, e, "JWT with cached facts, broker down", jwt, http.StatusOK)
 	expectStatus(t, e, "new opaque token, broker down", newOpaque, http.StatusServiceUnavailable)
@@ -312,6 +317,9 @@ func TestBroker_outage(t *testing.T) {
 		t.Error("broker_calls_total{verify,unavailable} = 0 after failed calls")
 	}
 
+	if n := e.broker.TotalCalls(); n != calls {
+		t.Errorf("the broker, down, got %d calls", n-calls)
+	}
 	e.broker.Restart()
 	clock.Step(time.Minute) // past any back-off
 	expectStatus(t, e, "new opaque token, broker back", newOpaque, http.StatusOK)
