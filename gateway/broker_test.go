@@ -3,10 +3,12 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,4 +372,54 @@ func TestBroker_caRotation(t *testing.T) {
 	if n := e.broker.Calls(broker.PathVerify); n != 2 {
 		t.Errorf("the broker answered %d verifications, want 2", n)
 	}
+}
+
+// TestBroker_restartUnderLoad restarts the broker while clients keep
+// sending new opaque tokens: each request is either served or refused with
+// 503 and Retry-After (never a pass, never another status), and once the
+// broker is back every request is served again, without a gateway restart.
+func TestBroker_restartUnderLoad(t *testing.T) {
+	t.Parallel()
+	c := clerktest.NewServer()
+	t.Cleanup(c.Close)
+	clock := newManualClock()
+	e := newEnv(t, withClerk(c), withBroker(), withOptions(func(o *gateway.Options) { o.Now = clock.Now }))
+	const workers, perWorker = 4, 30
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range perWorker {
+				tok := e.token(t, clerktest.TokenRequest{Scopes: baseScopes, Format: clerktest.FormatOpaque})
+				resp, _ := send(t, e, tok)
+				if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+					t.Error("503 without Retry-After")
+				}
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				mu.Unlock()
+			}
+		})
+	}
+	for range 3 {
+		time.Sleep(20 * time.Millisecond)
+		e.broker.Stop()
+		time.Sleep(20 * time.Millisecond)
+		e.broker.Restart()
+	}
+	wg.Wait()
+	served := statuses[http.StatusOK]
+	if served+statuses[http.StatusServiceUnavailable] != workers*perWorker {
+		t.Errorf("statuses %v: only 200 and 503 may answer", statuses)
+	}
+	if got := len(e.up.requests()); got != served {
+		t.Errorf("the upstream got %d requests, %d were served", got, served)
+	}
+	clock.Step(time.Minute) // past any back-off
+	for i := range 5 {
+		tok := e.token(t, clerktest.TokenRequest{Scopes: baseScopes, Format: clerktest.FormatOpaque})
+		expectStatus(t, e, fmt.Sprintf("request %d after the restarts", i), tok, http.StatusOK)
+	}
+	t.Logf("statuses during the restarts: %v", statuses)
 }
