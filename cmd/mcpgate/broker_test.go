@@ -186,7 +186,7 @@ func TestBrokerCommand(t *testing.T) {
 		}
 	})
 
-	clientOf := func(t *testing.T, c broker.Caller, audiences ...string) *broker.Client {
+	clientOf := func(t *testing.T, listen string, c broker.Caller, audiences ...string) *broker.Client {
 		t.Helper()
 		tr, err := clientset.CoreV1().ServiceAccounts(c.Namespace).CreateToken(ctx, c.Name, &authnv1.TokenRequest{
 			Spec: authnv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: ptr.To[int64](600)},
@@ -198,7 +198,7 @@ func TestBrokerCommand(t *testing.T) {
 		if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cl, err := broker.NewClient(broker.ClientOptions{URL: "https://" + addrs.Listen, TokenFile: tokenFile, CAFile: caFile})
+		cl, err := broker.NewClient(broker.ClientOptions{URL: "https://" + listen, TokenFile: tokenFile, CAFile: caFile})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +246,7 @@ func TestBrokerCommand(t *testing.T) {
 		default:
 			auds = []string{tc.audience}
 		}
-		cl := clientOf(t, tc.caller, auds...)
+		cl := clientOf(t, addrs.Listen, tc.caller, auds...)
 		tok := mint(t, tc.em, tc.format)
 		tokens = append(tokens, tok)
 		t.Run(name, func(t *testing.T) {
@@ -269,6 +269,42 @@ func TestBrokerCommand(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("without its RBAC: never ready, fails closed", func(t *testing.T) {
+		u, err := cluster.Env.AddUser(envtest.User{Name: "nobody"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := u.KubeConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubeconfig := filepath.Join(t.TempDir(), "nobody.kubeconfig")
+		if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nb := testenv.RunInProcess(t, "broker without rbac", runBroker,
+			"--listen=127.0.0.1:0", "--health-listen=127.0.0.1:0",
+			"--tls-cert-file="+certFile, "--tls-key-file="+keyFile, "--kubeconfig="+kubeconfig,
+			"--cluster-resource-namespace="+operatorNS, "--clerk-api-url="+backend.URL+"/v1", "--clerk-probe-interval=200ms")
+		var nbAddrs brokerStartLine
+		nb.JSONLine(t, &nbAddrs)
+		for range 10 {
+			if status, body := httpGet(t, "http://"+nbAddrs.Health+"/readyz"); status != http.StatusServiceUnavailable || !strings.Contains(body, "cache not synced") {
+				t.Fatalf("/readyz = %d %s; want 503, cache not synced", status, body)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		cl := clientOf(t, nbAddrs.Listen, gwA, config.BrokerAudience)
+		_, err = cl.Verify(ctx, broker.AccessToken{Token: mint(t, emA, clerktest.FormatJWT)})
+		var unavailable *clerk.UnavailableError
+		if !errors.As(err, &unavailable) || errors.Is(err, broker.ErrRefused) {
+			t.Errorf("Verify error %v, want clerk unavailable (503), not a refusal", err)
+		}
+		if code := nb.Stop(t); code != 0 {
+			t.Errorf("exit code %d after SIGTERM, want 0", code)
+		}
+	})
 
 	status, metrics := httpGet(t, health+"/metrics")
 	if status != http.StatusOK {
