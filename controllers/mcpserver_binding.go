@@ -44,7 +44,10 @@ type clerkBinding struct {
 	secretRef       mcpv1.SecretKeyReference
 	// gatewaySecret is what the gateway mounts, in the McpServer's
 	// namespace: the source itself, or the copy of a ClusterClerkInstance's.
+	// Unused with the broker, which reads the source.
 	gatewaySecret mcpv1.SecretKeyReference
+	// brokered: the broker holds the key, and nothing is copied.
+	brokered bool
 }
 
 // describe names where the binding comes from, for messages.
@@ -56,8 +59,10 @@ func (b clerkBinding) describe() string {
 }
 
 // copiesSecret tells whether the gateway gets a copy of the secret key
-// rather than the source.
-func (b clerkBinding) copiesSecret() bool { return b.kind == mcpv1.KindClusterClerkInstance }
+// rather than the source: a ClusterClerkInstance's key, without the broker.
+func (b clerkBinding) copiesSecret() bool {
+	return b.kind == mcpv1.KindClusterClerkInstance && !b.brokered
+}
 
 // copiedSecretName is the Secret that holds mcp's copy of a
 // ClusterClerkInstance's secret key.
@@ -120,6 +125,7 @@ func (r *McpServerReconciler) resolveClerk(ctx context.Context, mcp *mcpv1.McpSe
 			secretNamespace: mcp.Namespace,
 			secretRef:       spec.SecretKeyRef,
 			gatewaySecret:   spec.SecretKeyRef,
+			brokered:        r.Options.brokered(),
 		}
 		return nil
 	}
@@ -153,9 +159,12 @@ func (r *McpServerReconciler) resolveClerk(ctx context.Context, mcp *mcpv1.McpSe
 		secretNamespace: mcp.Namespace,
 		secretRef:       is.SecretKeyRef,
 		gatewaySecret:   is.SecretKeyRef,
+		brokered:        r.Options.brokered(),
+	}
+	if kind == mcpv1.KindClusterClerkInstance {
+		b.secretNamespace = r.Options.ClusterResourceNamespace
 	}
 	if b.copiesSecret() {
-		b.secretNamespace = r.Options.ClusterResourceNamespace
 		b.gatewaySecret = mcpv1.SecretKeyReference{Name: copiedSecretName(mcp), Key: secretFileName}
 	}
 	st.clerk = b
@@ -163,7 +172,8 @@ func (r *McpServerReconciler) resolveClerk(ctx context.Context, mcp *mcpv1.McpSe
 }
 
 // reconcileSecret checks that the Clerk Secret and its key exist and, for a
-// ClusterClerkInstance, keeps the McpServer's copy of it current. A missing
+// ClusterClerkInstance without the broker, keeps the McpServer's copy of it
+// current (with the broker, removeKeyCopies has deleted any copy). A missing
 // one blocks Ready (reason SecretNotFound) but not the other steps: the
 // gateway pods wait for the Secret and start as soon as it appears.
 func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {

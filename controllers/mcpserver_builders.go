@@ -171,6 +171,11 @@ func buildGatewayConfig(mcp *mcpv1.McpServer, opts Options, issuer, upstream str
 			SecretKeyFile: secretDir + "/" + secretFileName,
 		},
 	}
+	if opts.brokered() {
+		// The broker holds the key; the gateway asks it instead.
+		cfg.Clerk.SecretKeyFile = ""
+		cfg.Broker = brokerConfig(opts)
+	}
 	if ep.public {
 		cfg.PublicURL = ep.url
 	}
@@ -257,17 +262,25 @@ func accessMode(mcp *mcpv1.McpServer) mcpv1.AccessMode {
 }
 
 // configHash fingerprints the gateway configuration for the pod template.
+// It covers config.json only: the broker's CA bundle beside it changes with
+// each CA rotation, and the gateway re-reads that file (which the kubelet
+// updates in place), so a rotation rolls no pod.
 func configHash(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:16])
 }
 
-// buildConfigMap holds the encoded gateway configuration.
-func buildConfigMap(mcp *mcpv1.McpServer, data []byte) *corev1ac.ConfigMapApplyConfiguration {
+// buildConfigMap holds the encoded gateway configuration and, with the
+// broker, its CA bundle (brokerCA; left out while there is none).
+func buildConfigMap(mcp *mcpv1.McpServer, data []byte, brokerCA string) *corev1ac.ConfigMapApplyConfiguration {
+	files := map[string]string{config.FileName: string(data)}
+	if brokerCA != "" {
+		files[config.BrokerCAKey] = brokerCA
+	}
 	return corev1ac.ConfigMap(gatewayName(mcp), mcp.Namespace).
 		WithLabels(objectLabels(mcp)).
 		WithOwnerReferences(ownerReference(mcp)).
-		WithData(map[string]string{config.FileName: string(data)})
+		WithData(files)
 }
 
 // pullSecrets refers to the named image pull Secrets.
@@ -279,11 +292,14 @@ func pullSecrets(names []string) []*corev1ac.LocalObjectReferenceApplyConfigurat
 	return refs
 }
 
-// buildDeployment runs the gateway of mcp. The Clerk secret key reaches it
-// only as a file from the Secret volume (ref, in mcp's namespace), and the
-// upstream credential headers' values as files from a projected volume of
-// their Secrets; the kubelet refreshes both when a Secret is rotated, so
-// the pod template, and the pods, stay as they are.
+// buildDeployment runs the gateway of mcp. Without the broker, the Clerk
+// secret key reaches it only as a file from the Secret volume (ref, in mcp's
+// namespace); with it, the gateway holds no key and runs as its own
+// ServiceAccount, with that account's broker-audience token projected. The
+// upstream credential headers' values arrive as files from a projected
+// volume of their Secrets. The kubelet refreshes all of these in place when
+// a Secret or token is rotated, so the pod template, and the pods, stay as
+// they are.
 func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.SecretKeyReference) *appsv1ac.DeploymentApplyConfiguration {
 	replicas := int32(1)
 	if r := mcp.Spec.Gateway.Replicas; r != nil {
@@ -306,11 +322,13 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 			WithReadOnlyRootFilesystem(true).
 			WithRunAsNonRoot(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))).
-		WithVolumeMounts(
-			corev1ac.VolumeMount().WithName(configVolume).WithMountPath(configDir).WithReadOnly(true),
-			corev1ac.VolumeMount().WithName(secretVolume).WithMountPath(secretDir).WithReadOnly(true),
-			corev1ac.VolumeMount().WithName(tmpVolume).WithMountPath("/tmp"),
-		)
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(configVolume).WithMountPath(configDir).WithReadOnly(true))
+	if opts.brokered() {
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(brokerTokenVolume).WithMountPath(brokerTokenDir).WithReadOnly(true))
+	} else {
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(secretVolume).WithMountPath(secretDir).WithReadOnly(true))
+	}
+	container.WithVolumeMounts(corev1ac.VolumeMount().WithName(tmpVolume).WithMountPath("/tmp"))
 	credentials := credentialsVolumeSource(mcp.Spec.Upstream.Credentials)
 	if credentials != nil {
 		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(credentialsVolume).WithMountPath(credentialsDir).WithReadOnly(true))
@@ -323,25 +341,35 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 	}
 
 	pod := corev1ac.PodSpec().
-		WithAutomountServiceAccountToken(false). // the gateway never calls the Kubernetes API
+		// The gateway never calls the Kubernetes API; with the broker it
+		// gets only a token for the broker's audience.
+		WithAutomountServiceAccountToken(false).
 		WithEnableServiceLinks(false).
 		WithSecurityContext(corev1ac.PodSecurityContext().
 			WithRunAsNonRoot(true).
 			WithRunAsUser(gatewayUID).
 			WithRunAsGroup(gatewayUID).
-			// The secret file is readable by the gateway's group only.
+			// Mounted secret files are readable by the gateway's group only.
 			WithFSGroup(gatewayUID).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithContainers(container).
 		WithImagePullSecrets(pullSecrets(opts.GatewayImagePullSecrets)...).
-		WithVolumes(
-			corev1ac.Volume().WithName(configVolume).WithConfigMap(
-				corev1ac.ConfigMapVolumeSource().WithName(gatewayName(mcp)).WithDefaultMode(0o444)),
-			corev1ac.Volume().WithName(secretVolume).WithSecret(
-				corev1ac.SecretVolumeSource().WithSecretName(ref.Name).WithDefaultMode(0o440).
-					WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(secretFileName))),
-			corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
-		)
+		WithVolumes(corev1ac.Volume().WithName(configVolume).WithConfigMap(
+			corev1ac.ConfigMapVolumeSource().WithName(gatewayName(mcp)).WithDefaultMode(0o444)))
+	if opts.brokered() {
+		pod.WithServiceAccountName(gatewayName(mcp)).
+			WithVolumes(corev1ac.Volume().WithName(brokerTokenVolume).WithProjected(
+				corev1ac.ProjectedVolumeSource().WithSources(corev1ac.VolumeProjection().WithServiceAccountToken(
+					corev1ac.ServiceAccountTokenProjection().
+						WithAudience(config.BrokerAudience).
+						WithExpirationSeconds(brokerTokenExpiration).
+						WithPath(brokerTokenFile)))))
+	} else {
+		pod.WithVolumes(corev1ac.Volume().WithName(secretVolume).WithSecret(
+			corev1ac.SecretVolumeSource().WithSecretName(ref.Name).WithDefaultMode(0o440).
+				WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(secretFileName))))
+	}
+	pod.WithVolumes(corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()))
 	if credentials != nil {
 		pod.WithVolumes(corev1ac.Volume().WithName(credentialsVolume).WithProjected(credentials))
 	}

@@ -58,7 +58,23 @@ type Options struct {
 	// name: the operator's own namespace, which service teams need no
 	// access to. Empty leaves ClusterClerkInstances without a secret key.
 	ClusterResourceNamespace string
+	// BrokerURL is the Clerk key broker's base URL. Set, gateways hold no
+	// Clerk secret key: each runs as a ServiceAccount of its own, reaches the
+	// broker with a projected token of it, and trusts the CA bundle of
+	// BrokerTLSSecret; ClusterClerkInstance keys are no longer copied into
+	// team namespaces. Empty keeps the keys in the gateways, for setups
+	// without a broker.
+	BrokerURL string
+	// BrokerTLSSecret names the broker's TLS Secret in
+	// ClusterResourceNamespace, which BrokerTLSReconciler keeps.
+	BrokerTLSSecret string
 }
+
+// DefaultBrokerTLSSecret is BrokerTLSSecret's usual name.
+const DefaultBrokerTLSSecret = "mcpgate-broker-tls"
+
+// brokered tells whether gateways reach Clerk's Backend API through the broker.
+func (o Options) brokered() bool { return o.BrokerURL != "" }
 
 // withDefaults fills in the unset options.
 func (o Options) withDefaults() Options {
@@ -76,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ClerkHTTPClient == nil {
 		o.ClerkHTTPClient = clerk.NewHTTPClient()
+	}
+	if o.BrokerTLSSecret == "" {
+		o.BrokerTLSSecret = DefaultBrokerTLSSecret
 	}
 	return o
 }
@@ -95,6 +114,8 @@ type McpServerReconciler struct {
 	// httpRoutes is whether the cluster serves the Gateway API's HTTPRoute,
 	// found by SetupWithManager.
 	httpRoutes bool
+	// brokerCA is the broker's CA bundle last read, with the broker.
+	brokerCA brokerCAMemo
 }
 
 // reconcileState carries what one step learns to the steps after it.
@@ -104,6 +125,9 @@ type reconcileState struct {
 	issuer      string
 	upstreamURL string
 	configHash  string
+	// brokerCA is the broker's CA bundle for the gateway's ConfigMap, with
+	// the broker.
+	brokerCA string
 	// blocked, when set, is why the McpServer cannot be Ready whatever the
 	// Deployment does: a Ready=False reason and its message.
 	blocked *blocker
@@ -175,10 +199,12 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}()
 
 	steps := []func(context.Context, *mcpv1.McpServer, *reconcileState) error{
+		r.removeKeyCopies,
 		r.resolveClerk,
 		r.reconcileSecret,
 		r.reconcileCredentials,
 		r.reconcileConfig,
+		r.reconcileServiceAccount,
 		r.reconcileDeployment,
 		r.reconcileService,
 		r.reconcileIsolation,
@@ -202,9 +228,10 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 // reconcileConfig resolves the issuer and the upstream URL and applies the
-// gateway's ConfigMap. A spec it cannot act on ends the reconcile with
-// Ready=False: InvalidSpec (terminal) or UpstreamPortNotFound (waits for the
-// upstream Service to change).
+// gateway's ConfigMap, with the broker's CA bundle when there is a broker. A
+// spec it cannot act on ends the reconcile with Ready=False: InvalidSpec
+// (terminal) or UpstreamPortNotFound (waits for the upstream Service to
+// change). A bundle not there yet blocks Ready with Progressing.
 func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
 	issuer, err := resolveIssuer(st.clerk.publishableKey, st.clerk.issuer, st.clerk.field)
 	if err != nil {
@@ -237,7 +264,19 @@ func (r *McpServerReconciler) reconcileConfig(ctx context.Context, mcp *mcpv1.Mc
 		return reconcile.TerminalError(err)
 	}
 	st.configHash = configHash(data)
-	if err := r.apply(ctx, buildConfigMap(mcp, data)); err != nil {
+	if r.Options.brokered() {
+		bundle, missing, err := r.brokerCABundle(ctx)
+		if err != nil {
+			return err
+		}
+		if missing != "" {
+			// The gateway fails closed until the bundle arrives; the
+			// watch on the broker's TLS Secret brings it.
+			st.block(mcpv1.ReasonProgressing, missing)
+		}
+		st.brokerCA = bundle
+	}
+	if err := r.apply(ctx, buildConfigMap(mcp, data, st.brokerCA)); err != nil {
 		return fmt.Errorf("apply configmap: %w", err)
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -70,7 +72,7 @@ func (r *McpServerReconciler) reconcileIsolation(ctx context.Context, mcp *mcpv1
 		return fmt.Errorf("apply upstream networkpolicy: %w", err)
 	}
 	if egressWanted {
-		if err := r.apply(ctx, buildGatewayEgressPolicy(mcp, svc.Spec.Selector, port)); err != nil {
+		if err := r.apply(ctx, buildGatewayEgressPolicy(mcp, svc.Spec.Selector, port, r.Options)); err != nil {
 			return fmt.Errorf("apply gateway egress networkpolicy: %w", err)
 		}
 	} else if err := r.deletePolicies(ctx, mcp, egressPolicyName(mcp)); err != nil {
@@ -125,30 +127,57 @@ func buildUpstreamPolicy(mcp *mcpv1.McpServer, upstreamSelector map[string]strin
 // buildGatewayEgressPolicy lets the gateway pods reach only the upstream's
 // pods on the upstream port, cluster DNS, and port 443 anywhere. Clerk is
 // outside the cluster at addresses no policy can name, so HTTPS is as close
-// as a NetworkPolicy gets.
-func buildGatewayEgressPolicy(mcp *mcpv1.McpServer, upstreamSelector map[string]string, port intstr.IntOrString) *networkingv1ac.NetworkPolicyApplyConfiguration {
+// as a NetworkPolicy gets. With the broker on another port, that port in
+// the operator's namespace is open too.
+func buildGatewayEgressPolicy(mcp *mcpv1.McpServer, upstreamSelector map[string]string, port intstr.IntOrString, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	dns := func(protocol corev1.Protocol) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
 		return networkingv1ac.NetworkPolicyPort().WithProtocol(protocol).WithPort(intstr.FromInt32(53))
+	}
+	spec := networkingv1ac.NetworkPolicySpec().
+		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(mcp))).
+		WithPolicyTypes(networkingv1.PolicyTypeEgress).
+		WithEgress(
+			networkingv1ac.NetworkPolicyEgressRule().
+				WithTo(networkingv1ac.NetworkPolicyPeer().
+					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(maps.Clone(upstreamSelector)))).
+				WithPorts(tcpPort(port)),
+			networkingv1ac.NetworkPolicyEgressRule().
+				WithTo(networkingv1ac.NetworkPolicyPeer().
+					WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": "kube-system"})).
+					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"k8s-app": "kube-dns"}))).
+				WithPorts(dns(corev1.ProtocolUDP), dns(corev1.ProtocolTCP)),
+			networkingv1ac.NetworkPolicyEgressRule().
+				WithPorts(tcpPort(intstr.FromInt32(443))),
+		)
+	if p, ok := brokerPort(opts); ok && p != 443 && opts.ClusterResourceNamespace != "" {
+		spec.WithEgress(networkingv1ac.NetworkPolicyEgressRule().
+			WithTo(networkingv1ac.NetworkPolicyPeer().
+				WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": opts.ClusterResourceNamespace}))).
+			WithPorts(tcpPort(intstr.FromInt32(p))))
 	}
 	return networkingv1ac.NetworkPolicy(egressPolicyName(mcp), mcp.Namespace).
 		WithLabels(objectLabels(mcp)).
 		WithOwnerReferences(ownerReference(mcp)).
-		WithSpec(networkingv1ac.NetworkPolicySpec().
-			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(mcp))).
-			WithPolicyTypes(networkingv1.PolicyTypeEgress).
-			WithEgress(
-				networkingv1ac.NetworkPolicyEgressRule().
-					WithTo(networkingv1ac.NetworkPolicyPeer().
-						WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(maps.Clone(upstreamSelector)))).
-					WithPorts(tcpPort(port)),
-				networkingv1ac.NetworkPolicyEgressRule().
-					WithTo(networkingv1ac.NetworkPolicyPeer().
-						WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": "kube-system"})).
-						WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"k8s-app": "kube-dns"}))).
-					WithPorts(dns(corev1.ProtocolUDP), dns(corev1.ProtocolTCP)),
-				networkingv1ac.NetworkPolicyEgressRule().
-					WithPorts(tcpPort(intstr.FromInt32(443))),
-			))
+		WithSpec(spec)
+}
+
+// brokerPort is the port of the broker's URL, when there is a broker.
+func brokerPort(opts Options) (int32, bool) {
+	if !opts.brokered() {
+		return 0, false
+	}
+	u, err := url.Parse(opts.BrokerURL)
+	if err != nil {
+		return 0, false
+	}
+	if u.Port() == "" {
+		return 443, true
+	}
+	p, err := strconv.ParseUint(u.Port(), 10, 16)
+	if err != nil {
+		return 0, false
+	}
+	return int32(p), true
 }
 
 func tcpPort(port intstr.IntOrString) *networkingv1ac.NetworkPolicyPortApplyConfiguration {

@@ -73,7 +73,7 @@ func TestBuildNetworkPolicies(t *testing.T) {
 		t.Errorf("upstream policy %s = %+v\nwant %+v", in.Name, in.Spec, want)
 	}
 
-	out := typed[networkingv1.NetworkPolicy](t, buildGatewayEgressPolicy(mcp, upstream, port))
+	out := typed[networkingv1.NetworkPolicy](t, buildGatewayEgressPolicy(mcp, upstream, port, testOptions))
 	assertOwnedBy(t, out.ObjectMeta, mcp)
 	if out.Name != "tools-gateway-egress" || !reflect.DeepEqual(out.Spec.PodSelector, gatewayPods) ||
 		!reflect.DeepEqual(out.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}) || len(out.Spec.Egress) != 3 {

@@ -50,7 +50,8 @@ const (
 //     operator's memory never holds a Clerk secret key (read values with an
 //     uncached client when they are needed);
 //   - the owned kinds other than Service are held only when mcpgate manages
-//     them, so the cache does not grow with every ConfigMap in the cluster
+//     them, so the cache does not grow with every ConfigMap (or
+//     ServiceAccount, with the broker) in the cluster
 //     (Services are also read as upstreams, so all are held);
 //   - managed fields are dropped from everything;
 //   - with namespaces given, only those are watched, so the manager needs
@@ -81,6 +82,7 @@ func CacheOptions(clusterResourceNamespace string, namespaces ...string) cache.O
 			&policyv1.PodDisruptionBudget{}:          {Label: managed},
 			&networkingv1.NetworkPolicy{}:            {Label: managed},
 			&autoscalingv2.HorizontalPodAutoscaler{}: {Label: managed},
+			&corev1.ServiceAccount{}:                 {Label: managed},
 		},
 	}
 }
@@ -126,13 +128,20 @@ func (r *McpServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.httpRoutes {
 		b = b.Owns(newHTTPRoute())
 	}
+	if r.Options.brokered() {
+		// Only with the broker, so that an operator without one needs no
+		// access to ServiceAccounts.
+		b = b.Owns(&corev1.ServiceAccount{}).
+			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.allMcpServers),
+				builder.WithPredicates(brokerBundleChanged(r.Options.ClusterResourceNamespace, r.Options.BrokerTLSSecret)))
+	}
 	return b.
 		Named("mcpserver").
 		For(&mcpv1.McpServer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
-		Owns(&corev1.Secret{}). // copies of ClusterClerkInstance secret keys
+		Owns(&corev1.Secret{}). // copies of ClusterClerkInstance secret keys (without the broker; with it, so they can go)
 		Owns(&networkingv1.Ingress{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).

@@ -25,8 +25,10 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -73,6 +75,14 @@ var (
 	cluster     *testCluster
 	clusterErr  error
 	nsCounter   atomic.Int64
+
+	// brokerClusterOnce starts brokerCluster, a cluster of its own whose
+	// manager runs with a broker (testBrokerURL): the shared cluster's
+	// manager reconciles every McpServer without one, and two managers
+	// would fight over each object.
+	brokerClusterOnce sync.Once
+	brokerCluster     *testCluster
+	brokerClusterErr  error
 )
 
 func TestMain(m *testing.M) {
@@ -82,13 +92,16 @@ func TestMain(m *testing.M) {
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 	code := m.Run()
-	if cluster != nil {
-		cluster.cancel()
-		if err := <-cluster.done; err != nil {
+	for _, tc := range []*testCluster{cluster, brokerCluster} {
+		if tc == nil {
+			continue
+		}
+		tc.cancel()
+		if err := <-tc.done; err != nil {
 			fmt.Fprintf(os.Stderr, "manager: %v\n", err)
 		}
-		cluster.clerk.Close()
-		if err := cluster.cluster.Stop(); err != nil {
+		tc.clerk.Close()
+		if err := tc.cluster.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "%v\n", err)
 		}
 	}
@@ -133,15 +146,17 @@ func startCluster() (*testCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := startManager(c)
+	tc, err := startManager(c, testOptions, nil)
 	if err != nil {
 		return nil, errors.Join(err, c.Stop())
 	}
 	return tc, nil
 }
 
-// startManager runs the reconciler in a manager against cfg.
-func startManager(c *testenv.Cluster) (*testCluster, error) {
+// startManager runs the reconciler in a manager against cfg, with opts
+// (the Clerk API URL and the cluster resource namespace set here); setup,
+// if set, registers more with the manager.
+func startManager(c *testenv.Cluster, opts Options, setup func(ctrl.Manager, *McpServerReconciler) error) (*testCluster, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(mcpv1.AddToScheme(scheme))
@@ -151,12 +166,14 @@ func startManager(c *testenv.Cluster) (*testCluster, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  CacheOptions(testClusterResourceNamespace),
+		// The broker cluster's manager registers controllers of the same
+		// names in this process.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return nil, err
 	}
 	emulator := clerktest.NewServer()
-	opts := testOptions
 	opts.ClerkAPIURL = emulator.BackendAPIURL()
 	opts.ClusterResourceNamespace = testClusterResourceNamespace
 	r := &McpServerReconciler{
@@ -170,6 +187,12 @@ func startManager(c *testenv.Cluster) (*testCluster, error) {
 	if err := setupReconcilers(ctx, mgr, r); err != nil {
 		cancel()
 		return nil, err
+	}
+	if setup != nil {
+		if err := setup(mgr, r); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	operatorNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testClusterResourceNamespace}}
 	if err := c.Admin.Create(ctx, operatorNS); err != nil {

@@ -44,6 +44,8 @@ type managerFlags struct {
 	clerkAPIURL             string
 	concurrency             int
 	clerkResync             time.Duration
+	brokerURL               string
+	brokerTLSSecret         string
 	zap                     zap.Options
 }
 
@@ -71,6 +73,12 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	fs.StringVar(&f.clerkAPIURL, "clerk-api-url", envOr("MCPGATE_CLERK_API_URL", defaultClerkAPIURL), "Clerk Backend API base URL handed to gateways (env MCPGATE_CLERK_API_URL).")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "Number of McpServers reconciled in parallel.")
 	fs.DurationVar(&f.clerkResync, "clerk-resync-interval", 5*time.Minute, "How often each Clerk instance's OAuth settings are read again to catch changes made elsewhere.")
+	fs.StringVar(&f.brokerURL, "broker-url", os.Getenv("MCPGATE_BROKER_URL"),
+		"Base URL of the Clerk key broker (mcpgate broker), such as https://mcpgate-broker.mcpgate-system.svc:8443: gateways then hold no Clerk secret key and ask the broker, "+
+			"and the operator keeps the broker's CA and serving certificate in --broker-tls-secret. Empty: every gateway mounts its Clerk secret key and ClusterClerkInstance keys are copied into team namespaces, "+
+			"kept for setups without a broker (env MCPGATE_BROKER_URL).")
+	fs.StringVar(&f.brokerTLSSecret, "broker-tls-secret", controllers.DefaultBrokerTLSSecret,
+		"Name of the kubernetes.io/tls Secret, in --cluster-resource-namespace, where the operator keeps the broker's CA and serving certificate (with --broker-url).")
 	f.zap = zap.Options{}
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -110,6 +118,17 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	}
 	if f.clerkResync < 10*time.Second {
 		return f, errors.New("--clerk-resync-interval must be at least 10s")
+	}
+	if errs := validation.IsDNS1123Subdomain(f.brokerTLSSecret); len(errs) > 0 {
+		return f, fmt.Errorf("--broker-tls-secret: %q is not a Secret name: %s", f.brokerTLSSecret, strings.Join(errs, "; "))
+	}
+	if f.brokerURL != "" {
+		if u, err := url.Parse(f.brokerURL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return f, fmt.Errorf("--broker-url %q must be https://host[:port][/path]", f.brokerURL)
+		}
+		if f.clusterResourceNS == "" {
+			return f, errors.New("--broker-url needs --cluster-resource-namespace (or POD_NAMESPACE): the broker's TLS Secret lives there")
+		}
 	}
 	return f, nil
 }
@@ -163,7 +182,8 @@ func runManager(args []string, stderr io.Writer) int {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("Starting mcpgate manager", "version", version.Get().Version, "gatewayImage", f.gatewayImage,
-		"clerkAPIURL", f.clerkAPIURL, "watchNamespaces", f.watchNamespaces, "clusterResourceNamespace", f.clusterResourceNS)
+		"clerkAPIURL", f.clerkAPIURL, "watchNamespaces", f.watchNamespaces, "clusterResourceNamespace", f.clusterResourceNS,
+		"brokerURL", f.brokerURL)
 
 	if err := startManager(f); err != nil {
 		log.Error(err, "Manager exited")
@@ -204,6 +224,8 @@ func startManager(f managerFlags) error {
 		MaxConcurrentReconciles:  f.concurrency,
 		ClerkResyncInterval:      f.clerkResync,
 		ClusterResourceNamespace: f.clusterResourceNS,
+		BrokerURL:                f.brokerURL,
+		BrokerTLSSecret:          f.brokerTLSSecret,
 	}
 	recorder := mgr.GetEventRecorder("mcpgate")
 	if err := controllers.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
@@ -234,6 +256,17 @@ func startManager(f managerFlags) error {
 			ClerkSync: clerkSync,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up %s controller: %w", strings.ToLower(kind), err)
+		}
+	}
+	if opts.BrokerURL != "" {
+		if err := (&controllers.BrokerTLSReconciler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Recorder:  recorder,
+			Clock:     clock.RealClock{},
+			Options:   opts,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up broker tls controller: %w", err)
 		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,50 @@ func TestManagerBinary(t *testing.T) {
 	}
 	if err := mgr.ExitErr(); err != nil {
 		t.Errorf("manager exited with %v after SIGTERM", err)
+	}
+}
+
+// TestParseManagerBrokerFlags checks the broker flags: off by default, the
+// TLS Secret's default name, and the values refused.
+func TestParseManagerBrokerFlags(t *testing.T) {
+	t.Setenv("MCPGATE_BROKER_URL", "")
+	t.Setenv("POD_NAMESPACE", "mcpgate-system")
+	f, err := parseManagerFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.brokerURL != "" || f.brokerTLSSecret != "mcpgate-broker-tls" {
+		t.Errorf("defaults: broker url %q, tls secret %q; want none and mcpgate-broker-tls", f.brokerURL, f.brokerTLSSecret)
+	}
+	f, err = parseManagerFlags([]string{"--broker-url=https://mcpgate-broker.mcpgate-system.svc:8443", "--broker-tls-secret=broker-serving"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.brokerURL != "https://mcpgate-broker.mcpgate-system.svc:8443" || f.brokerTLSSecret != "broker-serving" {
+		t.Errorf("flags = %+v", f)
+	}
+	t.Setenv("MCPGATE_BROKER_URL", "https://broker.example:8443")
+	if f, err = parseManagerFlags(nil, io.Discard); err != nil || f.brokerURL != "https://broker.example:8443" {
+		t.Errorf("MCPGATE_BROKER_URL: %q, %v", f.brokerURL, err)
+	}
+	t.Setenv("MCPGATE_BROKER_URL", "")
+
+	refused := map[string][]string{
+		"plain http":            {"--broker-url=http://mcpgate-broker.mcpgate-system.svc:8443"},
+		"no host":               {"--broker-url=https:///x"},
+		"credentials":           {"--broker-url=https://u:p@mcpgate-broker:8443"},
+		"query":                 {"--broker-url=https://mcpgate-broker:8443/?a=b"},
+		"no resource namespace": {"--broker-url=https://mcpgate-broker:8443", "--cluster-resource-namespace="},
+		"bad secret name":       {"--broker-tls-secret=Not_A_Name"},
+	}
+	for name, args := range refused {
+		_, err := parseManagerFlags(args, io.Discard)
+		if err == nil {
+			t.Errorf("%s: %v accepted", name, args)
+			continue
+		}
+		if want := "--broker-"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not name the flag", name, err)
+		}
 	}
 }
