@@ -200,7 +200,10 @@ func TestBrokerPathNeverLeaks(t *testing.T) {
 		{name: "carol, JWT", token: mint(p.carol, clerktest.FormatJWT), status: http.StatusOK},
 		{name: "bob, not connected", token: mint(p.bob, clerktest.FormatOpaque), status: http.StatusOK},
 		{name: "unknown token", token: unknown, status: http.StatusUnauthorized},
-		{name: "broker down", before: e.broker.Stop, token: mint(p.alice, clerktest.FormatOpaque), status: http.StatusServiceUnavailable},
+		{name: "broker down", before: func() { e.broker.Stop(); clock.Step(time.Minute) }, token: mint(p.alice, clerktest.FormatOpaque), status: http.StatusServiceUnavailable},
+		// Verified locally, then a lookup that fails: the gateway holds the
+		// token for the broker when it logs the failure.
+		{name: "broker down, JWT", token: mint(p.bob, clerktest.FormatJWT), status: http.StatusServiceUnavailable},
 		{name: "broker back", before: func() { e.broker.Restart(); clock.Step(time.Minute) }, token: mint(p.carol, clerktest.FormatOpaque), status: http.StatusOK},
 		{name: "broker refuses", before: func() { e.broker.Resolver.Set(e.broker.Caller, nil) }, token: mint(p.alice, clerktest.FormatOpaque), status: http.StatusServiceUnavailable},
 	}
