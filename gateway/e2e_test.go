@@ -19,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
+	"github.com/mcpgate/mcpgate/broker/brokertest"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
 	"github.com/mcpgate/mcpgate/gateway/config"
@@ -48,17 +49,19 @@ func TestE2E(t *testing.T) {
 		jwt       bool // JWT access tokens; false: opaque, verified through the Backend API
 		publicURL bool // configure PublicURL; false: the gateway derives it from requests
 		stateless bool // the upstream serves without sessions
+		broker    bool // opaque tokens verified through the key broker; the gateway holds no key
 	}{
 		"jwt, configured public url, stateful upstream":  {jwt: true, publicURL: true},
 		"opaque, derived public url, stateless upstream": {jwt: false, publicURL: false, stateless: true},
 		// The SDK sends resource=<MCP URL> (RFC 8707), so the JWTs carry it
 		// as aud, which the gateway must match against the derived URL.
-		"jwt, derived public url, stateless upstream": {jwt: true, publicURL: false, stateless: true},
+		"jwt, derived public url, stateless upstream":                         {jwt: true, publicURL: false, stateless: true},
+		"opaque through the broker, configured public url, stateful upstream": {jwt: false, publicURL: true, broker: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			env := startE2E(t, tc.jwt, tc.publicURL, tc.stateless)
+			env := startE2E(t, tc.jwt, tc.publicURL, tc.stateless, tc.broker)
 			env.run(t)
 		})
 	}
@@ -77,7 +80,7 @@ type e2eEnv struct {
 
 // startE2E starts the emulator, the sample server and the gateway on
 // loopback, and stops them when the test ends.
-func startE2E(t *testing.T, jwt, publicURL, stateless bool) *e2eEnv {
+func startE2E(t *testing.T, jwt, publicURL, stateless, broker bool) *e2eEnv {
 	t.Helper()
 	env := &e2eEnv{
 		em:       clerktest.NewServer(clerktest.WithScopes(e2eToolScope), clerktest.WithJWTAccessTokens(jwt)),
@@ -112,9 +115,16 @@ func startE2E(t *testing.T, jwt, publicURL, stateless bool) *e2eEnv {
 	up := httptest.NewServer(mux)
 	t.Cleanup(up.Close)
 
-	keyFile := filepath.Join(t.TempDir(), "secret-key")
-	if err := os.WriteFile(keyFile, []byte(env.em.SecretKey()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	var keyFile string
+	var brokerCfg *config.Broker
+	if broker {
+		b := brokertest.Start(t, env.em)
+		brokerCfg = &config.Broker{URL: b.URL, CAFile: b.CAFile, TokenFile: b.TokenFile}
+	} else {
+		keyFile = filepath.Join(t.TempDir(), "secret-key")
+		if err := os.WriteFile(keyFile, []byte(env.em.SecretKey()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	gw := httptest.NewUnstartedServer(nil)
 	env.mcpURL = "http://" + gw.Listener.Addr().String() + "/mcp"
@@ -129,6 +139,7 @@ func startE2E(t *testing.T, jwt, publicURL, stateless bool) *e2eEnv {
 		Scopes:       []string{e2eScope},
 		ToolScopes:   []config.ToolScope{{Tool: sampleserver.ToolDeleteRepo, Scopes: []string{e2eToolScope}}},
 		Clerk:        config.Clerk{Issuer: env.em.FrontendAPIURL(), APIURL: env.em.BackendAPIURL(), SecretKeyFile: keyFile},
+		Broker:       brokerCfg,
 	}
 	if publicURL {
 		cfg.PublicURL = env.mcpURL
