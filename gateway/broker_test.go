@@ -225,6 +225,11 @@ func TestBroker_accessRules(t *testing.T) {
 	e := newEnv(t, withClerk(c), withBroker(), withAccess(config.Access{
 		Allow: []config.AccessRule{{Organization: "acme"}, {EmailDomain: "example.org"}},
 	}))
+	// Alice's JWT names this resource in aud: the broker, verifying it
+	// again for the lookups, must be told the audience it was verified for.
+	expectStatus(t, e, "alice, JWT with aud", e.token(t, clerktest.TokenRequest{
+		Subject: p.alice, Scopes: baseScopes, Format: clerktest.FormatJWT, Audience: []string{e.mcpURL()},
+	}), http.StatusOK)
 	tests := []struct {
 		user   string
 		status int
