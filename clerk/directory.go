@@ -203,6 +203,9 @@ func lookup[T any](ctx context.Context, d *Directory, cache *verdictCache[string
 	if err := d.limit.active(); err != nil {
 		return answer[T]{}, err
 	}
+	// NOTE: with a Source, concurrent lookups of one user share the first
+	// caller's access token; should the Source refuse it, they all get its
+	// *InvalidTokenError (a 401 at the gateway), which is not cached.
 	ch := flights.DoChan(userID, func() (any, error) {
 		// NOTE: a caller may have missed the cache just before the previous
 		// flight for this user filled it; the answer is there now.
