@@ -65,8 +65,9 @@ type metrics struct {
 	// exist only then.
 	brokerCalls *prometheus.CounterVec
 	// identityLookups counts the gateway's questions about users; the
-	// Backend API calls among them are in clerkCalls, the rest were
-	// answered from the directory's cache.
+	// Backend API calls among them are in clerkCalls (with a broker, the
+	// broker's in brokerCalls), the rest were answered from the
+	// directory's cache.
 	identityLookups *prometheus.CounterVec
 	// userTokenLookups counts the gateway's questions for callers' tokens
 	// at the upstream's provider, cached answers included.
