@@ -116,3 +116,67 @@ func TestParseManagerBrokerFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestManagerBinary_broker runs `mcpgate manager --broker-url` and checks the
+// wiring: the broker's TLS Secret appears in the cluster resource namespace,
+// and the gateway runs as its own ServiceAccount with the broker's CA bundle
+// and no Clerk secret key.
+func TestManagerBinary_broker(t *testing.T) {
+	cluster := testenv.StartCluster(t, testenv.Options{CRDs: true})
+	c := cluster.Admin
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "mcpgate-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	mgr := testenv.StartManager(t, "manager", cluster.Kubeconfig, "manager", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--gateway-image=registry.example/mcpgate:test", "--clerk-api-url=http://127.0.0.1:9/v1",
+		"--cluster-resource-namespace=mcpgate-system", "--broker-url=https://mcpgate-broker.mcpgate-system.svc:8443")
+
+	mcp := &mcpv1.McpServer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tools"},
+		Spec: mcpv1.McpServerSpec{
+			Upstream: mcpv1.Upstream{Service: &mcpv1.UpstreamService{Name: "upstream", Port: intstr.FromInt32(8080)}},
+			Clerk: mcpv1.ClerkSpec{
+				Issuer:       "http://127.0.0.1:4455",
+				SecretKeyRef: mcpv1.SecretKeyReference{Name: "clerk", Key: "secret-key"},
+			},
+		},
+	}
+	if err := c.Create(ctx, mcp); err != nil {
+		t.Fatal(err)
+	}
+	waitGet := func(key client.ObjectKey, obj client.Object, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := c.Get(ctx, key, obj)
+			if err == nil && ok() {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%T %s: %v", obj, key, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	tlsSecret := &corev1.Secret{}
+	waitGet(client.ObjectKey{Namespace: "mcpgate-system", Name: "mcpgate-broker-tls"}, tlsSecret, func() bool { return len(tlsSecret.Data["ca.crt"]) > 0 })
+	cm := &corev1.ConfigMap{}
+	waitGet(client.ObjectKey{Namespace: "default", Name: "tools-gateway"}, cm, func() bool { return cm.Data["broker-ca.crt"] == string(tlsSecret.Data["ca.crt"]) })
+	if !strings.Contains(cm.Data["config.json"], `"url": "https://mcpgate-broker.mcpgate-system.svc:8443"`) || strings.Contains(cm.Data["config.json"], "secretKeyFile") {
+		t.Errorf("gateway config has no broker block, or a key file:\n%s", cm.Data["config.json"])
+	}
+	deploy := &appsv1.Deployment{}
+	waitGet(client.ObjectKey{Namespace: "default", Name: "tools-gateway"}, deploy, func() bool { return true })
+	if sa := deploy.Spec.Template.Spec.ServiceAccountName; sa != "tools-gateway" {
+		t.Errorf("the gateway runs as %q, want its own ServiceAccount", sa)
+	}
+	waitGet(client.ObjectKey{Namespace: "default", Name: "tools-gateway"}, &corev1.ServiceAccount{}, func() bool { return true })
+
+	if !mgr.Stop(30 * time.Second) {
+		t.Fatal("manager did not stop within 30s of SIGTERM")
+	}
+	if err := mgr.ExitErr(); err != nil {
+		t.Errorf("manager exited with %v after SIGTERM", err)
+	}
+}
