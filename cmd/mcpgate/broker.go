@@ -38,6 +38,7 @@ import (
 const (
 	defaultBrokerTLSDir        = "/etc/mcpgate/tls"
 	defaultBrokerShutdownGrace = 10 * time.Second
+	defaultBrokerShutdownDelay = 5 * time.Second
 	defaultClerkProbeInterval  = 10 * time.Second
 	// minClerkProbeInterval keeps the probe cheap for Clerk.
 	minClerkProbeInterval = 100 * time.Millisecond
@@ -54,6 +55,7 @@ type brokerFlags struct {
 	reviewTTL          time.Duration
 	keyTTL             time.Duration
 	clerkProbeInterval time.Duration
+	shutdownDelay      time.Duration
 	shutdownGrace      time.Duration
 	logLevel           slog.Level
 }
@@ -82,7 +84,9 @@ func parseBrokerFlags(args []string, stderr io.Writer) (brokerFlags, error) {
 	fs.DurationVar(&f.reviewTTL, "review-ttl", broker.DefaultReviewTTL, "How long an accepted gateway token is trusted before it is reviewed again (TokenReview).")
 	fs.DurationVar(&f.keyTTL, "key-ttl", controllers.DefaultBrokerKeyTTL, "How long a secret key read from its Secret is used before it is read again.")
 	fs.DurationVar(&f.clerkProbeInterval, "clerk-probe-interval", defaultClerkProbeInterval, "How often the Backend API is probed for readiness.")
-	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", defaultBrokerShutdownGrace, "How long requests in flight may finish after SIGTERM.")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", defaultBrokerShutdownDelay,
+		"How long the broker, unready after SIGTERM, still serves before it stops listening, so that Services stop sending it traffic first.")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", defaultBrokerShutdownGrace, "How long requests in flight may finish once the broker stops listening.")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "Log level: debug, info, warn or error.")
 	if err := cmdutil.Parse(fs, args); err != nil {
 		return f, err
@@ -98,6 +102,8 @@ func parseBrokerFlags(args []string, stderr io.Writer) (brokerFlags, error) {
 		return f, fmt.Errorf("--cluster-resource-namespace: %q is not a namespace name", f.clusterResourceNS)
 	case f.reviewTTL <= 0 || f.keyTTL <= 0 || f.shutdownGrace <= 0:
 		return f, errors.New("--review-ttl, --key-ttl and --shutdown-grace must be positive")
+	case f.shutdownDelay < 0:
+		return f, errors.New("--shutdown-delay must not be negative")
 	case f.clerkProbeInterval < minClerkProbeInterval:
 		return f, fmt.Errorf("--clerk-probe-interval must be at least %s", minClerkProbeInterval)
 	}
@@ -252,9 +258,18 @@ func serveBroker(ctx context.Context, f brokerFlags, log *slog.Logger, stdout io
 	case <-ctx.Done():
 	case runErr = <-failed:
 	}
-	// Unready first, so that no new traffic is sent; requests in flight
-	// finish within the grace period, with the cache still running.
+	// Unready first, and still serving for the delay: the endpoints of the
+	// broker's Service drop this pod before it stops listening, so gateways
+	// are not refused connections. Then requests in flight finish within
+	// the grace period, with the cache still running.
 	draining.Store(true)
+	if runErr == nil && f.shutdownDelay > 0 {
+		log.Info("Unready; serving until the delay is over", "delay", f.shutdownDelay.String())
+		select {
+		case <-time.After(f.shutdownDelay):
+		case runErr = <-failed:
+		}
+	}
 	log.Info("Draining", "grace", f.shutdownGrace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownGrace)
 	defer cancel()

@@ -49,7 +49,7 @@ func TestParseBrokerFlags(t *testing.T) {
 	}
 	want := brokerFlags{listen: ":8443", healthListen: ":8081", tlsCertFile: "/etc/mcpgate/tls/tls.crt", tlsKeyFile: "/etc/mcpgate/tls/tls.key",
 		clusterResourceNS: "mcpgate-system", clerkAPIURL: defaultClerkAPIURL, reviewTTL: broker.DefaultReviewTTL, keyTTL: 10 * time.Second,
-		clerkProbeInterval: defaultClerkProbeInterval, shutdownGrace: defaultBrokerShutdownGrace}
+		clerkProbeInterval: defaultClerkProbeInterval, shutdownDelay: 5 * time.Second, shutdownGrace: defaultBrokerShutdownGrace}
 	if f != want {
 		t.Errorf("defaults = %+v, want %+v", f, want)
 	}
@@ -66,6 +66,7 @@ func TestParseBrokerFlags(t *testing.T) {
 		"no cert file":   {args: []string{"--tls-cert-file="}, wantErr: "TLS only"},
 		"zero key ttl":   {args: []string{"--key-ttl=0s"}, wantErr: "must be positive"},
 		"fast probe":     {args: []string{"--clerk-probe-interval=1ms"}, wantErr: "at least"},
+		"negative delay": {args: []string{"--shutdown-delay=-1s"}, wantErr: "must not be negative"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -148,13 +149,23 @@ func TestBrokerCommand(t *testing.T) {
 
 	dir := t.TempDir()
 	caFile, certFile, keyFile := writeBrokerCerts(t, dir)
-	b := testenv.RunInProcess(t, "broker", runBroker,
+	// sigterm ends the broker's context as SIGTERM would, without waiting
+	// for it to return as InProcess.Stop does.
+	term, sigterm := context.WithCancel(context.Background())
+	defer sigterm()
+	run := func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(term, cancel)()
+		return runBroker(ctx, args, stdout, stderr)
+	}
+	b := testenv.RunInProcess(t, "broker", run,
 		"--listen=127.0.0.1:0", "--health-listen=127.0.0.1:0",
 		"--tls-cert-file="+certFile, "--tls-key-file="+keyFile,
 		"--kubeconfig="+brokerKubeconfig(t, cluster, dir),
 		"--cluster-resource-namespace="+operatorNS,
 		"--clerk-api-url="+backend.URL+"/v1",
-		"--clerk-probe-interval=200ms", "--shutdown-grace=5s", "--log-level=debug")
+		"--clerk-probe-interval=200ms", "--shutdown-delay=2s", "--shutdown-grace=5s", "--log-level=debug")
 	var addrs brokerStartLine
 	b.JSONLine(t, &addrs)
 	health := "http://" + addrs.Health
@@ -286,7 +297,7 @@ func TestBrokerCommand(t *testing.T) {
 		nb := testenv.RunInProcess(t, "broker without rbac", runBroker,
 			"--listen=127.0.0.1:0", "--health-listen=127.0.0.1:0",
 			"--tls-cert-file="+certFile, "--tls-key-file="+keyFile, "--kubeconfig="+kubeconfig,
-			"--cluster-resource-namespace="+operatorNS, "--clerk-api-url="+backend.URL+"/v1", "--clerk-probe-interval=200ms")
+			"--cluster-resource-namespace="+operatorNS, "--clerk-api-url="+backend.URL+"/v1", "--clerk-probe-interval=200ms", "--shutdown-delay=0s")
 		var nbAddrs brokerStartLine
 		nb.JSONLine(t, &nbAddrs)
 		for range 10 {
@@ -327,6 +338,25 @@ func TestBrokerCommand(t *testing.T) {
 		}
 	}
 
+	// SIGTERM: unready at once, still answering during --shutdown-delay,
+	// then drained and exited 0.
+	sigterm()
+	drainDeadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := httpGet(t, health+"/readyz")
+		if status == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+			break
+		}
+		if time.Now().After(drainDeadline) {
+			t.Fatalf("/readyz after SIGTERM = %d %s; want 503, shutting down", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tok := mint(t, emA, clerktest.FormatJWT)
+	tokens = append(tokens, tok)
+	if id, err := clientOf(t, addrs.Listen, gwA, config.BrokerAudience).Verify(ctx, broker.AccessToken{Token: tok}); err != nil || id.UserID != clerktest.DefaultUserID {
+		t.Errorf("Verify while unready after SIGTERM = %+v, %v; want an answer until the delay is over", id, err)
+	}
 	if code := b.Stop(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
