@@ -183,8 +183,13 @@ func TestHelmTemplate(t *testing.T) {
 	t.Run("watchNamespaces: Roles, and reading ClusterClerkInstances", func(t *testing.T) {
 		t.Parallel()
 		objs := decodeAll(t, helmTemplate(t, "ops", "--values", filepath.Join("testdata", "values-custom.yaml")))
-		// The one cluster-wide grant: the cluster-scoped ClusterClerkInstances.
+		// The one cluster-wide grant of the manager: the cluster-scoped
+		// ClusterClerkInstances. (The broker reads the mcpgate kinds
+		// cluster-wide, and nothing else: TestHelmTemplateBroker.)
 		for key, role := range find(objs, "ClusterRole") {
+			if key == "/mcpgate-broker" {
+				continue
+			}
 			rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
 			for _, rule := range rules {
 				resources, _, _ := unstructured.NestedStringSlice(rule.(map[string]any), "resources")
@@ -196,8 +201,13 @@ func TestHelmTemplate(t *testing.T) {
 			}
 		}
 		one(t, objs, "ClusterRole", "/mcpgate-cluster-instances")
-		if n := len(find(objs, "ClusterRoleBinding")); n != 1 {
-			t.Errorf("%d ClusterRoleBindings rendered with watchNamespaces, want the ClusterClerkInstance reader's only", n)
+		var bindings []string
+		for key := range find(objs, "ClusterRoleBinding") {
+			bindings = append(bindings, key)
+		}
+		slices.Sort(bindings)
+		if want := []string{"/mcpgate-broker", "/mcpgate-broker-auth-delegator", "/mcpgate-cluster-instances"}; !slices.Equal(bindings, want) {
+			t.Errorf("ClusterRoleBindings rendered with watchNamespaces: %v, want the ClusterClerkInstance reader's and the broker's only: %v", bindings, want)
 		}
 		one(t, objs, "Role", "ops/mcpgate-cluster-instance-secrets")
 		for _, ns := range []string{"team-a", "team-b"} {

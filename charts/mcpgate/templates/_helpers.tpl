@@ -43,3 +43,26 @@ app.kubernetes.io/component: manager
 {{- end -}}
 {{- toYaml $role.rules -}}
 {{- end -}}
+
+{{/* Labels that select the broker's pods; immutable like the manager's. */}}
+{{- define "mcpgate.brokerSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: broker
+{{- end -}}
+
+{{/* The broker's Service, ServiceAccount and Deployment name. */}}
+{{- define "mcpgate.brokerName" -}}
+{{- printf "%s-broker" (include "mcpgate.fullname" .) -}}
+{{- end -}}
+
+{{/* The TLS Secret the operator creates and rotates for the broker. */}}
+{{- define "mcpgate.brokerTLSSecret" -}}
+{{- printf "%s-broker-tls" (include "mcpgate.fullname" .) -}}
+{{- end -}}
+
+{{/* The URL gateways reach the broker at: its Service's cluster DNS name,
+which the operator's serving certificate names. */}}
+{{- define "mcpgate.brokerURL" -}}
+{{- printf "https://%s.%s.svc:8443" (include "mcpgate.brokerName" .) .Release.Namespace -}}
+{{- end -}}
