@@ -24,8 +24,17 @@
 //  6. `mcpgate manager` as a subprocess, the binary built with go build into
 //     ${MCPGATE_CACHE_DIR:-~/.cache/mcpgate}/bin (outside the repository;
 //     go build relinks only what changed), with --clerk-api-url pointing at
-//     the emulator's Backend API and its metrics and probes on free ports;
-//  7. the kubelet emulation (below).
+//     the emulator's Backend API, its metrics and probes on free ports, and
+//     --cluster-resource-namespace mcpgate-system (OperatorNamespace);
+//  7. `mcpgate broker` (unless Options.NoBroker), the Clerk key broker, as a
+//     subprocess: the manager runs with --broker-url naming a loopback
+//     address the stack holds (a forwarder, like a gateway's, so the URL
+//     survives a restart of the broker; the operator's certificate names it
+//     as an IP address, since there is no cluster DNS for a Service name),
+//     and the broker starts once the operator has created its TLS Secret,
+//     with the certificate and key written from it as the kubelet would
+//     mount them and kept in step with it;
+//  8. the kubelet emulation (below).
 //
 // Every child process runs in a process group of its own and, on Linux, is
 // killed by the kernel if the stack's process dies first; each writes to a
@@ -62,8 +71,17 @@
 //     with maxSurge 1; restarts it after a crash, with a growing back-off;
 //     stops it when the Deployment goes or is scaled to zero (the address
 //     stays, as the gateway's Service would);
-//   - updates mounted Secret files in place when the Secret changes, as the
-//     kubelet does, so a rotated Clerk key reaches the gateway unrestarted;
+//   - updates mounted Secret and ConfigMap files in place when the Secret
+//     or ConfigMap changes, as the kubelet does, so a rotated Clerk key or
+//     broker CA bundle reaches the gateway unrestarted (the configuration
+//     file itself is left as rewritten: a change to it changes the config
+//     hash, and so the pod template);
+//   - projects ServiceAccount tokens (a projected volume's
+//     serviceAccountToken source): it asks the API server for a token of
+//     the pod's ServiceAccount with the source's audience and lifetime
+//     (TokenRequest), writes it as the file, and replaces it once 80% of its
+//     lifetime has passed, as the kubelet does. The tokens are not bound to
+//     a pod (there are no Pod objects), which is all that differs;
 //   - writes the Deployment status a cluster would (readyReplicas,
 //     availableReplicas, the Available condition) once the process answers
 //     /readyz, so `kubectl get mcps` shows READY True.

@@ -24,6 +24,14 @@ type ManagerOptions struct {
 	ClerkResync time.Duration
 	// LogPath receives the manager's output.
 	LogPath string
+	// ClusterResourceNamespace is --cluster-resource-namespace: where the
+	// Secrets of ClusterClerkInstances and the broker's TLS Secret are.
+	// Empty leaves the flag out.
+	ClusterResourceNamespace string
+	// BrokerURL and BrokerTLSSecret are --broker-url and
+	// --broker-tls-secret; an empty BrokerURL runs the manager without a
+	// broker.
+	BrokerURL, BrokerTLSSecret string
 	// Args are further flags.
 	Args []string
 }
@@ -73,6 +81,15 @@ func StartManager(ctx context.Context, opts ManagerOptions) (*Manager, error) {
 	}
 	if opts.ClerkResync > 0 {
 		args = append(args, "--clerk-resync-interval", opts.ClerkResync.String())
+	}
+	if opts.ClusterResourceNamespace != "" {
+		args = append(args, "--cluster-resource-namespace", opts.ClusterResourceNamespace)
+	}
+	if opts.BrokerURL != "" {
+		args = append(args, "--broker-url", opts.BrokerURL)
+		if opts.BrokerTLSSecret != "" {
+			args = append(args, "--broker-tls-secret", opts.BrokerTLSSecret)
+		}
 	}
 	spec := processSpec{
 		name:    "mcpgate manager",

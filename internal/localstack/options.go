@@ -111,6 +111,12 @@ type Options struct {
 	// means DefaultClerkResyncInterval.
 	ClerkResyncInterval time.Duration
 
+	// NoBroker runs the stack without `mcpgate broker`: the manager gets no
+	// --broker-url, so every gateway mounts its Clerk secret key (and a
+	// ClusterClerkInstance's key is copied into the McpServer's namespace),
+	// as before the broker existed.
+	NoBroker bool
+
 	// Progress, if set, receives one line for each step as the stack starts
 	// and stops, with how long it took. Start may call it from any goroutine
 	// but never concurrently.

@@ -37,6 +37,7 @@ type Stack struct {
 	client     client.Client
 	clerk      *clerkEmulator
 	sample     *sampleServer
+	broker     *brokerProcess // nil with Options.NoBroker
 	kubelet    *kubelet
 
 	// teardown holds what Close undoes, in the order it was started.
@@ -53,7 +54,8 @@ type teardownStep struct {
 // Start starts the stack, in order: the control plane (etcd and
 // kube-apiserver, with an admin kubeconfig written to a file), the CRDs, the
 // Clerk emulator, the sample MCP server with its Service, the Secret holding
-// the emulator's secret key, `mcpgate manager`, and the kubelet emulation.
+// the emulator's secret key, `mcpgate manager`, `mcpgate broker` (unless
+// Options.NoBroker) and the kubelet emulation.
 // If any step fails, whatever started is stopped again and the error
 // returned. ctx bounds the start only; the stack runs until Close.
 func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
@@ -122,6 +124,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		{fmt.Sprintf("Starting the sample MCP server (%s) behind Service %s/%s", opts.Sample.Mode, opts.Namespace, opts.Sample.ServiceName), s.startSample},
 		{fmt.Sprintf("Creating Secret %s/%s with the emulator's secret key", opts.Namespace, SecretName), s.createSecret},
 		{"Starting mcpgate manager", s.startManager},
+		{"Starting mcpgate broker (once the operator has created its TLS Secret)", s.startBroker},
 		{"Starting the kubelet emulation (gateway Deployments run as local processes)", s.startKubelet},
 	}
 	for _, st := range steps {
@@ -232,16 +235,45 @@ func (s *Stack) createSecret(ctx context.Context, _ string, _ Binaries) error {
 	return nil
 }
 
+// startManager creates the operator's namespace and runs the manager in
+// it. With the broker, the broker's address is taken first: it is the
+// manager's --broker-url, and the name in the certificate the manager makes.
 func (s *Stack) startManager(ctx context.Context, _ string, bins Binaries) error {
-	mgr, err := StartManager(ctx, ManagerOptions{
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: OperatorNamespace}}
+	if err := s.client.Create(ctx, ns); err != nil {
+		return fmt.Errorf("create namespace %s: %w", ns.Name, err)
+	}
+	opts := ManagerOptions{
 		Binary: bins.Mcpgate, Kubeconfig: s.kubectl.kubeconfig, ClerkAPIURL: s.clerk.instance.BackendAPIURL,
 		ClerkResync: s.opts.ClerkResyncInterval, LogPath: filepath.Join(s.logDir, "manager.log"),
-	})
+		ClusterResourceNamespace: OperatorNamespace,
+	}
+	if !s.opts.NoBroker {
+		b, err := newBrokerAddress(s.client)
+		if err != nil {
+			return err
+		}
+		s.broker = b
+		s.onClose("mcpgate broker", b.stop)
+		opts.BrokerURL, opts.BrokerTLSSecret = b.url(), BrokerTLSSecret
+	}
+	mgr, err := StartManager(ctx, opts)
 	if err != nil {
 		return err
 	}
 	s.onClose("mcpgate manager", func() error { return mgr.Stop(30 * time.Second) })
 	return nil
+}
+
+// startBroker runs the broker once the manager has made its TLS Secret.
+func (s *Stack) startBroker(ctx context.Context, _ string, bins Binaries) error {
+	if s.broker == nil {
+		return nil
+	}
+	return s.broker.start(ctx, brokerSpec{
+		mcpgate: bins.Mcpgate, kubeconfig: s.kubectl.kubeconfig, clerkAPIURL: s.clerk.instance.BackendAPIURL,
+		workDir: s.workDir, logDir: s.logDir,
+	})
 }
 
 func (s *Stack) startKubelet(ctx context.Context, _ string, bins Binaries) error {
@@ -313,6 +345,14 @@ func (s *Stack) Clerk() ClerkInstance { return s.clerk.instance }
 // and faults; nil when it runs as a subprocess.
 func (s *Stack) ClerkServer() *clerktest.Server { return s.clerk.server }
 
+// Broker says where the broker answers; false with Options.NoBroker.
+func (s *Stack) Broker() (Broker, bool) {
+	if s.broker == nil {
+		return Broker{}, false
+	}
+	return s.broker.info(), true
+}
+
 // Namespace holds the sample upstream, its Service and the Clerk Secret.
 func (s *Stack) Namespace() string { return s.opts.Namespace }
 
@@ -327,8 +367,9 @@ func (s *Stack) SampleURL() string { return s.sample.url }
 // WorkDir holds the kubeconfig, the logs and the samples overlay.
 func (s *Stack) WorkDir() string { return s.workDir }
 
-// LogDir holds a log file per process: manager.log, clerk-emulator.log,
-// sample-mcp-server.log, kubelet.log and gateway-<namespace>-<name>.log.
+// LogDir holds a log file per process: manager.log, broker.log,
+// clerk-emulator.log, sample-mcp-server.log, kubelet.log and
+// gateway-<namespace>-<name>.log.
 func (s *Stack) LogDir() string { return s.logDir }
 
 // Gateway describes the gateway of McpServer namespace/name, if the kubelet

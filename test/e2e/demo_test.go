@@ -427,10 +427,12 @@ func (r *demoRun) crashAndRecover(before localstack.Gateway) {
 	}
 }
 
-// rotateSecret changes the Clerk Secret: the kubelet emulation rewrites the
-// gateway's secret key file in place, as a kubelet updates a mounted
-// Secret, and the gateway is not restarted (the Secret is not part of the
-// config hash).
+// rotateSecret changes the Clerk Secret. With the broker (the stack's
+// default) the gateway holds no key at all: its configuration names the
+// broker and no key file, and the Secret is the broker's to read again.
+// Without it, the kubelet emulation rewrites the gateway's secret key file
+// in place, as a kubelet updates a mounted Secret, and the gateway is not
+// restarted (the Secret is not part of the config hash).
 func (r *demoRun) rotateSecret() {
 	t := r.t
 	t.Helper()
@@ -445,6 +447,12 @@ func (r *demoRun) rotateSecret() {
 	cfg, err := config.Parse(raw)
 	if err != nil {
 		t.Fatalf("the gateway's local config: %v", err)
+	}
+	if b, brokered := r.stack.Broker(); brokered {
+		if cfg.Clerk.SecretKeyFile != "" || cfg.Broker == nil || cfg.Broker.URL != b.URL {
+			t.Fatalf("with the broker the gateway has secret key file %q and broker %+v; want none and %s", cfg.Clerk.SecretKeyFile, cfg.Broker, b.URL)
+		}
+		return
 	}
 	keyFile := func() string {
 		b, _ := os.ReadFile(cfg.Clerk.SecretKeyFile)
