@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +42,28 @@ func brokerOptions() Options {
 
 // brokerClock is the clock of the broker cluster's BrokerTLSReconciler,
 // which the rotation test moves on by months.
-var brokerClock *clocktesting.FakeClock
+var (
+	brokerClock *clocktesting.FakeClock
+	// brokerTLSReconciler is the broker cluster's, for reconciles by hand.
+	brokerTLSReconciler *BrokerTLSReconciler
+	// brokerSecretReads counts the McpServer reconciler's uncached reads of
+	// the broker's TLS Secret.
+	brokerSecretReads = &secretReadCounter{name: DefaultBrokerTLSSecret}
+)
+
+// secretReadCounter counts the Gets of the Secrets named name.
+type secretReadCounter struct {
+	client.Reader
+	name string
+	n    atomic.Int64
+}
+
+func (c *secretReadCounter) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok && key.Name == c.name {
+		c.n.Add(1)
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
 
 // envBrokerCluster returns the broker cluster, starting it on first use.
 func envBrokerCluster(t *testing.T) *testCluster {
@@ -54,7 +76,10 @@ func envBrokerCluster(t *testing.T) *testCluster {
 		}
 		brokerClock = clocktesting.NewFakeClock(time.Now())
 		brokerCluster, brokerClusterErr = startManager(c, brokerOptions(), func(mgr ctrl.Manager, r *McpServerReconciler) error {
-			return (&BrokerTLSReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: r.Recorder, Clock: brokerClock, Options: r.Options}).SetupWithManager(mgr)
+			brokerSecretReads.Reader = r.APIReader
+			r.APIReader = brokerSecretReads
+			brokerTLSReconciler = &BrokerTLSReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: r.Recorder, Clock: brokerClock, Options: r.Options}
+			return brokerTLSReconciler.SetupWithManager(mgr)
 		})
 		if brokerClusterErr != nil {
 			brokerClusterErr = errors.Join(brokerClusterErr, c.Stop())
@@ -324,6 +349,24 @@ func TestBroker(t *testing.T) {
 		if signer, _ := matchCAKey(parseCertificates(s.Data[brokerCABundleKey]), ca.Data[brokerCAKeyKey]); signer == nil {
 			t.Error("the CA Secret's key is no CA's of the bundle")
 		}
+
+		// Nothing due: a reconcile writes nothing.
+		for range 2 {
+			if _, err := brokerTLSReconciler.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)}); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+		}
+		again, err := brokerTLS(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caAgain := &corev1.Secret{}
+		if err := f.tc.client.Get(context.Background(), client.ObjectKeyFromObject(ca), caAgain); err != nil {
+			t.Fatal(err)
+		}
+		if again.ResourceVersion != s.ResourceVersion || caAgain.ResourceVersion != ca.ResourceVersion {
+			t.Errorf("a reconcile with nothing due wrote the Secrets: %s -> %s, %s -> %s", s.ResourceVersion, again.ResourceVersion, ca.ResourceVersion, caAgain.ResourceVersion)
+		}
 	})
 
 	t.Run("a gateway runs as its own ServiceAccount, holds no key and trusts the broker's CA", func(t *testing.T) {
@@ -373,6 +416,47 @@ func TestBroker(t *testing.T) {
 		}
 		f.setDeploymentAvailable("tools-gateway", 1)
 		f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
+
+		// Steady state: reconciles write nothing and read the TLS Secret's
+		// values no more.
+		versions := func() map[string]string {
+			out := map[string]string{}
+			for name, obj := range map[string]client.Object{"McpServer": &mcpv1.McpServer{}, "ConfigMap": &corev1.ConfigMap{},
+				"Deployment": &appsv1.Deployment{}, "ServiceAccount": &corev1.ServiceAccount{}} {
+				key := "tools-gateway"
+				if name == "McpServer" {
+					key = "tools"
+				}
+				if err := f.get(key, obj); err != nil {
+					t.Fatalf("get %s: %v", name, err)
+				}
+				out[name] = obj.GetResourceVersion()
+			}
+			return out
+		}
+		before := versions()
+		eventually(t, func() error {
+			m := &mcpv1.McpServer{}
+			if err := f.tc.mgrClient.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: "tools"}, m); err != nil {
+				return err
+			}
+			if m.ResourceVersion != before["McpServer"] {
+				return fmt.Errorf("cache at %s, server at %s", m.ResourceVersion, before["McpServer"])
+			}
+			return nil
+		})
+		reads := brokerSecretReads.n.Load()
+		for range 2 {
+			if _, err := f.tc.reconciler.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: f.ns, Name: "tools"}}); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+		}
+		if after := versions(); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("a steady-state reconcile wrote objects:\nbefore %v\nafter  %v", before, after)
+		}
+		if n := brokerSecretReads.n.Load() - reads; n != 0 {
+			t.Errorf("steady-state reconciles read the broker's TLS Secret %d times", n)
+		}
 	})
 
 	t.Run("no team namespace holds a ClusterClerkInstance's key, and old copies go", func(t *testing.T) {
