@@ -77,14 +77,10 @@ type metrics struct {
 func newMetrics() *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mcpgate_gateway_requests_total",
-			Help: "Requests served, by route and HTTP status code.",
-		}, []string{"route", "code"}),
-		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mcpgate_gateway_auth_total",
-			Help: "Authorization decisions on MCP requests, by outcome (allowed, denied, error) and reason.",
-		}, []string{"outcome", "reason"}),
+		requests: counterVec("mcpgate_gateway_requests_total",
+			"Requests served, by route and HTTP status code.", "route", "code"),
+		auth: counterVec("mcpgate_gateway_auth_total",
+			"Authorization decisions on MCP requests, by outcome (allowed, denied, error) and reason.", "outcome", "reason"),
 		verification: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mcpgate_gateway_token_verification_seconds",
 			Help:    "Time to verify an access token, by token format (jwt, opaque, other); cached verdicts included.",
@@ -99,22 +95,17 @@ func newMetrics() *metrics {
 			Name: "mcpgate_gateway_open_streams",
 			Help: "Server-sent event streams being relayed from the upstream right now.",
 		}),
-		clerkCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mcpgate_gateway_clerk_calls_total",
-			Help: "HTTP calls to Clerk (Backend API and Frontend API metadata), by outcome.",
-		}, []string{"outcome"}),
-		brokerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mcpgate_gateway_broker_calls_total",
-			Help: "Calls to the Clerk key broker in place of the Backend API, by endpoint (verify, user, memberships, oauth_token) and outcome (ok, invalid_token, user_not_found, not_connected, too_many_memberships, refused, unavailable).",
-		}, []string{"endpoint", "outcome"}),
-		identityLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mcpgate_gateway_identity_lookups_total",
-			Help: "Lookups of what access rules need to know about a caller, by kind (user, memberships) and result (found, not_found, unavailable); cached answers included.",
-		}, []string{"kind", "result"}),
-		userTokenLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mcpgate_gateway_user_token_lookups_total",
-			Help: "Lookups of callers' tokens at the upstream's OAuth provider, by result (found, not_connected, unavailable); cached answers included.",
-		}, []string{"result"}),
+		clerkCalls: counterVec("mcpgate_gateway_clerk_calls_total",
+			"HTTP calls to Clerk (Backend API and Frontend API metadata), by outcome.", "outcome"),
+		brokerCalls: counterVec("mcpgate_gateway_broker_calls_total",
+			"Calls to the Clerk key broker in place of the Backend API, by endpoint (verify, user, memberships, oauth_token) and outcome (ok, invalid_token, user_not_found, not_connected, too_many_memberships, refused, unavailable).",
+			"endpoint", "outcome"),
+		identityLookups: counterVec("mcpgate_gateway_identity_lookups_total",
+			"Lookups of what access rules need to know about a caller, by kind (user, memberships) and result (found, not_found, unavailable); cached answers included.",
+			"kind", "result"),
+		userTokenLookups: counterVec("mcpgate_gateway_user_token_lookups_total",
+			"Lookups of callers' tokens at the upstream's OAuth provider, by result (found, not_connected, unavailable); cached answers included.",
+			"result"),
 	}
 	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.brokerCalls, m.identityLookups, m.userTokenLookups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -138,6 +129,11 @@ func newMetrics() *metrics {
 		m.clerkCalls.WithLabelValues(o)
 	}
 	return m
+}
+
+// counterVec is a counter family with the given labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 }
 
 // countAuth records one authorization decision.
