@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,6 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
 )
 
@@ -117,6 +120,66 @@ spec:
 		}
 		if n := brokerVerified(t, ctx, b) - brokerBefore; n == 0 {
 			t.Errorf("the broker answered no request")
+		}
+	})
+
+	t.Run("a new CA reaches the broker and the gateway unrestarted", func(t *testing.T) {
+		before, _ := stack.Gateway(brokerTeam, brokerServer)
+		raw, err := os.ReadFile(before.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Parse(raw)
+		if err != nil || cfg.Broker == nil {
+			t.Fatalf("the gateway's config: %v, broker %+v", err, cfg.Broker)
+		}
+		caBefore, err := os.ReadFile(cfg.Broker.CAFile)
+		if err != nil || len(caBefore) == 0 {
+			t.Fatalf("the gateway's CA bundle %s: %q, %v", cfg.Broker.CAFile, caBefore, err)
+		}
+		// Without its Secrets the operator issues a new CA and serving
+		// certificate: the broker's files follow the TLS Secret, the
+		// gateway's bundle its ConfigMap, each updated in place.
+		for _, name := range []string{localstack.BrokerTLSSecret, localstack.BrokerTLSSecret + "-ca"} {
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: localstack.OperatorNamespace, Name: name}}
+			if err := c.Delete(ctx, s); err != nil {
+				t.Fatalf("delete secret %s: %v", name, err)
+			}
+		}
+		eventually(t, ctx, "a new CA bundle in the gateway's files", func() (bool, error) {
+			ca, err := os.ReadFile(cfg.Broker.CAFile)
+			return err == nil && len(ca) > 0 && string(ca) != string(caBefore), err
+		})
+		caAfter, _ := os.ReadFile(cfg.Broker.CAFile)
+		eventually(t, ctx, "the broker serving a certificate of the new CA", func() (bool, error) {
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(caAfter) {
+				return false, fmt.Errorf("the new bundle holds no certificate")
+			}
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(b.URL, "https://"), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+			if err != nil {
+				return false, err
+			}
+			_ = conn.Close()
+			return true, nil
+		})
+		eventually(t, ctx, "a new client's call through the broker", func() (bool, error) {
+			transport := http.DefaultTransport.(*http.Transport).Clone()
+			defer transport.CloseIdleConnections()
+			cs, err := mcpclient.Connect(ctx, mcpclient.Options{URL: gw.URL, HTTPClient: &http.Client{Transport: transport}, ClientName: "mcpgate-e2e"})
+			if err != nil {
+				return false, err
+			}
+			defer func() { _ = cs.Close() }()
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: sampleserver.ToolWhoami, Arguments: map[string]any{}})
+			if err == nil && res.IsError {
+				err = fmt.Errorf("whoami: %+v", res.Content)
+			}
+			return err == nil, err
+		})
+		after, _ := stack.Gateway(brokerTeam, brokerServer)
+		if after.PID != before.PID || after.Starts != before.Starts || after.ConfigHash != before.ConfigHash {
+			t.Errorf("the new CA restarted the gateway: %+v, before %+v", after, before)
 		}
 	})
 
