@@ -63,7 +63,11 @@ type BrokerResolverOptions struct {
 // instance of the McpServer of that name in that namespace, and nothing
 // else. The binding rules are the reconciler's (see resolveClerk): inline,
 // a ClerkInstance of the namespace, or a ClusterClerkInstance whose key is
-// in the cluster resource namespace. It is safe for concurrent use.
+// in the cluster resource namespace. Instance IDs name the object the
+// configuration comes from, kind first ("McpServer/<ns>/<name>",
+// "ClerkInstance/<ns>/<name>", "ClusterClerkInstance/<name>"), so the
+// McpServers sharing an instance object share the broker's verifier and
+// caches. It is safe for concurrent use.
 type BrokerResolver struct {
 	opts BrokerResolverOptions
 	keys *secretKeyCache
