@@ -47,8 +47,11 @@ type Options struct {
 	ClerkHTTPClient *http.Client
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
-	// DirectoryTTL is each instance's clerk.DirectoryOptions.TTL (zero: the
-	// clerk default).
+	// DirectoryTTL is how long each instance's directory reuses an answer
+	// about a user. Zero, the default: never (concurrent lookups still
+	// share a call). The gateways cache for their McpServer's cacheTTL; a
+	// second cache here would add its own TTL to theirs, and a demoted
+	// member would keep access past the cacheTTL the McpServer promises.
 	DirectoryTTL time.Duration
 	// MaxInstances bounds the instances kept (DefaultMaxInstances when zero).
 	MaxInstances int
@@ -388,6 +391,10 @@ func (s *Server) instance(inst Instance) (*clerkInstance, error) {
 		SecretKey:     inst.SecretKey,
 		HTTPClient:    s.clerkHC,
 		Now:           s.opts.Now,
+		// The gateway keeps opaque verdicts for their TTLs; kept here too,
+		// a revoked token would outlive the one minute SECURITY.md states.
+		OpaqueCacheTTL:   -1,
+		NegativeCacheTTL: -1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: create verifier: %w", inst.ID, err)
@@ -397,7 +404,7 @@ func (s *Server) instance(inst Instance) (*clerkInstance, error) {
 		SecretKey:     inst.SecretKey,
 		HTTPClient:    s.clerkHC,
 		Now:           s.opts.Now,
-		TTL:           s.opts.DirectoryTTL,
+		TTL:           directoryTTL(s.opts.DirectoryTTL),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: create directory: %w", inst.ID, err)
@@ -418,6 +425,15 @@ func (s *Server) instance(inst Instance) (*clerkInstance, error) {
 }
 
 // nonNil makes an empty list encode as [] rather than null.
+// directoryTTL is the clerk.DirectoryOptions.TTL for Options.DirectoryTTL:
+// zero means no reuse, which the clerk package spells negative.
+func directoryTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}

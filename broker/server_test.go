@@ -193,3 +193,50 @@ func TestNewClient_options(t *testing.T) {
 		})
 	}
 }
+
+// TestServer_noReuse checks that the broker keeps no answer a gateway
+// caches itself: the gateway's TTLs (the McpServer's cacheTTL, the one
+// minute of an opaque verdict) are the only ones, so a membership removed
+// in Clerk is seen at the gateway's next lookup, and a revoked opaque token
+// at its next verification.
+func TestServer_noReuse(t *testing.T) {
+	t.Parallel()
+	em := newEmulator(t)
+	gw := Caller{Namespace: "team-a", Name: "tools-gateway"}
+	b := startBroker(t, staticAuth{"sa-token": gw}, NewStaticResolver(map[Caller]Instance{gw: *instanceOf("a", em)}))
+	c := b.client(t, writeFile(t, "token", []byte("sa-token")), b.caFile)
+	org, err := em.CreateOrganization("Acme", "acme", clerktest.DefaultUserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := AccessToken{Token: mint(t, em, clerktest.TokenRequest{Format: clerktest.FormatOpaque, TTL: time.Hour})}
+	ctx := context.Background()
+	lookup := func() []clerk.Membership {
+		t.Helper()
+		ms, err := c.Memberships(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	if ms := lookup(); len(ms) != 1 || ms[0].OrganizationID != org {
+		t.Fatalf("memberships %+v, want acme", ms)
+	}
+	if err := em.RemoveMembership(org, clerktest.DefaultUserID); err != nil {
+		t.Fatal(err)
+	}
+	if ms := lookup(); len(ms) != 0 {
+		t.Fatalf("after removal, memberships %+v: the broker reused its answer", ms)
+	}
+	const verify = "POST /v1/oauth_applications/access_tokens/verify"
+	if n := em.Calls(verify); n != 2 {
+		t.Errorf("%d verifications of the opaque token for two lookups, want 2 (no verdict kept)", n)
+	}
+	if err := em.RevokeAccessToken(at.Token); err != nil {
+		t.Fatal(err)
+	}
+	var invalid *clerk.InvalidTokenError
+	if _, err := c.Verify(ctx, at); !errors.As(err, &invalid) {
+		t.Fatalf("revoked token: %v, want an invalid token at once", err)
+	}
+}

@@ -24,6 +24,9 @@ type verdictCache[K comparable, V expiring] struct {
 	entries map[K]V
 }
 
+// noReuse is the capacity of a verdictCache that keeps nothing.
+const noReuse = -1
+
 func newVerdictCache[K comparable, V expiring](capacity int) *verdictCache[K, V] {
 	return &verdictCache[K, V]{max: capacity, entries: make(map[K]V)}
 }
@@ -42,7 +45,7 @@ func (c *verdictCache[K, V]) get(key K, now time.Time) (V, bool) {
 
 // put stores vd until its expiry; a verdict already stale at now is dropped.
 func (c *verdictCache[K, V]) put(key K, vd V, now time.Time) {
-	if !now.Before(vd.expiry()) {
+	if c.max == noReuse || !now.Before(vd.expiry()) {
 		return
 	}
 	c.mu.Lock()

@@ -57,6 +57,9 @@ type DirectoryOptions struct {
 	Now func() time.Time
 	// TTL is how long an answer, "not found" included, is reused;
 	// DefaultDirectoryTTL when zero. Failures to ask Clerk are never reused.
+	// Negative: no answer is reused at all (OAuth tokens included), and
+	// only concurrent lookups of a user share a call; for the key broker,
+	// whose callers cache for their own TTLs.
 	TTL time.Duration
 	// MaxEntries bounds each of the three caches (users, memberships,
 	// OAuth tokens); DefaultMaxCacheEntries when zero.
@@ -112,9 +115,6 @@ func NewDirectory(opts DirectoryOptions) (*Directory, error) {
 			return nil, errors.New("secret key source is required")
 		}
 	}
-	if opts.TTL < 0 {
-		return nil, fmt.Errorf("ttl %s is negative", opts.TTL)
-	}
 	if opts.MaxEntries < 0 {
 		return nil, fmt.Errorf("max entries %d is negative", opts.MaxEntries)
 	}
@@ -125,13 +125,17 @@ func NewDirectory(opts DirectoryOptions) (*Directory, error) {
 	if opts.MaxEntries == 0 {
 		opts.MaxEntries = DefaultMaxCacheEntries
 	}
+	capacity := opts.MaxEntries
+	if opts.TTL < 0 {
+		capacity = noReuse
+	}
 	return &Directory{
 		opts:        opts,
 		backend:     newBackend(opts.BackendAPIURL, opts.HTTPClient),
 		limit:       &backoff{now: opts.Now},
-		users:       newVerdictCache[string, answer[User]](opts.MaxEntries),
-		memberships: newVerdictCache[string, answer[[]Membership]](opts.MaxEntries),
-		tokens:      newVerdictCache[oauthTokenKey, tokenAnswer](opts.MaxEntries),
+		users:       newVerdictCache[string, answer[User]](capacity),
+		memberships: newVerdictCache[string, answer[[]Membership]](capacity),
+		tokens:      newVerdictCache[oauthTokenKey, tokenAnswer](capacity),
 	}, nil
 }
 

@@ -99,7 +99,6 @@ func TestNewDirectory(t *testing.T) {
 		"no url":       {SecretKey: key},
 		"relative url": {BackendAPIURL: "/v1", SecretKey: key},
 		"no key":       {BackendAPIURL: "https://api.clerk.com/v1"},
-		"negative ttl": {BackendAPIURL: "https://api.clerk.com/v1", SecretKey: key, TTL: -time.Second},
 		"negative max": {BackendAPIURL: "https://api.clerk.com/v1", SecretKey: key, MaxEntries: -1},
 	} {
 		if _, err := NewDirectory(opts); err == nil {
@@ -344,6 +343,34 @@ func TestDirectory_TTL(t *testing.T) {
 	f.wantCalls(t, 2, 2)
 	if len(u.VerifiedEmails) != 2 || len(ms) != 0 {
 		t.Fatalf("after the TTL: %+v %+v", u, ms)
+	}
+}
+
+// TestDirectory_NoReuse checks a negative TTL, the key broker's: every
+// answer is asked for again (users, memberships, "not found", OAuth tokens
+// and "not connected"), so that a caller's own TTL is the only one.
+func TestDirectory_NoReuse(t *testing.T) {
+	t.Parallel()
+	f := newDirectoryFixture(t, func(o *DirectoryOptions) { o.TTL = -1 })
+	ctx := context.Background()
+	id := f.user(t, clerktest.UserParams{Emails: []string{"n@example.com"}})
+	f.connect(t, id, "gho_nr", time.Hour)
+	for i := 1; i <= 2; i++ {
+		if _, err := f.dir.User(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.dir.Memberships(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		f.wantToken(t, id, "gho_nr")
+		if _, err := f.dir.User(ctx, "user_gone"); !errors.Is(err, ErrUserNotFound) {
+			t.Fatalf("unknown user: %v", err)
+		}
+		f.wantCalls(t, 2*i, i)
+		f.wantTokenCalls(t, i)
+	}
+	if n := f.dir.users.len() + f.dir.memberships.len() + f.dir.tokens.len(); n != 0 {
+		t.Errorf("%d answers kept", n)
 	}
 }
 
