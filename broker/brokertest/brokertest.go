@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -29,13 +28,23 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/mcpgate/mcpgate/broker"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
+
+// TB is what the package needs of its caller: a *testing.T or *testing.B,
+// or a benchmark driver's stand-in (hack/bench serves a broker outside any
+// test). Fatalf must not return.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
 
 // DefaultCaller is the ServiceAccount the broker's token file speaks for.
 var DefaultCaller = broker.Caller{Namespace: "team-a", Name: "tools-gateway"}
@@ -59,7 +68,7 @@ type Broker struct {
 	// TokenFile holds Caller's ServiceAccount token.
 	TokenFile string
 
-	t    testing.TB
+	t    TB
 	addr string
 	logs *syncbuf.Buffer
 
@@ -80,7 +89,7 @@ type authority struct {
 }
 
 // Start serves a broker for em's instance, for the test's lifetime.
-func Start(t testing.TB, em *clerktest.Server) *Broker {
+func Start(t TB, em *clerktest.Server) *Broker {
 	t.Helper()
 	dir := t.TempDir()
 	token := randomToken(t)
@@ -242,11 +251,11 @@ func (a staticAuth) Authenticate(_ context.Context, token string) (broker.Caller
 }
 
 // newAuthority makes a self-signed CA valid for an hour around now.
-func newAuthority(t testing.TB) *authority {
+func newAuthority(t TB) *authority {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
@@ -259,21 +268,21 @@ func newAuthority(t testing.TB) *authority {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	return &authority{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
 // serving issues a serving certificate for localhost and 127.0.0.1.
-func (ca *authority) serving(t testing.TB) tls.Certificate {
+func (ca *authority) serving(t TB) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
@@ -287,39 +296,39 @@ func (ca *authority) serving(t testing.TB) tls.Certificate {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
 }
 
-func serial(t testing.TB) *big.Int {
+func serial(t TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	return n
 }
 
 // randomToken is a ServiceAccount token stand-in, unique per broker, so a
 // test can look for it in what a client said.
-func randomToken(t testing.TB) string {
+func randomToken(t TB) string {
 	t.Helper()
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	return "sa-token-" + hex.EncodeToString(b[:])
 }
 
 // writeFile replaces path atomically, as the kubelet updates a volume.
-func writeFile(t testing.TB, path string, content []byte) {
+func writeFile(t TB, path string, content []byte) {
 	t.Helper()
 	tmp := path + ".new"
 	if err := os.WriteFile(tmp, content, 0o600); err != nil {
-		t.Fatal(err)
+		t.Fatalf("brokertest: %v", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(fmt.Errorf("brokertest: %w", err))
+		t.Fatalf("brokertest: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mcpgate/mcpgate/broker/brokertest"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
 )
@@ -27,7 +28,7 @@ const (
 	modeUserToken  = "user-token"  // JWTs, through a gateway that sets a service key and each caller's provider token
 )
 
-var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeAccess, modeUserToken}
+var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeOpaqueColdBroker, modeAccess, modeUserToken}
 
 const verifyEndpoint = "POST /v1/oauth_applications/access_tokens/verify"
 
@@ -97,11 +98,18 @@ type bench struct {
 	clerk    *clerktest.Server
 	upstream *process
 	bare     *process
+	// broker is the key broker of the opaque-cold-broker mode, started
+	// with its first gateway; brokerTB runs its cleanups.
+	broker   *brokertest.Broker
+	brokerTB *driverTB
 	logs     []*os.File // closed by close, after the processes writing them
 }
 
 // close closes the emulator and the process logs.
 func (b *bench) close() {
+	if b.brokerTB != nil {
+		b.brokerTB.cleanup()
+	}
 	b.clerk.Close()
 	for _, f := range b.logs {
 		_ = f.Close()
@@ -193,7 +201,7 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 // (scopes only) for the jwt and opaque modes, and, when the access mode
 // runs, one with access rules.
 type gateways struct {
-	plain, access, userToken *process
+	plain, access, userToken, broker *process
 }
 
 // startGateways starts the gateways the selected modes need.
@@ -215,12 +223,18 @@ func (b *bench) startGateways(ctx context.Context, name, upstreamURL string) (ga
 			return gws, err
 		}
 	}
+	if slices.Contains(b.opts.modes, modeOpaqueColdBroker) {
+		if gws.broker, err = b.startBrokerGateway(ctx, name+"-broker", upstreamURL); err != nil {
+			gws.stop()
+			return gws, err
+		}
+	}
 	return gws, nil
 }
 
 // stop stops the gateways that were started.
 func (g gateways) stop() {
-	for _, p := range []*process{g.plain, g.access, g.userToken} {
+	for _, p := range []*process{g.plain, g.access, g.userToken, g.broker} {
 		if p != nil {
 			p.stop()
 		}
@@ -254,6 +268,8 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 			proxy = c.gateways.access
 		case modeUserToken:
 			proxy = c.gateways.userToken
+		case modeOpaqueColdBroker:
+			proxy = c.gateways.broker
 		default:
 			proxy = c.gateways.plain
 		}
@@ -305,7 +321,7 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 
 // tokensFor gives the tokens of one cell: one per worker for jwt and
 // opaque-warm (each is checked once, then cached), a new one for every
-// request for opaque-cold, minted as it is needed (minting is the
+// request for opaque-cold and opaque-cold-broker, minted as it is needed (minting is the
 // emulator's work, on the driver's cores, not the gateway's). For access,
 // each worker's token is a new member's, whose memberships the gateway has
 // not seen; newUsers says how many.
@@ -328,7 +344,7 @@ func (b *bench) tokensFor(mode string, concurrency int) (tokens tokenSource, new
 	mint := func() (string, error) {
 		return b.clerk.MintAccessToken(clerktest.TokenRequest{Scopes: []string{"profile"}, TTL: time.Hour, Format: format})
 	}
-	if mode == modeOpaqueCold {
+	if mode == modeOpaqueCold || mode == modeOpaqueColdBroker {
 		return func(int) (string, bool) {
 			tok, err := mint()
 			return tok, err == nil

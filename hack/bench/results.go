@@ -110,6 +110,15 @@ func evaluateTargets(r *results, refConcurrency int) []target {
 		ts = append(ts, target{"user token throughput vs JWT (" + at + ")", ">= 95%",
 			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.95})
 	}
+	// The broker's hop, unqueued: one client, so that p50 is a
+	// verification's latency rather than a wait for the gateway's core.
+	cold, okC := findRow(r.Gateway.Rows, modeOpaqueCold, "trivial", "json", 1)
+	viaBroker, okV := findRow(r.Gateway.Rows, modeOpaqueColdBroker, "trivial", "json", 1)
+	if okC && okV {
+		added := viaBroker.P50 - cold.P50
+		ts = append(ts, target{"cold opaque verification through the key broker: added p50 (trivial upstream, JSON, concurrency 1)", "<= 1 ms",
+			fmt.Sprintf("%+.2f ms", added), added <= 1.0})
+	}
 	var connectedUsers, tokenLookups int
 	for _, row := range r.Gateway.Rows {
 		if row.Mode == modeUserToken {
