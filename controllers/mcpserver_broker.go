@@ -175,3 +175,33 @@ func brokerConfig(opts Options) *config.Broker {
 		TokenFile: brokerTokenDir + "/" + brokerTokenFile,
 	}
 }
+
+// volumeAndMount is a pod volume and the gateway container's mount of it.
+type volumeAndMount struct {
+	volume *corev1ac.VolumeApplyConfiguration
+	mount  *corev1ac.VolumeMountApplyConfiguration
+}
+
+// clerkAccessVolume is how the gateway gets what needs Clerk's secret key:
+// without the broker, the key itself as a file from its Secret (ref, in the
+// McpServer's namespace); with it, only the gateway's ServiceAccount token
+// for the broker's audience, which the kubelet rotates.
+func clerkAccessVolume(opts Options, ref mcpv1.SecretKeyReference) volumeAndMount {
+	if opts.brokered() {
+		return volumeAndMount{
+			volume: corev1ac.Volume().WithName(brokerTokenVolume).WithProjected(
+				corev1ac.ProjectedVolumeSource().WithSources(corev1ac.VolumeProjection().WithServiceAccountToken(
+					corev1ac.ServiceAccountTokenProjection().
+						WithAudience(config.BrokerAudience).
+						WithExpirationSeconds(brokerTokenExpiration).
+						WithPath(brokerTokenFile)))),
+			mount: corev1ac.VolumeMount().WithName(brokerTokenVolume).WithMountPath(brokerTokenDir).WithReadOnly(true),
+		}
+	}
+	return volumeAndMount{
+		volume: corev1ac.Volume().WithName(secretVolume).WithSecret(
+			corev1ac.SecretVolumeSource().WithSecretName(ref.Name).WithDefaultMode(0o440).
+				WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(secretFileName))),
+		mount: corev1ac.VolumeMount().WithName(secretVolume).WithMountPath(secretDir).WithReadOnly(true),
+	}
+}

@@ -306,6 +306,7 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 		replicas = *r
 	}
 
+	clerkAccess := clerkAccessVolume(opts, ref)
 	container := corev1ac.Container().
 		WithName(gatewayContainer).
 		WithImage(opts.GatewayImage).
@@ -322,13 +323,11 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 			WithReadOnlyRootFilesystem(true).
 			WithRunAsNonRoot(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(configVolume).WithMountPath(configDir).WithReadOnly(true))
-	if opts.brokered() {
-		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(brokerTokenVolume).WithMountPath(brokerTokenDir).WithReadOnly(true))
-	} else {
-		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(secretVolume).WithMountPath(secretDir).WithReadOnly(true))
-	}
-	container.WithVolumeMounts(corev1ac.VolumeMount().WithName(tmpVolume).WithMountPath("/tmp"))
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName(configVolume).WithMountPath(configDir).WithReadOnly(true),
+			clerkAccess.mount,
+			corev1ac.VolumeMount().WithName(tmpVolume).WithMountPath("/tmp"),
+		)
 	credentials := credentialsVolumeSource(mcp.Spec.Upstream.Credentials)
 	if credentials != nil {
 		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(credentialsVolume).WithMountPath(credentialsDir).WithReadOnly(true))
@@ -354,22 +353,15 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithContainers(container).
 		WithImagePullSecrets(pullSecrets(opts.GatewayImagePullSecrets)...).
-		WithVolumes(corev1ac.Volume().WithName(configVolume).WithConfigMap(
-			corev1ac.ConfigMapVolumeSource().WithName(gatewayName(mcp)).WithDefaultMode(0o444)))
+		WithVolumes(
+			corev1ac.Volume().WithName(configVolume).WithConfigMap(
+				corev1ac.ConfigMapVolumeSource().WithName(gatewayName(mcp)).WithDefaultMode(0o444)),
+			clerkAccess.volume,
+			corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+		)
 	if opts.brokered() {
-		pod.WithServiceAccountName(gatewayName(mcp)).
-			WithVolumes(corev1ac.Volume().WithName(brokerTokenVolume).WithProjected(
-				corev1ac.ProjectedVolumeSource().WithSources(corev1ac.VolumeProjection().WithServiceAccountToken(
-					corev1ac.ServiceAccountTokenProjection().
-						WithAudience(config.BrokerAudience).
-						WithExpirationSeconds(brokerTokenExpiration).
-						WithPath(brokerTokenFile)))))
-	} else {
-		pod.WithVolumes(corev1ac.Volume().WithName(secretVolume).WithSecret(
-			corev1ac.SecretVolumeSource().WithSecretName(ref.Name).WithDefaultMode(0o440).
-				WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(secretFileName))))
+		pod.WithServiceAccountName(gatewayName(mcp))
 	}
-	pod.WithVolumes(corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource()))
 	if credentials != nil {
 		pod.WithVolumes(corev1ac.Volume().WithName(credentialsVolume).WithProjected(credentials))
 	}
