@@ -13,7 +13,6 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -494,22 +493,6 @@ func (k *kubelet) stopAll() error {
 	}
 	wg.Wait()
 	k.draining.Wait()
-	return nil
-}
-
-// reportStatus writes the Deployment status a cluster would show for it.
-func (k *kubelet) reportStatus(ctx context.Context, d *appsv1.Deployment, ready bool) error {
-	st := deploymentStatus(d, ready, metav1.NewTime(time.Now().Truncate(time.Second)))
-	if equality.Semantic.DeepEqual(d.Status, st) {
-		return nil
-	}
-	// NOTE: an update, not a patch: it is refused (and retried) if d is
-	// older than what the API server holds, where a patch computed from a
-	// stale d could leave fields it thought unchanged wrong.
-	d.Status = st
-	if err := k.client.Status().Update(ctx, d); err != nil {
-		return fmt.Errorf("update deployment status: %w", err)
-	}
 	return nil
 }
 

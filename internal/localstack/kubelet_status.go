@@ -1,8 +1,13 @@
 package localstack
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -65,4 +70,20 @@ func condition(d *appsv1.Deployment, typ appsv1.DeploymentConditionType, status 
 		}
 	}
 	return c
+}
+
+// reportStatus writes the Deployment status a cluster would show for it.
+func (k *kubelet) reportStatus(ctx context.Context, d *appsv1.Deployment, ready bool) error {
+	st := deploymentStatus(d, ready, metav1.NewTime(time.Now().Truncate(time.Second)))
+	if equality.Semantic.DeepEqual(d.Status, st) {
+		return nil
+	}
+	// NOTE: an update, not a patch: it is refused (and retried) if d is
+	// older than what the API server holds, where a patch computed from a
+	// stale d could leave fields it thought unchanged wrong.
+	d.Status = st
+	if err := k.client.Status().Update(ctx, d); err != nil {
+		return fmt.Errorf("update deployment status: %w", err)
+	}
+	return nil
 }
