@@ -58,6 +58,12 @@ func (f *fixture) createSecret(name string, data map[string]string) {
 	f.t.Helper()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: data}
 	f.create(s)
+	// A test that creates the Secret before its McpServer means the
+	// reconciler to find it: wait until the manager's cache has it, or the
+	// first reconcile may see no Secret yet (and warn SecretNotFound).
+	eventually(f.t, func() error {
+		return f.tc.mgrClient.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, &corev1.Secret{})
+	})
 }
 
 // get reads the object name (of the McpServer's gateway, when name is "")
