@@ -17,8 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -176,12 +176,15 @@ func serveBroker(ctx context.Context, f brokerFlags, log *slog.Logger, stdout io
 	if err != nil {
 		return err
 	}
-	clientset, err := kubernetes.NewForConfig(cfg)
+	// NOTE: the authentication group's client alone, not the whole
+	// clientset: every typed client linked in is initialized in every
+	// process of this binary, the gateway's included (about 1.5 MiB of RSS).
+	reviews, err := authnclient.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("create clientset: %w", err)
+		return fmt.Errorf("create the token review client: %w", err)
 	}
 	authn, err := broker.NewTokenReviewAuthenticator(broker.TokenReviewOptions{
-		Client:   clientset.AuthenticationV1(),
+		Client:   reviews,
 		Audience: config.BrokerAudience,
 		TTL:      f.reviewTTL,
 	})
