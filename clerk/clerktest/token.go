@@ -243,29 +243,50 @@ func (s *Server) exchangeRefreshToken(form url.Values, c *client) (tokenResponse
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
-	s.mu.Lock()
-	rec, ok := s.refreshTokens[token]
-	if !ok || rec.clientID != c.id {
-		s.mu.Unlock()
-		return tokenResponse{}, unauthorized("invalid_grant", "the refresh token is invalid, revoked or already used")
+	invalid := unauthorized("invalid_grant", "the refresh token is invalid, revoked or already used")
+	old, ok := s.refreshRecord(token, c.id)
+	if !ok {
+		return tokenResponse{}, invalid
 	}
-	old := *rec
 	scopes := old.scopes
 	if form.Has("scope") {
 		scopes = strings.Fields(form.Get("scope"))
 		if unknown := unknownScopes(scopes, old.scopes); len(unknown) > 0 {
-			s.mu.Unlock()
 			return tokenResponse{}, badRequest("invalid_scope", "scope exceeds the original grant: "+strings.Join(unknown, " "))
 		}
 	}
 	audience, oerr := narrowResources(form["resource"], old.resources)
 	if oerr != nil {
-		s.mu.Unlock()
 		return tokenResponse{}, oerr
 	}
-	delete(s.refreshTokens, token)
-	s.mu.Unlock()
+	// A refresh token works once: of two concurrent exchanges, one wins.
+	if !s.consumeRefreshToken(token) {
+		return tokenResponse{}, invalid
+	}
 	return s.issueTokens(c, old, scopes, audience, "")
+}
+
+// refreshRecord returns a copy of token's record, when it was issued to
+// clientID.
+func (s *Server) refreshRecord(token, clientID string) (refreshRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.refreshTokens[token]
+	if !ok || rec.clientID != clientID {
+		return refreshRecord{}, false
+	}
+	return *rec, true
+}
+
+// consumeRefreshToken removes token; false when it is gone already.
+func (s *Server) consumeRefreshToken(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.refreshTokens[token]; !ok {
+		return false
+	}
+	delete(s.refreshTokens, token)
+	return true
 }
 
 // narrowResources returns the audience for a token request: the requested

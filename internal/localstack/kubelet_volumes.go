@@ -186,15 +186,12 @@ func volumeSecrets(v corev1.Volume) []string {
 	if v.Secret != nil {
 		return []string{v.Secret.SecretName}
 	}
-	var names []string
-	if v.Projected != nil {
-		for _, src := range v.Projected.Sources {
-			if src.Secret != nil {
-				names = append(names, src.Secret.Name)
-			}
+	return projectedNames(v, func(p corev1.VolumeProjection) string {
+		if p.Secret == nil {
+			return ""
 		}
-	}
-	return names
+		return p.Secret.Name
+	})
 }
 
 // volumeConfigMaps names the ConfigMaps a volume mounts, directly or projected.
@@ -202,12 +199,25 @@ func volumeConfigMaps(v corev1.Volume) []string {
 	if v.ConfigMap != nil {
 		return []string{v.ConfigMap.Name}
 	}
+	return projectedNames(v, func(p corev1.VolumeProjection) string {
+		if p.ConfigMap == nil {
+			return ""
+		}
+		return p.ConfigMap.Name
+	})
+}
+
+// projectedNames names the objects of one kind a projected volume's
+// sources take from: name gives a source's object, "" for a source of
+// another kind.
+func projectedNames(v corev1.Volume, name func(corev1.VolumeProjection) string) []string {
+	if v.Projected == nil {
+		return nil
+	}
 	var names []string
-	if v.Projected != nil {
-		for _, src := range v.Projected.Sources {
-			if src.ConfigMap != nil {
-				names = append(names, src.ConfigMap.Name)
-			}
+	for _, src := range v.Projected.Sources {
+		if n := name(src); n != "" {
+			names = append(names, n)
 		}
 	}
 	return names

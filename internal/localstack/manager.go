@@ -82,14 +82,10 @@ func StartManager(ctx context.Context, opts ManagerOptions) (*Manager, error) {
 	if opts.ClerkResync > 0 {
 		args = append(args, "--clerk-resync-interval", opts.ClerkResync.String())
 	}
-	if opts.ClusterResourceNamespace != "" {
-		args = append(args, "--cluster-resource-namespace", opts.ClusterResourceNamespace)
-	}
+	args = withFlag(args, "--cluster-resource-namespace", opts.ClusterResourceNamespace)
 	if opts.BrokerURL != "" {
-		args = append(args, "--broker-url", opts.BrokerURL)
-		if opts.BrokerTLSSecret != "" {
-			args = append(args, "--broker-tls-secret", opts.BrokerTLSSecret)
-		}
+		args = withFlag(args, "--broker-url", opts.BrokerURL)
+		args = withFlag(args, "--broker-tls-secret", opts.BrokerTLSSecret)
 	}
 	spec := processSpec{
 		name:    "mcpgate manager",
@@ -173,3 +169,11 @@ func freePorts(n int) ([]int, error) {
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// withFlag appends the flag name with value, when value is set.
+func withFlag(args []string, name, value string) []string {
+	if value == "" {
+		return args
+	}
+	return append(args, name, value)
+}
