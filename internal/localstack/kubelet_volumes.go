@@ -182,42 +182,31 @@ func (k *kubelet) secretSourceFiles(ctx context.Context, namespace, volume, secr
 }
 
 // volumeSecrets names the Secrets a volume mounts, directly or projected.
-func volumeSecrets(v corev1.Volume) []string {
-	if v.Secret != nil {
-		return []string{v.Secret.SecretName}
-	}
-	return projectedNames(v, func(p corev1.VolumeProjection) string {
-		if p.Secret == nil {
-			return ""
-		}
-		return p.Secret.Name
-	})
-}
+func volumeSecrets(v corev1.Volume) []string { return volumeObjects(v, false) }
 
 // volumeConfigMaps names the ConfigMaps a volume mounts, directly or projected.
-func volumeConfigMaps(v corev1.Volume) []string {
-	if v.ConfigMap != nil {
-		return []string{v.ConfigMap.Name}
-	}
-	return projectedNames(v, func(p corev1.VolumeProjection) string {
-		if p.ConfigMap == nil {
-			return ""
-		}
-		return p.ConfigMap.Name
-	})
-}
+func volumeConfigMaps(v corev1.Volume) []string { return volumeObjects(v, true) }
 
-// projectedNames names the objects of one kind a projected volume's
-// sources take from: name gives a source's object, "" for a source of
-// another kind.
-func projectedNames(v corev1.Volume, name func(corev1.VolumeProjection) string) []string {
-	if v.Projected == nil {
-		return nil
-	}
+// volumeObjects names the Secrets (or, with configMaps, the ConfigMaps) a
+// volume mounts, directly or through the sources of a projected volume.
+func volumeObjects(v corev1.Volume, configMaps bool) []string {
 	var names []string
-	for _, src := range v.Projected.Sources {
-		if n := name(src); n != "" {
-			names = append(names, n)
+	add := func(secret *corev1.SecretProjection, configMap *corev1.ConfigMapProjection) {
+		switch {
+		case !configMaps && secret != nil:
+			names = append(names, secret.Name)
+		case configMaps && configMap != nil:
+			names = append(names, configMap.Name)
+		}
+	}
+	switch {
+	case v.Secret != nil:
+		add(&corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret.SecretName}}, nil)
+	case v.ConfigMap != nil:
+		add(nil, &corev1.ConfigMapProjection{LocalObjectReference: v.ConfigMap.LocalObjectReference})
+	case v.Projected != nil:
+		for _, src := range v.Projected.Sources {
+			add(src.Secret, src.ConfigMap)
 		}
 	}
 	return names
