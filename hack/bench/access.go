@@ -141,6 +141,9 @@ type toolsListResult struct {
 	ListedFiltered   int          `json:"listed_filtered"`   // in a member's answer through the access gateway
 	Concurrency      int          `json:"concurrency"`
 	Rows             []gatewayRow `json:"rows"` // direct (when selected), jwt and access
+	// AddedP50 is the access row's p50 minus the jwt row's, in ms: per
+	// round, then the median over the rounds (see pairedDiff).
+	AddedP50 float64 `json:"added_p50_ms"`
 }
 
 // runToolsList measures tools/list of pathToolsList's list through both
@@ -181,6 +184,7 @@ func (b *bench) runToolsList(ctx context.Context) (toolsListResult, error) {
 			samples[mode] = append(samples[mode], row)
 		}
 	}
+	res.AddedP50 = pairedDiff(samples, modeAccess, modeJWT, func(r gatewayRow) float64 { return r.P50 })
 	for _, mode := range modes {
 		row := medianRow(samples[mode])
 		row.Upstream, row.Response = "tools-list", "json"

@@ -56,3 +56,19 @@ func pairedRatio(samples map[string][]gatewayRow, mode, base string) float64 {
 	slices.Sort(ratios)
 	return ratios[len(ratios)/2]
 }
+
+// pairedDiff is mode's figure (get) minus base's: per round, against base
+// measured moments before in the same round, then the median over the
+// rounds, as pairedRatio does for throughput. 0 when base was not measured.
+func pairedDiff(samples map[string][]gatewayRow, mode, base string, get func(gatewayRow) float64) float64 {
+	rows, bases := samples[mode], samples[base]
+	var diffs []float64
+	for i := range min(len(rows), len(bases)) {
+		diffs = append(diffs, get(rows[i])-get(bases[i]))
+	}
+	if len(diffs) == 0 {
+		return 0
+	}
+	slices.Sort(diffs)
+	return diffs[len(diffs)/2]
+}

@@ -33,3 +33,33 @@ func TestPairedRatio(t *testing.T) {
 		}
 	}
 }
+
+// TestPairedDiff checks that a difference pairs each round with its own
+// base, as TestPairedRatio does for ratios.
+func TestPairedDiff(t *testing.T) {
+	t.Parallel()
+	p50 := func(vs ...float64) []gatewayRow {
+		rows := make([]gatewayRow, len(vs))
+		for i, v := range vs {
+			rows[i].P50 = v
+		}
+		return rows
+	}
+	get := func(r gatewayRow) float64 { return r.P50 }
+	for _, tc := range []struct {
+		name       string
+		mode, base []gatewayRow
+		want       float64
+	}{
+		// Round by round: 0.2, 0.4, 0.1; the difference of the medians
+		// (1.4 - 1.3) would pair figures from different rounds.
+		{"paired by round", p50(0.9, 3.0, 1.4), p50(0.7, 2.6, 1.3), 0.2},
+		{"median of three", p50(1.1, 1.5, 1.2), p50(1.0, 1.0, 1.0), 0.2},
+		{"base missing", p50(1.0), nil, 0},
+	} {
+		got := pairedDiff(map[string][]gatewayRow{modeAccess: tc.mode, modeJWT: tc.base}, modeAccess, modeJWT, get)
+		if d := got - tc.want; d > 1e-9 || d < -1e-9 {
+			t.Errorf("%s: pairedDiff = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
