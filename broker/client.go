@@ -86,9 +86,25 @@ type Client struct {
 
 // AccessToken is what an MCP client presented to the gateway: the bearer
 // token and the resource URLs its aud may name (clerk.WithAudience).
+// Subject, when set, is the user the gateway verified the token for: an
+// answer about anyone else is refused (ErrOtherSubject), never handed on.
 type AccessToken struct {
 	Token     string
 	Audiences []string
+	Subject   string
+}
+
+// ErrOtherSubject is an answer about another user than AccessToken.Subject:
+// the broker and the gateway disagree on whose token it is. It is wrapped in
+// a *clerk.UnavailableError, so the gateway fails closed and caches nothing.
+var ErrOtherSubject = errors.New("broker answered about another user than the token's subject")
+
+// checkSubject refuses an answer about another user than at's subject.
+func checkSubject(at AccessToken, userID string) error {
+	if at.Subject != "" && userID != at.Subject {
+		return unreadable(ErrOtherSubject)
+	}
+	return nil
 }
 
 // NewClient checks opts. It reads no file and makes no network call.
@@ -136,6 +152,9 @@ func (c *Client) User(ctx context.Context, at AccessToken) (clerk.User, error) {
 	if out.ID == "" {
 		return clerk.User{}, unreadable(errors.New("user without an id"))
 	}
+	if err := checkSubject(at, out.ID); err != nil {
+		return clerk.User{}, err
+	}
 	return clerk.User{ID: out.ID, PrimaryEmail: out.PrimaryEmail, VerifiedEmails: out.VerifiedEmails}, nil
 }
 
@@ -144,6 +163,9 @@ func (c *Client) User(ctx context.Context, at AccessToken) (clerk.User, error) {
 func (c *Client) Memberships(ctx context.Context, at AccessToken) ([]clerk.Membership, error) {
 	var out MembershipsResponse
 	if err := c.call(ctx, PathMemberships, Request{AccessToken: at.Token, Audiences: at.Audiences}, &out); err != nil {
+		return nil, err
+	}
+	if err := checkSubject(at, out.UserID); err != nil {
 		return nil, err
 	}
 	ms := make([]clerk.Membership, 0, len(out.Memberships))
@@ -167,6 +189,9 @@ func (c *Client) OAuthToken(ctx context.Context, at AccessToken, provider string
 	}
 	if out.Token == "" {
 		return clerk.OAuthToken{}, unreadable(errors.New("oauth token answer without a token"))
+	}
+	if err := checkSubject(at, out.UserID); err != nil {
+		return clerk.OAuthToken{}, err
 	}
 	return clerk.OAuthToken{Token: out.Token, ExpiresAt: out.ExpiresAt, Scopes: out.Scopes}, nil
 }

@@ -59,8 +59,10 @@ type UserResponse struct {
 	VerifiedEmails []string `json:"verified_emails"`
 }
 
-// MembershipsResponse answers PathMemberships.
+// MembershipsResponse answers PathMemberships. UserID is the subject the
+// broker verified the access token for, whom the memberships are about.
 type MembershipsResponse struct {
+	UserID      string           `json:"user_id"`
 	Memberships []MembershipJSON `json:"memberships"`
 }
 
@@ -72,8 +74,10 @@ type MembershipJSON struct {
 	Permissions      []string `json:"permissions"`
 }
 
-// OAuthTokenResponse answers PathOAuthToken. Token is a credential.
+// OAuthTokenResponse answers PathOAuthToken. Token is a credential; UserID
+// is the subject the broker verified the access token for, whose it is.
 type OAuthTokenResponse struct {
+	UserID    string    `json:"user_id"`
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Scopes    []string  `json:"scopes"`

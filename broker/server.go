@@ -276,7 +276,7 @@ func (s *Server) answer(ctx context.Context, endpoint string, ci *clerkInstance,
 		if err != nil {
 			return nil, clerkFailure(err)
 		}
-		out := MembershipsResponse{Memberships: make([]MembershipJSON, 0, len(ms))}
+		out := MembershipsResponse{UserID: id.UserID, Memberships: make([]MembershipJSON, 0, len(ms))}
 		for _, m := range ms {
 			out.Memberships = append(out.Memberships, MembershipJSON{OrganizationID: m.OrganizationID,
 				OrganizationSlug: m.OrganizationSlug, Role: m.Role, Permissions: nonNil(m.Permissions)})
@@ -287,7 +287,7 @@ func (s *Server) answer(ctx context.Context, endpoint string, ci *clerkInstance,
 		if err != nil {
 			return nil, clerkFailure(err)
 		}
-		return OAuthTokenResponse{Token: t.Token, ExpiresAt: t.ExpiresAt, Scopes: nonNil(t.Scopes)}, nil
+		return OAuthTokenResponse{UserID: id.UserID, Token: t.Token, ExpiresAt: t.ExpiresAt, Scopes: nonNil(t.Scopes)}, nil
 	}
 }
 

@@ -240,3 +240,38 @@ func TestServer_noReuse(t *testing.T) {
 		t.Fatalf("revoked token: %v, want an invalid token at once", err)
 	}
 }
+
+// TestClient_otherSubject checks that the client hands on no answer about
+// another user than the one the gateway verified the token for: the
+// broker's answers name their subject, and a mismatch is a failure (the
+// gateway then fails closed and caches nothing), never another user's
+// facts or provider token.
+func TestClient_otherSubject(t *testing.T) {
+	t.Parallel()
+	em := newEmulator(t)
+	gw := Caller{Namespace: "team-a", Name: "tools-gateway"}
+	b := startBroker(t, staticAuth{"sa-token": gw}, NewStaticResolver(map[Caller]Instance{gw: *instanceOf("a", em)}))
+	c := b.client(t, writeFile(t, "token", []byte("sa-token")), b.caFile)
+	if err := em.SetOAuthToken(clerktest.DefaultUserID, "oauth_github", clerktest.OAuthToken{Token: "gho_subject", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	token := mint(t, em, clerktest.TokenRequest{Format: clerktest.FormatJWT, TTL: time.Hour})
+	ctx := context.Background()
+	lookups := func(at AccessToken) []error {
+		_, errU := c.User(ctx, at)
+		_, errM := c.Memberships(ctx, at)
+		_, errT := c.OAuthToken(ctx, at, "oauth_github")
+		return []error{errU, errM, errT}
+	}
+	for i, err := range lookups(AccessToken{Token: token, Subject: clerktest.DefaultUserID}) {
+		if err != nil {
+			t.Errorf("lookup %d for the token's own subject: %v", i, err)
+		}
+	}
+	for i, err := range lookups(AccessToken{Token: token, Subject: "user_someone_else"}) {
+		var ue *clerk.UnavailableError
+		if !errors.Is(err, ErrOtherSubject) || !errors.As(err, &ue) {
+			t.Errorf("lookup %d for another subject: %v, want ErrOtherSubject as an unavailable error", i, err)
+		}
+	}
+}

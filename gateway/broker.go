@@ -88,9 +88,10 @@ func (p *brokerPeople) OAuthToken(ctx context.Context, s clerk.Subject, provider
 }
 
 // accessToken is what the broker is asked about: the token the subject was
-// verified from, and the audiences it was verified for.
+// verified from, the audiences it was verified for, and the user it was
+// verified as, so that an answer about anyone else is refused.
 func accessToken(s clerk.Subject) broker.AccessToken {
-	return broker.AccessToken{Token: s.AccessToken, Audiences: s.Audiences}
+	return broker.AccessToken{Token: s.AccessToken, Audiences: s.Audiences, Subject: s.UserID}
 }
 
 // count records one broker call by the clerk error value it came back as.
