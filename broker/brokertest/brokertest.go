@@ -253,10 +253,6 @@ func (a staticAuth) Authenticate(_ context.Context, token string) (broker.Caller
 // newAuthority makes a self-signed CA valid for an hour around now.
 func newAuthority(t TB) *authority {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("brokertest: %v", err)
-	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: "mcpgate brokertest CA"},
@@ -266,10 +262,7 @@ func newAuthority(t TB) *authority {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatalf("brokertest: %v", err)
-	}
+	key, der := issue(t, tmpl, nil, nil)
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatalf("brokertest: %v", err)
@@ -280,10 +273,6 @@ func newAuthority(t TB) *authority {
 // serving issues a serving certificate for localhost and 127.0.0.1.
 func (ca *authority) serving(t TB) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("brokertest: %v", err)
-	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: "mcpgate-broker"},
@@ -294,11 +283,26 @@ func (ca *authority) serving(t TB) tls.Certificate {
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:     []string{"localhost"},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	key, der := issue(t, tmpl, ca.cert, ca.key)
+	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
+}
+
+// issue makes a P-256 key and a certificate of tmpl for it, signed by
+// parent's key, or self-signed when parent is nil.
+func issue(t TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatalf("brokertest: %v", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	return key, der
 }
 
 func serial(t TB) *big.Int {
