@@ -200,6 +200,8 @@ func buildGatewayConfig(mcp *mcpv1.McpServer, opts Options, issuer, upstream str
 	}
 	cfg.Access = buildAccess(mcp.Spec.Access)
 	cfg.Upstream.Credentials = buildCredentials(mcp.Spec.Upstream.Credentials, issuer)
+	cfg.Audit = buildAudit(mcp.Spec.Gateway.Audit)
+	cfg.Tracing = buildTracing(mcp.Spec.Gateway.Tracing, opts)
 	return cfg
 }
 
@@ -332,6 +334,10 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 	if credentials != nil {
 		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(credentialsVolume).WithMountPath(credentialsDir).WithReadOnly(true))
 	}
+	tracingHeaders, tracingMount := tracingHeadersVolume(mcp)
+	if tracingMount != nil {
+		container.WithVolumeMounts(tracingMount)
+	}
 	if res := buildResources(mcp.Spec.Gateway.Resources); res != nil {
 		container.WithResources(res)
 	}
@@ -364,6 +370,9 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 	}
 	if credentials != nil {
 		pod.WithVolumes(corev1ac.Volume().WithName(credentialsVolume).WithProjected(credentials))
+	}
+	if tracingHeaders != nil {
+		pod.WithVolumes(tracingHeaders)
 	}
 	spec := appsv1ac.DeploymentSpec()
 	if mcp.Spec.Gateway.Autoscaling == nil {

@@ -275,6 +275,17 @@ type GatewaySpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	AllowedOrigins []Origin `json:"allowedOrigins,omitempty"`
+
+	// audit tunes the gateway's audit stream of MCP requests and refusals,
+	// on by default, without tool arguments. See docs/observability.md.
+	// +optional
+	Audit *GatewayAudit `json:"audit,omitempty"`
+
+	// tracing sends the gateway's OpenTelemetry spans to an OTLP/HTTP
+	// receiver. Unset: the operator's default (chart value
+	// tracing.gatewayDefaults), which is off unless the platform team set one.
+	// +optional
+	Tracing *GatewayTracing `json:"tracing,omitempty"`
 }
 
 // GatewayAutoscaling bounds the gateway pods and sets the CPU utilization

@@ -79,6 +79,12 @@ type Config struct {
 	// X-Forwarded-Host when PublicURL is empty. Only safe behind a proxy that
 	// sets them.
 	TrustForwardedHeaders bool `json:"trustForwardedHeaders,omitempty"`
+
+	// Audit configures the audit stream; the zero value audits.
+	Audit Audit `json:"audit,omitzero"`
+
+	// Tracing, when set, exports OpenTelemetry spans.
+	Tracing *Tracing `json:"tracing,omitempty"`
 }
 
 // ServerRef identifies an McpServer.
@@ -225,6 +231,10 @@ func (c Config) Validate() error {
 	}
 	if c.Upstream.Credentials != nil {
 		errs = append(errs, c.Upstream.Credentials.validate()...)
+	}
+	errs = append(errs, c.Audit.validate()...)
+	if c.Tracing != nil {
+		errs = append(errs, c.Tracing.validate()...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid gateway config: %w", err)
