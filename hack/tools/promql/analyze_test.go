@@ -22,16 +22,16 @@ func TestAnalyze(t *testing.T) {
 			expr:    `histogram_quantile(0.95, sum by (le) (rate(a_bucket[5m]))) / on() group_left sum(rate(b_total[5m])) > 0.5`,
 			metrics: []string{"a_bucket", "b_total"},
 		},
-		"one name twice": {expr: `x_total - x_total offset 1h`, metrics: []string{"x_total"}},
+		"one name twice":    {expr: `x_total - x_total offset 1h`, metrics: []string{"x_total"}},
 		"name as a matcher": {expr: `{__name__="up_total", job="x"}`, metrics: []string{"up_total"}},
 		"absent and a subquery": {
 			expr: `absent(broker_ready) or max_over_time(broker_ready[10m:1m]) < 1`, metrics: []string{"broker_ready"},
 		},
 		"regular expression on the name": {expr: `{__name__=~"mcpgate_.*"}`, metrics: []string{}, unnamed: 1},
-		"a number": {expr: `1`, metrics: []string{}},
-		"a Grafana variable left in": {expr: `rate(x_total[$__rate_interval])`, err: true},
-		"an unknown function":        {expr: `rates(x_total[5m])`, err: true},
-		"an experimental function":   {expr: `sort_by_label(x_total, "a")`, err: true},
+		"a number":                       {expr: `1`, metrics: []string{}},
+		"a Grafana variable left in":     {expr: `rate(x_total[$__rate_interval])`, err: true},
+		"an unknown function":            {expr: `rates(x_total[5m])`, err: true},
+		"an experimental function":       {expr: `sort_by_label(x_total, "a")`, err: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
