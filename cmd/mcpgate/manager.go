@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
@@ -268,6 +269,12 @@ func startManager(f managerFlags) error {
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up broker tls controller: %w", err)
 		}
+	}
+	// The conditions of McpServers and Clerk instance objects, read from
+	// the cache at each scrape, beside controller-runtime's own metrics in
+	// the registry its metrics server serves (one manager per process).
+	if err := ctrlmetrics.Registry.Register(controllers.NewStateCollector(mgr.GetCache())); err != nil {
+		return fmt.Errorf("register state metrics: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
