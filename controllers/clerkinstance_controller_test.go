@@ -240,91 +240,48 @@ func TestClerkInstances(t *testing.T) {
 		f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
 	})
 
-	t.Run("a ClusterClerkInstance's Secret is copied, rotated, and outlives a deleted instance", func(t *testing.T) {
+	t.Run("without the broker, a ClusterClerkInstance's key reaches no team namespace", func(t *testing.T) {
 		f := newFixture(t)
 		name := f.ns // cluster-scoped: one name per test
-		source := f.createOperatorSecret(name, emu.SecretKey())
-		spec := instanceSpec(clerkIssuer(tc, t), name, mcpv1.ClerkSettings{})
-		f.createClusterInstance(name, spec)
+		f.createOperatorSecret(name, emu.SecretKey())
+		f.createClusterInstance(name, instanceSpec(clerkIssuer(tc, t), name, mcpv1.ClerkSettings{}))
 		f.create(newMcpServer(f.ns, "tools", usingInstance(mcpv1.KindClusterClerkInstance, name)))
 
-		copyHolds := func(value string) func(*corev1.Secret) error {
-			return func(s *corev1.Secret) error {
-				if got := string(s.Data[secretFileName]); got != value {
-					return fmt.Errorf("the copy holds %d bytes, not the source's %d", len(got), len(value))
-				}
-				return nil
+		mcp := f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonBrokerRequired))
+		ready := meta.FindStatusCondition(mcp.Status.Conditions, mcpv1.ConditionReady)
+		for _, want := range []string{"ClusterClerkInstance " + name, "broker.enabled=true", "--broker-url", "ClerkInstance in this namespace"} {
+			if !strings.Contains(ready.Message, want) {
+				t.Errorf("Ready message %q does not say %q", ready.Message, want)
 			}
 		}
-		copied := waitFor(f, "tools-gateway-clerk", &corev1.Secret{}, copyHolds(emu.SecretKey()))
-		mcp := f.waitMcp("tools", condition(mcpv1.ConditionClerkConfigured, metav1.ConditionTrue, mcpv1.ReasonSettingsSynced))
-		if err := hasOwner(copied, mcp); err != nil {
+		if err := condition(mcpv1.ConditionStalled, metav1.ConditionTrue, mcpv1.ReasonBrokerRequired)(mcp); err != nil {
 			t.Error(err)
 		}
-		if got := copied.Annotations[sourceSecretAnnotation]; got != testClusterResourceNamespace+"/"+name {
-			t.Errorf("the copy names its source %q", got)
-		}
-		d := waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil)
-		if secret, key := gatewaySecretVolume(d); secret != "tools-gateway-clerk" || key != secretFileName {
-			t.Errorf("the gateway mounts %s/%s, want the copy", secret, key)
-		}
-		f.setDeploymentAvailable("tools-gateway", 1)
-		f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
+		// The instance keeps its settings whatever the gateways can use.
+		f.waitMcp("tools", condition(mcpv1.ConditionClerkConfigured, metav1.ConditionTrue, mcpv1.ReasonSettingsSynced))
+		f.waitEventIn(f.ns, "tools", mcpv1.ReasonBrokerRequired)
 
-		// Rotating the source rotates the copy.
-		source.StringData = map[string]string{"secret-key": "sk_test_rotated"}
-		if err := f.tc.client.Update(context.Background(), source); err != nil {
-			t.Fatal(err)
+		// An earlier version's copy goes even without the broker; nothing
+		// is built that would mount a key.
+		f.create(oldCopy(mcp, name))
+		f.waitGone("tools-gateway-clerk", &corev1.Secret{})
+		if err := f.get("tools-gateway", &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+			t.Errorf("a gateway Deployment was built without a key it may use: %v", err)
 		}
-		waitFor(f, "tools-gateway-clerk", &corev1.Secret{}, copyHolds("sk_test_rotated"))
 
-		// Deleting the instance is reported; the running gateway and its key
-		// are left as they were.
-		if err := f.tc.client.Delete(context.Background(), &mcpv1.ClusterClerkInstance{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-			t.Fatal(err)
-		}
-		f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonClerkInstanceNotFound))
-		waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil)
-		waitFor(f, "tools-gateway-clerk", &corev1.Secret{}, copyHolds("sk_test_rotated"))
-
-		// Back again, with the key Clerk accepts.
-		source.StringData = map[string]string{"secret-key": emu.SecretKey()}
-		if err := f.tc.client.Update(context.Background(), source); err != nil {
-			t.Fatal(err)
-		}
-		f.createClusterInstance(name, spec)
-		f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
-		waitFor(f, "tools-gateway-clerk", &corev1.Secret{}, copyHolds(emu.SecretKey()))
-
-		// Moving to an inline block removes the copy.
+		// Moving to an inline block builds the gateway with the team's own key.
 		f.createSecret("own", map[string]string{"secret-key": emu.SecretKey()})
 		f.updateMcp("tools", func(m *mcpv1.McpServer) {
-			m.Spec.Clerk = mcpv1.ClerkSpec{Issuer: spec.Issuer, SecretKeyRef: mcpv1.SecretKeyReference{Name: "own", Key: "secret-key"}}
+			m.Spec.Clerk = mcpv1.ClerkSpec{Issuer: mcpv1.IssuerURL(clerkIssuer(tc, t)), SecretKeyRef: mcpv1.SecretKeyReference{Name: "own", Key: "secret-key"}}
 		})
-		f.waitGone("tools-gateway-clerk", &corev1.Secret{})
 		waitFor(f, "tools-gateway", &appsv1.Deployment{}, func(d *appsv1.Deployment) error {
 			if secret, _ := gatewaySecretVolume(d); secret != "own" {
 				return fmt.Errorf("the gateway mounts %s", secret)
 			}
 			return nil
 		})
-	})
-
-	t.Run("the copy never overwrites someone else's Secret", func(t *testing.T) {
-		f := newFixture(t)
-		name := f.ns
-		f.createOperatorSecret(name, emu.SecretKey())
-		f.createClusterInstance(name, instanceSpec(clerkIssuer(tc, t), name, mcpv1.ClerkSettings{}))
-		f.createSecret("tools-gateway-clerk", map[string]string{"theirs": "untouched"})
-		f.create(newMcpServer(f.ns, "tools", usingInstance(mcpv1.KindClusterClerkInstance, name)))
-		mcp := f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionFalse, mcpv1.ReasonSecretConflict))
-		if err := condition(mcpv1.ConditionStalled, metav1.ConditionTrue, mcpv1.ReasonSecretConflict)(mcp); err != nil {
-			t.Error(err)
-		}
-		theirs := &corev1.Secret{}
-		if err := f.get("tools-gateway-clerk", theirs); err != nil || string(theirs.Data["theirs"]) != "untouched" || len(theirs.Data) != 1 {
-			t.Errorf("someone else's Secret was changed: %v %v", theirs.Data, err)
-		}
+		f.setDeploymentAvailable("tools-gateway", 1)
+		f.waitMcp("tools", condition(mcpv1.ConditionReady, metav1.ConditionTrue, mcpv1.ReasonReady))
 	})
 
 	t.Run("instance objects that disagree about one Clerk instance both report Conflict", func(t *testing.T) {

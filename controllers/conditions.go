@@ -46,7 +46,7 @@ var readyFalseReasons = map[string]reasonPolicy{
 	mcpv1.ReasonConflict:          {stalled: true, warns: true},
 	mcpv1.ReasonClerkUnauthorized: {stalled: true, warns: true},
 	mcpv1.ReasonClerkRejected:     {stalled: true, warns: true},
-	mcpv1.ReasonSecretConflict:    {stalled: true, warns: true},
+	mcpv1.ReasonBrokerRequired:    {stalled: true, warns: true},
 	// The Gateway API missing, or a Gateway refusing the route, needs the
 	// platform team rather than the McpServer's author, so the author's
 	// object gets no Warning of its own before it was ever Ready.

@@ -9,21 +9,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk"
 )
 
-// Annotations on the copy of a ClusterClerkInstance's Secret.
-const (
-	// sourceSecretAnnotation names the Secret the copy was made from.
-	sourceSecretAnnotation = "mcpgate.dev/source-secret"
-	// sourceVersionAnnotation is the source's resourceVersion when it was
-	// copied, so that only a changed source is read again.
-	sourceVersionAnnotation = "mcpgate.dev/source-resource-version"
-)
+// sourceSecretAnnotation named, on the copies of a ClusterClerkInstance's
+// secret key that versions before the broker made in team namespaces, the
+// Secret a copy was made from; removeKeyCopies finds the copies by it.
+const sourceSecretAnnotation = "mcpgate.dev/source-secret"
 
 // clerkBinding is the Clerk instance an McpServer uses, resolved once per
 // reconcile from its inline clerk block or from the instance object it
@@ -39,15 +34,11 @@ type clerkBinding struct {
 	// field is the spec path of the issuer fields, for messages.
 	field string
 
-	// secretNamespace and secretRef locate the secret key's source.
+	// secretNamespace and secretRef locate the secret key. Without the
+	// broker, the gateway mounts it (always in the McpServer's namespace);
+	// with it, the broker reads it.
 	secretNamespace string
 	secretRef       mcpv1.SecretKeyReference
-	// gatewaySecret is what the gateway mounts, in the McpServer's
-	// namespace: the source itself, or the copy of a ClusterClerkInstance's.
-	// Unused with the broker, which reads the source.
-	gatewaySecret mcpv1.SecretKeyReference
-	// brokered: the broker holds the key, and nothing is copied.
-	brokered bool
 }
 
 // describe names where the binding comes from, for messages.
@@ -58,14 +49,8 @@ func (b clerkBinding) describe() string {
 	return b.kind + " " + instanceID(b.instance)
 }
 
-// copiesSecret tells whether the gateway gets a copy of the secret key
-// rather than the source: a ClusterClerkInstance's key, without the broker.
-func (b clerkBinding) copiesSecret() bool {
-	return b.kind == mcpv1.KindClusterClerkInstance && !b.brokered
-}
-
-// copiedSecretName is the Secret that holds mcp's copy of a
-// ClusterClerkInstance's secret key.
+// copiedSecretName is the Secret in which versions before the broker kept
+// mcp's copy of a ClusterClerkInstance's secret key.
 func copiedSecretName(mcp *mcpv1.McpServer) string { return gatewayName(mcp) + "-clerk" }
 
 // instanceRefKey is the instanceRef index entry of mcp: kind/namespace/name
@@ -124,8 +109,6 @@ func (r *McpServerReconciler) resolveClerk(ctx context.Context, mcp *mcpv1.McpSe
 			field:           "spec.clerk.publishableKey",
 			secretNamespace: mcp.Namespace,
 			secretRef:       spec.SecretKeyRef,
-			gatewaySecret:   spec.SecretKeyRef,
-			brokered:        r.Options.brokered(),
 		}
 		return nil
 	}
@@ -158,39 +141,35 @@ func (r *McpServerReconciler) resolveClerk(ctx context.Context, mcp *mcpv1.McpSe
 		field:           kind + " " + instanceID(inst) + ": spec.publishableKey",
 		secretNamespace: mcp.Namespace,
 		secretRef:       is.SecretKeyRef,
-		gatewaySecret:   is.SecretKeyRef,
-		brokered:        r.Options.brokered(),
 	}
 	if kind == mcpv1.KindClusterClerkInstance {
 		b.secretNamespace = r.Options.ClusterResourceNamespace
 	}
-	if b.copiesSecret() {
-		b.gatewaySecret = mcpv1.SecretKeyReference{Name: copiedSecretName(mcp), Key: secretFileName}
-	}
 	st.clerk = b
+	if kind == mcpv1.KindClusterClerkInstance && !r.Options.brokered() {
+		// The key stays in the operator's namespace: a gateway may use it
+		// only through the broker. The instance keeps its settings either
+		// way, so ClerkConfigured still follows it.
+		r.followInstance(mcp, b)
+		st.block(mcpv1.ReasonBrokerRequired, b.describe()+" keeps its secret key in the operator's namespace, and gateways may use it only through the Clerk key broker, which this operator runs without: "+
+			"enable the broker (chart value broker.enabled=true, the default, or the manager's --broker-url), or use a ClerkInstance in this namespace or an inline spec.clerk block")
+		st.stop = true
+	}
 	return nil
 }
 
-// reconcileSecret checks that the Clerk Secret and its key exist and, for a
-// ClusterClerkInstance without the broker, keeps the McpServer's copy of it
-// current (with the broker, removeKeyCopies has deleted any copy). A missing
+// reconcileSecret checks that the Clerk Secret and its key exist. A missing
 // one blocks Ready (reason SecretNotFound) but not the other steps: the
-// gateway pods wait for the Secret and start as soon as it appears.
+// gateway pods (or, with the broker, the broker) wait for the Secret and use
+// it as soon as it appears.
 func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState) error {
 	b := st.clerk
-	if !b.copiesSecret() {
-		// A copy left from an earlier ClusterClerkInstance reference goes.
-		if err := r.deleteOwnedNamed(ctx, mcp, &corev1.Secret{}, copiedSecretName(mcp)); err != nil {
-			return fmt.Errorf("delete copied secret: %w", err)
-		}
-	}
 	if b.secretNamespace == "" {
 		st.secretMissing = "the operator has no cluster resource namespace (--cluster-resource-namespace) to read " + b.describe() + "'s Secret from"
 		st.block(mcpv1.ReasonSecretNotFound, st.secretMissing)
 		return nil
 	}
-
-	source, missing, err := findSecretKey(ctx, r.Client, b.secretNamespace, b.secretRef)
+	_, missing, err := findSecretKey(ctx, r.Client, b.secretNamespace, b.secretRef)
 	if err != nil {
 		return err
 	}
@@ -199,61 +178,8 @@ func (r *McpServerReconciler) reconcileSecret(ctx context.Context, mcp *mcpv1.Mc
 			st.secretMissing = b.describe() + ": " + st.secretMissing
 		}
 		st.block(mcpv1.ReasonSecretNotFound, st.secretMissing)
-		return nil
-	}
-	if b.copiesSecret() {
-		return r.copySecret(ctx, mcp, st, source)
 	}
 	return nil
-}
-
-// copySecret keeps mcp's copy of a ClusterClerkInstance's secret key equal to
-// its source. The value is read, with the uncached reader, only when the
-// source's resourceVersion differs from the one the copy was made from.
-func (r *McpServerReconciler) copySecret(ctx context.Context, mcp *mcpv1.McpServer, st *reconcileState, source *corev1.Secret) error {
-	name := copiedSecretName(mcp)
-	existing := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: name}, existing)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("get copied secret %s: %w", name, err)
-	case !metav1.IsControlledBy(existing, mcp):
-		// Never overwrite a Secret someone else made.
-		st.block(mcpv1.ReasonSecretConflict, fmt.Sprintf("Secret %q, where the gateway's copy of the Clerk secret key goes, exists and is not managed by this McpServer", name))
-		st.stop = true
-		return nil
-	case existing.Annotations[sourceVersionAnnotation] == source.ResourceVersion:
-		return nil
-	}
-
-	key, err := readSecretKey(ctx, r.APIReader, source.Namespace, st.clerk.secretRef)
-	if ce, ok := asClerkError(err); ok {
-		st.secretMissing = st.clerk.describe() + ": " + ce.Error()
-		st.block(mcpv1.ReasonSecretNotFound, st.secretMissing)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.apply(ctx, buildCopiedSecret(mcp, source, key)); err != nil {
-		return fmt.Errorf("apply copied secret: %w", err)
-	}
-	return nil
-}
-
-// buildCopiedSecret is mcp's copy of a ClusterClerkInstance's secret key,
-// owned by mcp so that it goes with it.
-func buildCopiedSecret(mcp *mcpv1.McpServer, source *corev1.Secret, key string) *corev1ac.SecretApplyConfiguration {
-	return corev1ac.Secret(copiedSecretName(mcp), mcp.Namespace).
-		WithLabels(objectLabels(mcp)).
-		WithAnnotations(map[string]string{
-			sourceSecretAnnotation:  source.Namespace + "/" + source.Name,
-			sourceVersionAnnotation: source.ResourceVersion,
-		}).
-		WithOwnerReferences(ownerReference(mcp)).
-		WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{secretFileName: []byte(key)})
 }
 
 // resolveIssuer is the token issuer: issuer itself, or the Frontend API URL a

@@ -58,8 +58,8 @@ func (r *McpServerReconciler) reconcileServiceAccount(ctx context.Context, mcp *
 }
 
 // removeKeyCopies deletes the copy of a ClusterClerkInstance's secret key
-// that an operator without a broker made in mcp's namespace: with the
-// broker, no team namespace holds a key it does not own. It runs first, before
+// that versions before the broker made in mcp's namespace: no team
+// namespace holds a key it does not own, with the broker or without. It runs first, before
 // anything can end the reconcile (a missing instance, a bad spec), so every
 // McpServer's copy goes on the reconcile that every McpServer gets when the
 // manager starts. A copy is always named copiedSecretName in its McpServer's
@@ -67,9 +67,6 @@ func (r *McpServerReconciler) reconcileServiceAccount(ctx context.Context, mcp *
 // deleted McpServers went with them through their owner references. A Secret
 // of that name that mcpgate did not copy is left alone.
 func (r *McpServerReconciler) removeKeyCopies(ctx context.Context, mcp *mcpv1.McpServer, _ *reconcileState) error {
-	if !r.Options.brokered() {
-		return nil
-	}
 	name := copiedSecretName(mcp)
 	s := &corev1.Secret{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: mcp.Namespace, Name: name}, s); err != nil {
@@ -81,7 +78,7 @@ func (r *McpServerReconciler) removeKeyCopies(ctx context.Context, mcp *mcpv1.Mc
 	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete copied secret %s: %w", name, err)
 	}
-	ctrl.LoggerFrom(ctx).Info("Deleted the copy of a ClusterClerkInstance's secret key: the broker holds the key now", "secret", name)
+	ctrl.LoggerFrom(ctx).Info("Deleted the copy of a ClusterClerkInstance's secret key that an earlier version made: no team namespace holds it now", "secret", name)
 	return nil
 }
 

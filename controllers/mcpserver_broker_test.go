@@ -611,7 +611,7 @@ func oldCopy(mcp *mcpv1.McpServer, source string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: copiedSecretName(mcp), Labels: objectLabels(mcp),
-			Annotations: map[string]string{sourceSecretAnnotation: testClusterResourceNamespace + "/" + source, sourceVersionAnnotation: "1"},
+			Annotations: map[string]string{sourceSecretAnnotation: testClusterResourceNamespace + "/" + source, "mcpgate.dev/source-resource-version": "1"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: mcpv1.GroupVersion.String(), Kind: "McpServer", Name: mcp.Name, UID: mcp.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
 		},

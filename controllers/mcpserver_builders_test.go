@@ -666,7 +666,7 @@ func TestSetProgress(t *testing.T) {
 		"Clerk refuses the key":      {ready: metav1.ConditionFalse, reason: mcpv1.ReasonClerkUnauthorized, wantStall: true},
 		"conflicting Clerk settings": {ready: metav1.ConditionFalse, reason: mcpv1.ReasonConflict, wantStall: true},
 		"instance not there yet":     {ready: metav1.ConditionFalse, reason: mcpv1.ReasonClerkInstanceNotFound, wantReconciling: true},
-		"copy's name taken":          {ready: metav1.ConditionFalse, reason: mcpv1.ReasonSecretConflict, wantStall: true},
+		"key needs the broker":       {ready: metav1.ConditionFalse, reason: mcpv1.ReasonBrokerRequired, wantStall: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -30,7 +30,7 @@ func (r *McpServerReconciler) reconcileDeployment(ctx context.Context, mcp *mcpv
 	if err != nil {
 		return err
 	}
-	deploy := buildDeployment(mcp, r.Options, st.configHash, st.clerk.gatewaySecret)
+	deploy := buildDeployment(mcp, r.Options, st.configHash, st.clerk.secretRef)
 	if err := r.apply(ctx, deploy); err != nil {
 		return fmt.Errorf("apply deployment: %w", err)
 	}

@@ -73,9 +73,11 @@ const (
 	// that spec.clerk.instanceRef names does not exist (Ready=False,
 	// ClerkConfigured=False). What was built is left as it is.
 	ReasonClerkInstanceNotFound = "ClerkInstanceNotFound"
-	// ReasonSecretConflict: the Secret that would hold the gateway's copy of a
-	// ClusterClerkInstance's secret key exists and belongs to someone else (Ready=False).
-	ReasonSecretConflict = "SecretConflict"
+	// ReasonBrokerRequired: the McpServer references a ClusterClerkInstance
+	// and the operator runs without the Clerk key broker, the only way a
+	// gateway may use a key kept in the operator's namespace (Ready=False).
+	// What was built is left as it is.
+	ReasonBrokerRequired = "BrokerRequired"
 	// ReasonUpstreamPortNotFound: the named upstream port cannot be resolved
 	// from the upstream Service (Ready=False).
 	ReasonUpstreamPortNotFound = "UpstreamPortNotFound"

@@ -159,7 +159,7 @@ func (s *scaleRun) run(ctx context.Context) (operatorResult, error) {
 	if err := s.createNamespaces(ctx); err != nil {
 		return res, err
 	}
-	if err := s.createClusterInstances(ctx); err != nil {
+	if err := s.createOperatorNamespace(ctx); err != nil {
 		return res, err
 	}
 	s.servers = benchMcpServers(s.opts, s.emu.FrontendAPIURL())
@@ -230,7 +230,12 @@ func (s *scaleRun) start(ctx context.Context) error {
 	s.mgr, err = localstack.StartManager(startCtx, localstack.ManagerOptions{
 		Binary: bins.Mcpgate, Kubeconfig: kubeconfig, ClerkAPIURL: s.emu.BackendAPIURL(),
 		GatewayImage: benchGatewayImage, LogPath: filepath.Join(s.workDir, "manager.log"),
-		Args: []string{"--cluster-resource-namespace=" + benchOperatorNamespace},
+		// As the chart runs it: with the Clerk key broker, which
+		// ClusterClerkInstances need. The broker itself is not started;
+		// the operator never calls it.
+		ClusterResourceNamespace: benchOperatorNamespace,
+		BrokerURL:                "https://mcpgate-broker." + benchOperatorNamespace + ".svc:8443",
+		BrokerTLSSecret:          localstack.BrokerTLSSecret,
 	})
 	if err != nil {
 		return err

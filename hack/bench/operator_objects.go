@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/internal/localstack"
 )
 
 // backendCounter counts the Backend API requests the emulator answers.
@@ -84,17 +88,22 @@ func benchMcpServers(opts operatorOptions, frontendURL string) []*mcpv1.McpServe
 // benchClusterInstance names the ClusterClerkInstance of Clerk instance n.
 func benchClusterInstance(n int) string { return fmt.Sprintf("bench-%d", n+1) }
 
-// createClusterInstances creates, with opts.ClusterInstances, the operator's
-// namespace, the Secret there and one ClusterClerkInstance per issuer,
-// declaring what the inline McpServers would. It is set-up, not timed.
-func (s *scaleRun) createClusterInstances(ctx context.Context) error {
-	if !s.opts.ClusterInstances {
-		return nil
-	}
+// createOperatorNamespace creates the operator's namespace, where the
+// operator keeps the broker's TLS Secret, with the Clerk key Secret in it
+// and, with opts.ClusterInstances, one ClusterClerkInstance per issuer,
+// declaring what the inline McpServers would. It then waits for the TLS
+// Secret, so that no phase times the broker's set-up. It is set-up, not timed.
+func (s *scaleRun) createOperatorNamespace(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if err := s.createNamespaceWithSecret(ctx, benchOperatorNamespace); err != nil {
 		return err
+	}
+	if err := s.waitBrokerTLS(ctx); err != nil {
+		return err
+	}
+	if !s.opts.ClusterInstances {
+		return nil
 	}
 	for n := range s.opts.ClerkInstances {
 		inst := &mcpv1.ClusterClerkInstance{
@@ -136,4 +145,21 @@ func (s *scaleRun) createNamespaceWithSecret(ctx context.Context, ns string) err
 		return fmt.Errorf("create secret %s/%s: %w", ns, benchSecretName, err)
 	}
 	return nil
+}
+
+// waitBrokerTLS waits for the operator to make the broker's TLS Secret.
+func (s *scaleRun) waitBrokerTLS(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := s.c.Get(ctx, client.ObjectKey{Namespace: benchOperatorNamespace, Name: localstack.BrokerTLSSecret}, &corev1.Secret{})
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the operator made no broker TLS Secret: %w", context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
 }

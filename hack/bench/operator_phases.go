@@ -124,8 +124,8 @@ func (s *scaleRun) waitConverged(ctx context.Context, progress func(context.Cont
 }
 
 // createdProgress counts the McpServers whose current generation the
-// manager has observed and whose Deployment, Service and Ingress (and, with
-// ClusterClerkInstances, the copy of the secret key) exist.
+// manager has observed and whose Deployment, Service, Ingress and
+// ServiceAccount (the gateway's identity towards the broker) exist.
 func (s *scaleRun) createdProgress(ctx context.Context) (int, error) {
 	observed, err := s.observedGenerations(ctx)
 	if err != nil {
@@ -136,6 +136,7 @@ func (s *scaleRun) createdProgress(ctx context.Context) (int, error) {
 		appsv1.SchemeGroupVersion.WithKind("DeploymentList"),
 		corev1.SchemeGroupVersion.WithKind("ServiceList"),
 		networkingv1.SchemeGroupVersion.WithKind("IngressList"),
+		corev1.SchemeGroupVersion.WithKind("ServiceAccountList"),
 	} {
 		names, err := s.gatewayObjects(ctx, gvk)
 		if err != nil {
@@ -143,17 +144,10 @@ func (s *scaleRun) createdProgress(ctx context.Context) (int, error) {
 		}
 		owned = append(owned, names)
 	}
-	copies := map[string]bool{}
-	if s.opts.ClusterInstances {
-		if copies, err = s.gatewayObjects(ctx, corev1.SchemeGroupVersion.WithKind("SecretList")); err != nil {
-			return 0, err
-		}
-	}
 	n := 0
 	for _, m := range s.servers {
 		key := gatewayKey(m)
-		copied := !s.opts.ClusterInstances || copies[key+"-clerk"]
-		if gen := observed[objectKey(m)]; gen != 0 && gen >= m.Generation && owned[0][key] && owned[1][key] && owned[2][key] && copied {
+		if gen := observed[objectKey(m)]; gen != 0 && gen >= m.Generation && owned[0][key] && owned[1][key] && owned[2][key] && owned[3][key] {
 			n++
 		}
 	}
