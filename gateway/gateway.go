@@ -273,7 +273,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 	}
 
 	g.mcp = g.mcpPipeline(g.newProxy())
-	g.traffic = g.withRequestInfo(http.HandlerFunc(g.route))
+	g.traffic = g.withRequestInfo(g.timeRequests(http.HandlerFunc(g.route)))
 	g.health = g.newHealthHandler()
 	return g, nil
 }

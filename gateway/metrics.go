@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -59,11 +60,13 @@ type metrics struct {
 	verification *prometheus.HistogramVec
 	upstream     prometheus.Histogram
 	openStreams  prometheus.Gauge
-	clerkCalls   *prometheus.CounterVec
+	clerkCalls   *clerkCallMetrics
 	// brokerCalls counts the calls to the Clerk key broker, which answers
 	// in place of the Backend API when the gateway has one; its series
 	// exist only then.
 	brokerCalls *prometheus.CounterVec
+	// requestSeconds times requests to the start of their response.
+	requestSeconds *prometheus.HistogramVec
 	// identityLookups counts the gateway's questions about users; the
 	// Backend API calls among them are in clerkCalls (with a broker, the
 	// broker's in brokerCalls), the rest were answered from the
@@ -95,8 +98,12 @@ func newMetrics() *metrics {
 			Name: "mcpgate_gateway_open_streams",
 			Help: "Server-sent event streams being relayed from the upstream right now.",
 		}),
-		clerkCalls: counterVec("mcpgate_gateway_clerk_calls_total",
-			"HTTP calls to Clerk (Backend API and Frontend API metadata), by outcome.", "outcome"),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcpgate_gateway_request_duration_seconds",
+			Help:    "Time from receiving a request to starting its response (headers written; not the length of a stream), by route.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		clerkCalls: newClerkCallMetrics(),
 		brokerCalls: counterVec("mcpgate_gateway_broker_calls_total",
 			"Calls to the Clerk key broker in place of the Backend API, by endpoint (verify, user, memberships, oauth_token) and outcome (ok, invalid_token, user_not_found, not_connected, too_many_memberships, refused, unavailable).",
 			"endpoint", "outcome"),
@@ -126,8 +133,14 @@ func newMetrics() *metrics {
 		m.userTokenLookups.WithLabelValues(result)
 	}
 	for _, o := range promutil.Outcomes() {
-		m.clerkCalls.WithLabelValues(o)
+		m.clerkCalls.count.WithLabelValues(o)
 	}
+	// Only the successes of each endpoint up front: the histogram's other
+	// outcomes would multiply its series by six in every gateway.
+	for _, e := range clerkEndpoints {
+		m.clerkCalls.seconds.WithLabelValues(e, promutil.OutcomeOK)
+	}
+	m.registry.MustRegister(m.requestSeconds)
 	return m
 }
 
@@ -141,17 +154,20 @@ func (m *metrics) countAuth(reason string) {
 	m.auth.WithLabelValues(authOutcome[reason], reason).Inc()
 }
 
-// clerkCallCounter counts the calls made through the HTTP client handed to
-// the verifier and the metadata cache: the verifier does not report its
-// calls, but every one of them goes through this transport. The outcomes
-// are promutil's.
+// clerkCallCounter counts and times the calls made through the HTTP client
+// handed to the verifier, the directory and the metadata cache: they do not
+// report their calls, but every one of them goes through this transport.
+// The outcomes are promutil's; the time is to the response's headers.
 type clerkCallCounter struct {
 	base  http.RoundTripper
-	calls *prometheus.CounterVec
+	calls *clerkCallMetrics
 }
 
 func (t clerkCallCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
-	t.calls.WithLabelValues(promutil.HTTPOutcome(resp, err)).Inc()
+	outcome := promutil.HTTPOutcome(resp, err)
+	t.calls.count.WithLabelValues(outcome).Inc()
+	t.calls.seconds.WithLabelValues(clerkEndpoint(req.URL.Path), outcome).Observe(time.Since(start).Seconds())
 	return resp, err
 }
