@@ -143,11 +143,13 @@ func (g *Gateway) applyAccess(next http.Handler) http.Handler {
 			facts = *ri.facts
 		}
 		if !g.policy.MayUseServer(facts) {
+			ri.deniedBy = "server"
 			g.refuseAccess(w, r, "Access denied: your account is not allowed to use this MCP server. "+askOwners)
 			return
 		}
 		for _, t := range ri.tools {
 			if !g.policy.MayCall(facts, t) {
+				ri.deniedBy = "tool"
 				g.refuseAccess(w, r, "Access denied: your account is not allowed to call the tool "+quoteTool(t)+" on this MCP server. "+askOwners)
 				return
 			}

@@ -13,6 +13,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -79,6 +80,13 @@ type Options struct {
 	// ReadHeaderTimeout bounds the wait for a request's headers, so that a
 	// client trickling them (slowloris) cannot hold a connection.
 	ReadHeaderTimeout time.Duration
+	// AuditOutput receives the audit stream (audit.go), one JSON record a
+	// line, unless the configuration turns it off; the gateway binary
+	// passes stdout. Nil writes no audit stream.
+	AuditOutput io.Writer
+	// AuditBuffer is how many audit records may wait for AuditOutput
+	// before new ones are dropped (and counted).
+	AuditBuffer int
 }
 
 // withDefaults fills in the zero fields of o.
@@ -96,6 +104,9 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.AuditBuffer <= 0 {
+		o.AuditBuffer = DefaultAuditBuffer
 	}
 	if o.ClerkHTTPClient == nil {
 		o.ClerkHTTPClient = clerk.NewHTTPClient()
@@ -150,6 +161,8 @@ type Gateway struct {
 	creds *upstreamCredentials
 	// metadataPaths are the paths serving protected resource metadata.
 	metadataPaths map[string]bool
+	// audit writes the audit stream; nil when there is none.
+	audit *auditLog
 
 	asMetadata *metadataCache
 	mcp        http.Handler
@@ -272,6 +285,9 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		g.people = dir
 	}
 
+	if opts.AuditOutput != nil && !cfg.Audit.Disabled {
+		g.audit = newAuditLog(opts.AuditOutput, opts.AuditBuffer, g.metrics.auditDropped)
+	}
 	g.mcp = g.mcpPipeline(g.newProxy())
 	g.traffic = g.withRequestInfo(g.timeRequests(http.HandlerFunc(g.route)))
 	g.health = g.newHealthHandler()
@@ -283,6 +299,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 func (g *Gateway) mcpPipeline(proxy http.Handler) http.Handler {
 	strip := stripInbound(g.creds.strippedNames())
 	return chain(proxy,
+		g.auditRequests,    // one audit record per decision that matters, once the request is done
 		g.checkOrigin,      // 403 for a foreign Origin; CORS headers and preflight
 		allowMethods,       // POST, GET, DELETE; 405 otherwise
 		strip,              // client-sent identity and credential headers, cookies

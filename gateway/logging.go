@@ -56,6 +56,12 @@ type requestInfo struct {
 	// upstreamHeaders are the upstream credentials credentials
 	// resolved, which the proxy sets. They are never logged.
 	upstreamHeaders http.Header
+	// For the audit stream: the scopes a refused request needed
+	// (refuseScope), which allow list refused it ("server" or "tool",
+	// applyAccess), and the upstream's status (modifyResponse).
+	neededScopes   []string
+	deniedBy       string
+	upstreamStatus int
 }
 
 type requestInfoKey struct{}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/internal/promutil"
 )
 
@@ -75,6 +76,9 @@ type metrics struct {
 	// userTokenLookups counts the gateway's questions for callers' tokens
 	// at the upstream's provider, cached answers included.
 	userTokenLookups *prometheus.CounterVec
+	// auditDropped counts audit records not written: the queue was full
+	// or the output failed.
+	auditDropped prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -113,8 +117,12 @@ func newMetrics() *metrics {
 		userTokenLookups: counterVec("mcpgate_gateway_user_token_lookups_total",
 			"Lookups of callers' tokens at the upstream's OAuth provider, by result (found, not_connected, unavailable); cached answers included.",
 			"result"),
+		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: config.AuditDroppedMetric,
+			Help: "Audit records dropped because the audit output could not keep up (the queue was full) or failed.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.brokerCalls, m.identityLookups, m.userTokenLookups,
+	m.registry.MustRegister(m.requests, m.auth, m.verification, m.upstream, m.openStreams, m.clerkCalls, m.brokerCalls, m.identityLookups, m.userTokenLookups, m.auditDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series of the fixed label sets exists from the start, so a
 	// dashboard or an alert sees zeros rather than no data.

@@ -109,6 +109,7 @@ const codeInsufficientScope = -32004
 // Anything else (a GET, an unparsed body) gets the plain-text 403.
 func (g *Gateway) refuseScope(w http.ResponseWriter, r *http.Request, needed []string) {
 	ri := infoFrom(r.Context())
+	ri.neededScopes = needed
 	if ri.rpc == nil {
 		g.challenge(w, r, http.StatusForbidden, reasonInsufficientScope, "insufficient_scope", "", needed)
 		return

@@ -96,6 +96,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 // would duplicate or contradict ours) and marks and counts SSE streams.
 // Everything else, status and MCP headers included, passes unchanged.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
+	infoFrom(resp.Request.Context()).upstreamStatus = resp.StatusCode
 	for name := range resp.Header {
 		if strings.HasPrefix(strings.ToLower(name), "access-control-") {
 			delete(resp.Header, name)

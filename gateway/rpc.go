@@ -45,6 +45,10 @@ type rpcMessage struct {
 	// them is no string, which no header value can match.
 	names, uris []string
 	oddName     bool
+	// arguments (a tools/call's params.arguments, raw) and protocolVersion
+	// (an initialize's) are for the audit stream (noteAuditParam).
+	arguments       json.RawMessage
+	protocolVersion string
 }
 
 // toolNames returns the tool names of every tools/call, in order.
@@ -145,6 +149,7 @@ func parseMessage(raw []byte) (rpcMessage, error) {
 			continue
 		}
 		for _, f := range pf {
+			m.noteAuditParam(f, call)
 			isName := strings.EqualFold(f.key, "name")
 			if !isName && !strings.EqualFold(f.key, "uri") {
 				continue

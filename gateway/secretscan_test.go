@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
 	"github.com/mcpgate/mcpgate/gateway/config"
+	"github.com/mcpgate/mcpgate/internal/syncbuf"
 )
 
 // transcript records every response a client got, headers and body.
@@ -48,9 +49,9 @@ func (tr *transcript) String() string {
 // TestCredentialsNeverLeak runs the gateway through every path an upstream
 // credential takes (set, rotated, missing, malformed, a user connected or
 // not, Clerk down, the upstream failing) and then looks for every key and
-// token in everything the gateway said: each log line, at debug level, and
-// each response to a client, headers and body, /readyz and /metrics
-// included. None may be there.
+// token in everything the gateway said: each log line, at debug level, each
+// audit record, and each response to a client, headers and body, /readyz
+// and /metrics included. None may be there.
 func TestCredentialsNeverLeak(t *testing.T) {
 	t.Parallel()
 	c, p := newPeople(t)
@@ -60,17 +61,21 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := credentialFile(t, dir, "api-key", apiKeyV1)
 	clock := newManualClock()
-	e := newEnv(t, withClerk(c), withOptions(func(o *gateway.Options) { o.Now = clock.Now }), withCredentials(config.Credentials{
+	audit := &syncbuf.Buffer{}
+	e := newEnv(t, withClerk(c), withOptions(func(o *gateway.Options) { o.Now, o.AuditOutput = clock.Now, audit }), withCredentials(config.Credentials{
 		Headers:        []config.CredentialHeader{{Name: "X-Api-Key", File: keyFile, Prefix: "Key "}},
 		UserOAuthToken: &github,
 	}))
 	tr := &transcript{base: http.DefaultTransport}
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var accessTokens []string
 	send := func(user, method, target, body string) int {
 		t.Helper()
 		req := newRequest(t, method, target, body)
 		if user != "" {
-			req.Header.Set("Authorization", "Bearer "+e.token(t, clerktest.TokenRequest{Subject: user, Scopes: baseScopes, Format: clerktest.FormatJWT}))
+			tok := e.token(t, clerktest.TokenRequest{Subject: user, Scopes: baseScopes, Format: clerktest.FormatJWT})
+			accessTokens = append(accessTokens, tok)
+			req.Header.Set("Authorization", "Bearer "+tok)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -127,11 +132,13 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		}
 		health()
 	}
-	said := map[string]string{"log": e.logs.String(), "responses": tr.String()}
+	// Every step but alice's stream has its audit record.
+	waitFor(t, "the audit records", 5*time.Second, func() bool { return strings.Count(audit.String(), "\n") >= len(steps)-1 })
+	said := map[string]string{"log": e.logs.String(), "responses": tr.String(), "audit": audit.String()}
 	if !strings.Contains(said["log"], "Served request") || !strings.Contains(said["responses"], "mcpgate_gateway_user_token_lookups_total") {
 		t.Fatal("the transcript is missing what it should hold")
 	}
-	secrets := []string{apiKeyV1, apiKeyV2, badKey, aliceGitHubToken, carolToken, c.SecretKey()}
+	secrets := append([]string{apiKeyV1, apiKeyV2, badKey, aliceGitHubToken, carolToken, c.SecretKey()}, accessTokens...)
 	for where, text := range said {
 		for _, s := range secrets {
 			if i := strings.Index(text, s); i >= 0 {
@@ -156,7 +163,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 // asks the key broker: through opaque and JWT access tokens, a user token
 // found and not connected, an unknown token, the broker down and refusing
 // the gateway, nothing the gateway or the broker says (logs at debug level,
-// responses, /readyz, /metrics) holds an access token, a provider token,
+// audit records, responses, /readyz, /metrics) holds an access token, a provider token,
 // the gateway's ServiceAccount token or the secret key.
 func TestBrokerPathNeverLeaks(t *testing.T) {
 	t.Parallel()
@@ -165,7 +172,8 @@ func TestBrokerPathNeverLeaks(t *testing.T) {
 	const carolToken = "gho_carol3b7e1d9f5a"
 	connect(t, c, p.carol, carolToken)
 	clock := newManualClock()
-	e := newEnv(t, withClerk(c), withBroker(), withUserToken(t, github), withOptions(func(o *gateway.Options) { o.Now = clock.Now }))
+	audit := &syncbuf.Buffer{}
+	e := newEnv(t, withClerk(c), withBroker(), withUserToken(t, github), withOptions(func(o *gateway.Options) { o.Now, o.AuditOutput = clock.Now, audit }))
 	tr := &transcript{base: http.DefaultTransport}
 	client := &http.Client{Transport: tr}
 	var accessTokens []string
@@ -225,7 +233,8 @@ func TestBrokerPathNeverLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	said := map[string]string{"gateway log": e.logs.String(), "broker log": e.broker.Logs(), "responses": tr.String()}
+	waitFor(t, "the audit records", 5*time.Second, func() bool { return strings.Count(audit.String(), "\n") >= len(steps) })
+	said := map[string]string{"gateway log": e.logs.String(), "broker log": e.broker.Logs(), "responses": tr.String(), "audit": audit.String()}
 	if !strings.Contains(said["gateway log"], "Served request") || !strings.Contains(said["responses"], "mcpgate_gateway_broker_calls_total") ||
 		!strings.Contains(said["broker log"], "Refused broker request") {
 		t.Fatal("the transcript is missing what it should hold")

@@ -50,6 +50,10 @@ func (g *Gateway) Serve(ctx context.Context, traffic, health net.Listener) error
 	}
 	stopWarm()
 	g.drain(trafficSrv)
+	// The records of the last requests, before the process exits.
+	if !g.audit.flush(auditFlushTimeout) {
+		g.log.Warn("Audit records left unwritten at shutdown: the audit output is blocked")
+	}
 	_ = healthSrv.Close()
 	return failed
 }

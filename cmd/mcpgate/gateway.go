@@ -111,6 +111,7 @@ func runGateway(args []string, stderr io.Writer) int {
 		MaxBodyBytes:          f.maxBodyBytes,
 		ResponseHeaderTimeout: f.responseHeaderTimeout,
 		Resolve:               f.resolve,
+		AuditOutput:           os.Stdout, // the audit stream; the logs go to stderr
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "mcpgate gateway: %v\n", err)

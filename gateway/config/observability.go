@@ -1,5 +1,7 @@
 package config
 
+import "fmt"
+
 // Audit configures the gateway's audit stream. The zero value writes the
 // stream without tool arguments, so a configuration without the block audits.
 type Audit struct {
@@ -26,6 +28,15 @@ type Tracing struct {
 // keep up; the dashboards and alerts read it.
 const AuditDroppedMetric = "mcpgate_gateway_audit_records_dropped_total"
 
-func (a Audit) validate() []error { return nil }
+// MaxAuditArgumentsBytes is the largest ArgumentsMaxBytes, as the CRD's:
+// arguments beyond it make a record too large for most log pipelines.
+const MaxAuditArgumentsBytes = 65536
+
+func (a Audit) validate() []error {
+	if a.ArgumentsMaxBytes < 0 || a.ArgumentsMaxBytes > MaxAuditArgumentsBytes {
+		return []error{fmt.Errorf("audit.argumentsMaxBytes %d must be from 0 to %d", a.ArgumentsMaxBytes, MaxAuditArgumentsBytes)}
+	}
+	return nil
+}
 
 func (t *Tracing) validate() []error { return nil }
