@@ -20,6 +20,10 @@ type Result struct {
 	ID string `json:"id"`
 	// Metrics are the metric names its selectors name, sorted, each once.
 	Metrics []string `json:"metrics"`
+	// Selectors are its selectors that name a metric, in the order they
+	// appear: the metric and the labels it matches on, so that a caller can
+	// check those labels exist too.
+	Selectors []Selector `json:"selectors"`
 	// Unnamed counts selectors that name no metric exactly (no name, or a
 	// regular expression on __name__): such a selector cannot be checked
 	// against what is exported, so the caller should refuse it.
@@ -28,11 +32,18 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 }
 
+// Selector is one vector or matrix selector: its metric and the names of
+// the labels it matches on (__name__ aside), sorted, each once.
+type Selector struct {
+	Metric string   `json:"metric"`
+	Labels []string `json:"labels"`
+}
+
 // Analyze parses e with Prometheus' default parser options (no experimental
 // functions: a rule must load in a stock Prometheus) and collects the metric
 // names of its vector and matrix selectors.
 func Analyze(e Expression) Result {
-	r := Result{ID: e.ID, Metrics: []string{}}
+	r := Result{ID: e.ID, Metrics: []string{}, Selectors: []Selector{}}
 	p := parser.NewParser(parser.Options{})
 	expr, err := p.ParseExpr(e.Expr)
 	if err != nil {
@@ -50,6 +61,7 @@ func Analyze(e Expression) Result {
 		}
 		if name := metricName(vs); name != "" {
 			r.Metrics = append(r.Metrics, name)
+			r.Selectors = append(r.Selectors, Selector{Metric: name, Labels: matcherLabels(vs)})
 		} else {
 			r.Unnamed++
 		}
@@ -71,4 +83,16 @@ func metricName(vs *parser.VectorSelector) string {
 		}
 	}
 	return ""
+}
+
+// matcherLabels are the labels a selector matches on, __name__ aside.
+func matcherLabels(vs *parser.VectorSelector) []string {
+	names := []string{}
+	for _, m := range vs.LabelMatchers {
+		if m.Name != labels.MetricName {
+			names = append(names, m.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }

@@ -55,6 +55,20 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
+func TestAnalyzeSelectors(t *testing.T) {
+	got := Analyze(Expression{Expr: `sum by (a) (rate(x_total{b="1", a=~"2", b!="3"}[5m])) / on (a) {__name__="y", c=""} + z`})
+	want := []Selector{
+		{Metric: "x_total", Labels: []string{"a", "b"}},
+		{Metric: "y", Labels: []string{"c"}},
+		{Metric: "z", Labels: []string{}},
+	}
+	if got.Error != "" || !slices.EqualFunc(got.Selectors, want, func(a, b Selector) bool {
+		return a.Metric == b.Metric && slices.Equal(a.Labels, b.Labels)
+	}) {
+		t.Errorf("Selectors = %+v (error %q), want %+v", got.Selectors, got.Error, want)
+	}
+}
+
 func TestRun(t *testing.T) {
 	in := `[{"id":"a","expr":"rate(x_total[5m])"},{"id":"b","expr":"rate(("}]`
 	var out bytes.Buffer
@@ -68,7 +82,7 @@ func TestRun(t *testing.T) {
 	if len(results) != 2 || results[0].ID != "a" || results[1].ID != "b" {
 		t.Fatalf("results = %+v, want a then b", results)
 	}
-	if !slices.Equal(results[0].Metrics, []string{"x_total"}) || results[0].Error != "" {
+	if !slices.Equal(results[0].Metrics, []string{"x_total"}) || results[0].Error != "" || len(results[0].Selectors) != 1 {
 		t.Errorf("a = %+v", results[0])
 	}
 	if results[1].Error == "" {
