@@ -42,6 +42,9 @@ type Manager struct {
 	proc *process
 	// LogPath is where its output goes.
 	LogPath string
+	// MetricsURL is its Prometheus endpoint, such as
+	// http://127.0.0.1:40123/metrics.
+	MetricsURL string
 }
 
 // PID is the manager's process id, for reading its usage from /proc.
@@ -102,7 +105,7 @@ func StartManager(ctx context.Context, opts ManagerOptions) (*Manager, error) {
 		_ = proc.stop(10 * time.Second)
 		return nil, fmt.Errorf("mcpgate manager did not become ready: %w (log: %s)", err, spec.logPath)
 	}
-	return &Manager{proc: proc, LogPath: opts.LogPath}, nil
+	return &Manager{proc: proc, LogPath: opts.LogPath, MetricsURL: "http://" + loopback(ports[0]) + "/metrics"}, nil
 }
 
 // waitHTTPReady polls url until it answers 200, proc exits, timeout passes

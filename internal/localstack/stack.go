@@ -38,6 +38,7 @@ type Stack struct {
 	clerk      *clerkEmulator
 	sample     *sampleServer
 	broker     *brokerProcess // nil with Options.NoBroker
+	manager    *Manager
 	kubelet    *kubelet
 
 	// teardown holds what Close undoes, in the order it was started.
@@ -261,6 +262,7 @@ func (s *Stack) startManager(ctx context.Context, _ string, bins Binaries) error
 	if err != nil {
 		return err
 	}
+	s.manager = mgr
 	s.onClose("mcpgate manager", func() error { return mgr.Stop(30 * time.Second) })
 	return nil
 }
@@ -352,6 +354,9 @@ func (s *Stack) Broker() (Broker, bool) {
 	}
 	return s.broker.info(), true
 }
+
+// ManagerMetricsURL is the Prometheus endpoint of `mcpgate manager`.
+func (s *Stack) ManagerMetricsURL() string { return s.manager.MetricsURL }
 
 // Namespace holds the sample upstream, its Service and the Clerk Secret.
 func (s *Stack) Namespace() string { return s.opts.Namespace }
