@@ -26,9 +26,10 @@ const (
 	modeOpaqueCold = "opaque-cold" // a new opaque token for every request
 	modeAccess     = "access"      // JWTs, through a gateway with organization and tool access rules
 	modeUserToken  = "user-token"  // JWTs, through a gateway that sets a service key and each caller's provider token
+	modeAudit      = "audit"       // JWTs, through a gateway writing its audit stream (stdout, to a file)
 )
 
-var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeOpaqueColdBroker, modeAccess, modeUserToken}
+var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeOpaqueColdBroker, modeAccess, modeUserToken, modeAudit}
 
 const verifyEndpoint = "POST /v1/oauth_applications/access_tokens/verify"
 
@@ -201,7 +202,7 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 // (scopes only) for the jwt and opaque modes, and, when the access mode
 // runs, one with access rules.
 type gateways struct {
-	plain, access, userToken, broker *process
+	plain, access, userToken, broker, audit *process
 }
 
 // startGateways starts the gateways the selected modes need.
@@ -229,12 +230,19 @@ func (b *bench) startGateways(ctx context.Context, name, upstreamURL string) (ga
 			return gws, err
 		}
 	}
+	if slices.Contains(b.opts.modes, modeAudit) {
+		audit := func(_ string, c *config.Config) error { c.Audit = config.Audit{}; return nil }
+		if gws.audit, err = b.startGateway(ctx, name+"-audit", upstreamURL, audit); err != nil {
+			gws.stop()
+			return gws, err
+		}
+	}
 	return gws, nil
 }
 
 // stop stops the gateways that were started.
 func (g gateways) stop() {
-	for _, p := range []*process{g.plain, g.access, g.userToken, g.broker} {
+	for _, p := range []*process{g.plain, g.access, g.userToken, g.broker, g.audit} {
 		if p != nil {
 			p.stop()
 		}
@@ -270,6 +278,8 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 			proxy = c.gateways.userToken
 		case modeOpaqueColdBroker:
 			proxy = c.gateways.broker
+		case modeAudit:
+			proxy = c.gateways.audit
 		default:
 			proxy = c.gateways.plain
 		}
@@ -338,7 +348,7 @@ func (b *bench) tokensFor(mode string, concurrency int) (tokens tokenSource, new
 		return func(worker int) (string, bool) { return perUser[worker], true }, concurrency, nil
 	}
 	format := clerktest.FormatJWT
-	if mode != modeJWT {
+	if mode != modeJWT && mode != modeAudit {
 		format = clerktest.FormatOpaque
 	}
 	mint := func() (string, error) {
@@ -394,6 +404,9 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, conf
 		// would for any McpServer with toolScopes.
 		ToolScopes: []config.ToolScope{{Tool: "delete_repo", Scopes: []string{"repo:admin"}}},
 		Clerk:      config.Clerk{Issuer: b.clerk.FrontendAPIURL(), APIURL: b.clerk.BackendAPIURL(), SecretKeyFile: keyFile},
+		// No audit stream but in the audit mode, so that the other rows
+		// compare with those measured before it existed.
+		Audit: config.Audit{Disabled: true},
 	}
 	if configure != nil {
 		if err := configure(dir, &gwConfig); err != nil {
@@ -415,6 +428,9 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, conf
 	cmd := exec.Command(b.opts.mcpgate, args...)
 	cmd.Env = append(os.Environ(), b.opts.gatewayEnv...)
 	cmd.Stderr = b.logFile("gateway-" + name)
+	if !gwConfig.Audit.Disabled {
+		cmd.Stdout = b.logFile("audit-" + name) // a file, as a node's container runtime writes it
+	}
 	if err := startPinned(cmd, b.opts.proxyCPUs); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}

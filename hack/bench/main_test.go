@@ -53,6 +53,11 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
+	// The audit mode's gateway wrote its stream, through stdout, to a file.
+	audit := filepath.Join(out, "logs", "audit-trivial-json-audit.log")
+	if data, err := os.ReadFile(audit); err != nil || !bytes.Contains(data, []byte(`"log":"audit"`)) {
+		t.Errorf("no audit record in %s (%v)", audit, err)
+	}
 	if n := len(r.Gateway.Rows); n != 2*len(gatewayModes) {
 		t.Fatalf("%d gateway rows, want %d (2 response types x %d modes)", n, 2*len(gatewayModes), len(gatewayModes))
 	}
