@@ -1,0 +1,412 @@
+package observability
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/mcpclient"
+	"github.com/mcpgate/mcpgate/internal/sampleserver"
+)
+
+const (
+	// testTimeout bounds the whole test: the stack's start, the traffic and
+	// the waits.
+	testTimeout = 3 * time.Minute
+	// mcpServer is the McpServer the traffic goes to, with instanceName,
+	// the ClerkInstance it uses, so that the manager has an instance's
+	// conditions and last sync to export.
+	mcpServer    = "observed"
+	instanceName = "main"
+)
+
+// prometheusOperator holds the Prometheus Operator's CRDs (PodMonitor,
+// ServiceMonitor, PrometheusRule), which the rendered objects are checked
+// against: the real ones, from the Go module proxy.
+const prometheusOperator = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+
+// The labels Prometheus adds to the series it scrapes with the chart's
+// ServiceMonitors (the manager's and the broker's) and the gateways'
+// PodMonitor (which adds mcpserver); a query may match on them although no
+// process exports them.
+var (
+	serviceTargetLabels = []string{"job", "instance", "namespace", "pod", "container", "endpoint", "service"}
+	podTargetLabels     = []string{"job", "instance", "namespace", "pod", "container", "endpoint", "mcpserver"}
+)
+
+// TestChartQueriesParse checks every query the chart ships with
+// Prometheus' parser: each parses with the default options (no experimental
+// functions), and each selector names its metric, so that the check against
+// what mcpgate exports (TestChartQueriesUseExportedMetrics) covers it. The
+// parser is shown a broken query too, so that a checker that accepts
+// anything fails here.
+func TestChartQueriesParse(t *testing.T) {
+	t.Parallel()
+	qs, err := chartQueries(renderChart(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canaries := []query{
+		{ID: "canary: unbalanced", Expr: `sum(rate(mcpgate_gateway_requests_total[5m])`},
+		{ID: "canary: experimental", Expr: `sort_by_label(mcpgate_gateway_requests_total, "code")`},
+	}
+	results := analyze(t, append(slices.Clone(qs), canaries...))
+	for _, r := range results[len(qs):] {
+		if r.Error == "" {
+			t.Errorf("%s parsed; the checker accepts what Prometheus refuses", r.ID)
+		}
+	}
+	for _, r := range results[:len(qs)] {
+		if r.Error != "" {
+			t.Errorf("%s: %s", r.ID, r.Error)
+		}
+		if r.Unnamed > 0 {
+			t.Errorf("%s: %d selectors name no metric, so nothing can check them", r.ID, r.Unnamed)
+		}
+		if len(r.Metrics) == 0 && r.Error == "" {
+			t.Errorf("%s queries no metric", r.ID)
+		}
+	}
+	t.Logf("%d queries parsed", len(qs))
+}
+
+// TestChartQueriesUseExportedMetrics runs the local stack (a real manager,
+// key broker and gateway), sends the requests that make every metric family
+// appear, scrapes the three, and checks that each metric the chart's queries
+// name is exported, with every label a query matches on (or one Prometheus
+// adds as it scrapes). It also applies the rendered PodMonitor,
+// ServiceMonitors, PrometheusRule and dashboard ConfigMap to the stack's API
+// server with a server-side dry run, against the Prometheus Operator's CRDs.
+func TestChartQueriesUseExportedMetrics(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	objs := renderChart(t)
+	qs, err := chartQueries(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := analyze(t, qs)
+
+	stack := startStack(t, ctx)
+	dryRunMonitoring(t, ctx, stack, objs)
+	gw := driveTraffic(t, ctx, stack)
+	broker, ok := stack.Broker()
+	if !ok {
+		t.Fatal("the stack runs no key broker")
+	}
+
+	// The manager's state metrics appear once it has reconciled the objects
+	// and the instance has synced; wait for them rather than race them.
+	var manager exported
+	waitFor(t, ctx, "the manager's state metrics", func() (bool, error) {
+		var err error
+		manager, err = scrape(ctx, stack.ManagerMetricsURL())
+		if err != nil {
+			return false, err
+		}
+		for _, m := range []string{"mcpgate_mcpserver_condition", "mcpgate_clerk_instance_condition",
+			"mcpgate_clerk_instance_last_sync_timestamp_seconds", "controller_runtime_reconcile_time_seconds_bucket"} {
+			if _, ok := manager[m]; !ok {
+				return false, fmt.Errorf("no %s yet", m)
+			}
+		}
+		return true, nil
+	})
+	gateway, err := scrape(ctx, gw.HealthURL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerMetrics, err := scrape(ctx, broker.HealthURL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := exported{}
+	all.add(manager, serviceTargetLabels)
+	all.add(brokerMetrics, serviceTargetLabels)
+	all.add(gateway, podTargetLabels)
+
+	for _, r := range results {
+		if r.Error != "" {
+			t.Errorf("%s: %s", r.ID, r.Error)
+			continue
+		}
+		for _, s := range r.Selectors {
+			labels, ok := all[s.Metric]
+			if !ok {
+				t.Errorf("%s: no running gateway, broker or manager exports %s", r.ID, s.Metric)
+				continue
+			}
+			for _, l := range s.Labels {
+				if !labels[l] {
+					t.Errorf("%s: %s has no label %s (it has %q)", r.ID, s.Metric, l, sortedKeys(labels))
+				}
+			}
+		}
+	}
+	t.Logf("%d queries checked against %d exported metrics", len(results), len(all))
+}
+
+// exported maps each metric name a scrape returned to its label names.
+type exported map[string]map[string]bool
+
+// add merges other into e, each metric with the extra labels a scrape adds.
+func (e exported) add(other exported, extra []string) {
+	for name, labels := range other {
+		if e[name] == nil {
+			e[name] = map[string]bool{}
+		}
+		for l := range labels {
+			e[name][l] = true
+		}
+		for _, l := range extra {
+			e[name][l] = true
+		}
+	}
+}
+
+var (
+	sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s`)
+	labelPair  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"`)
+)
+
+// parseExposition reads the Prometheus text format: the name and label
+// names of every sample.
+func parseExposition(text string) exported {
+	e := exported{}
+	for _, line := range strings.Split(text, "\n") {
+		m := sampleLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		labels := e[m[1]]
+		if labels == nil {
+			labels = map[string]bool{}
+			e[m[1]] = labels
+		}
+		for _, p := range labelPair.FindAllStringSubmatch(m[3], -1) {
+			labels[p[1]] = true
+		}
+	}
+	return e
+}
+
+// scrape fetches a /metrics endpoint in the text format.
+func scrape(ctx context.Context, url string) (exported, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d", url, resp.StatusCode)
+	}
+	return parseExposition(string(body)), nil
+}
+
+// startStack starts a local stack of the test's own (key broker included)
+// and closes it when the test ends; its logs are printed if the test fails.
+func startStack(t *testing.T, ctx context.Context) *localstack.Stack {
+	t.Helper()
+	workDir := t.TempDir()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		files, _ := filepath.Glob(filepath.Join(workDir, "logs", "*.log"))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+			t.Logf("--- last lines of %s:\n%s", filepath.Base(f), strings.Join(lines[max(0, len(lines)-30):], "\n"))
+		}
+	})
+	stack, err := localstack.Start(ctx, localstack.Options{
+		WorkDir:  workDir,
+		Clerk:    localstack.ClerkOptions{TokenFormat: localstack.Opaque},
+		Progress: func(msg string) { t.Log(msg) },
+	})
+	if err != nil {
+		t.Fatalf("start the stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stack.Close(); err != nil {
+			t.Errorf("close the stack: %v", err)
+		}
+	})
+	return stack
+}
+
+// driveTraffic applies a ClerkInstance and an McpServer that uses it, waits
+// for its gateway, and sends what makes the gateway's request, refusal,
+// verification, broker and stream series appear: the resource metadata, an
+// MCP request without a token (refused), and a real MCP client's sign-in,
+// tools/list and tools/call (its session holds an SSE stream).
+func driveTraffic(t *testing.T, ctx context.Context, stack *localstack.Stack) localstack.Gateway {
+	t.Helper()
+	svc, port := stack.SampleService()
+	manifest := fmt.Sprintf(`apiVersion: mcpgate.dev/v1alpha1
+kind: ClerkInstance
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  issuer: %[3]s
+  secretKeyRef: {name: %[4]s, key: %[5]s}
+  dynamicClientRegistration: true
+  jwtAccessTokens: false
+---
+apiVersion: mcpgate.dev/v1alpha1
+kind: McpServer
+metadata: {name: %[6]s, namespace: %[2]s}
+spec:
+  upstream:
+    service: {name: %[7]s, port: %[8]d}
+  scopes: [profile]
+  clerk:
+    instanceRef: {kind: ClerkInstance, name: %[1]s}
+`, instanceName, stack.Namespace(), stack.Clerk().Issuer, localstack.SecretName, localstack.SecretKey, mcpServer, svc, port)
+	if _, err := stack.Kubectl(ctx, []byte(manifest), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	gw, err := stack.WaitGateway(waitCtx, stack.Namespace(), mcpServer, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	get := func(url string, want int) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+	}
+	get(gw.MetadataURL, http.StatusOK)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an MCP request without a token = %d, want 401", resp.StatusCode)
+	}
+
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(transport.CloseIdleConnections)
+	cs, err := mcpclient.Connect(ctx, mcpclient.Options{URL: gw.URL, HTTPClient: &http.Client{Transport: transport}, ClientName: "mcpgate-observability-test"})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatalf("tools/list: %v", err)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: sampleserver.ToolEcho, Arguments: map[string]any{"text": "hello"}})
+	if err != nil || res.IsError {
+		t.Fatalf("tools/call: %v %+v", err, res)
+	}
+	return gw
+}
+
+// dryRunMonitoring installs the Prometheus Operator's CRDs in the stack's
+// API server and applies the rendered monitoring objects and the dashboard
+// ConfigMap with a server-side dry run: each must be valid for its CRD.
+func dryRunMonitoring(t *testing.T, ctx context.Context, stack *localstack.Stack, objs []*unstructured.Unstructured) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", prometheusOperator).Output()
+	if err != nil {
+		t.Fatalf("go mod download %s: %v", prometheusOperator, err)
+	}
+	var dir string
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), `"Dir": "`); ok {
+			dir = strings.TrimSuffix(v, `",`)
+		}
+	}
+	crds := filepath.Join(dir, "example", "prometheus-operator-crd")
+	for _, kind := range []string{"podmonitors", "servicemonitors", "prometheusrules"} {
+		if _, err := stack.Kubectl(ctx, nil, "apply", "--server-side", "-f", filepath.Join(crds, "monitoring.coreos.com_"+kind+".yaml")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stack.Kubectl(ctx, nil, "wait", "--for=condition=Established", "crd/"+kind+".monitoring.coreos.com", "--timeout=60s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := stack.Kubectl(ctx, nil, "create", "namespace", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	var checked []string
+	for _, o := range objs {
+		kind := o.GetKind()
+		if kind != "PodMonitor" && kind != "ServiceMonitor" && kind != "PrometheusRule" &&
+			!(kind == "ConfigMap" && o.GetLabels()["app.kubernetes.io/component"] == "dashboards") {
+			continue
+		}
+		data, err := o.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stack.Kubectl(ctx, data, "apply", "--server-side", "--dry-run=server", "--field-manager=observability-test", "-f", "-"); err != nil {
+			t.Errorf("%s %s: %v", kind, o.GetName(), err)
+		}
+		checked = append(checked, kind)
+	}
+	slices.Sort(checked)
+	if want := []string{"ConfigMap", "PodMonitor", "PrometheusRule", "ServiceMonitor", "ServiceMonitor"}; !slices.Equal(checked, want) {
+		t.Errorf("dry-run applied %q, want %q", checked, want)
+	}
+}
+
+// waitFor calls check until it reports done, and fails the test with
+// check's last error when a minute passes or ctx ends.
+func waitFor(t *testing.T, ctx context.Context, what string, check func() (bool, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		done, err := check()
+		if done {
+			return
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: gave up: %v (last error: %v)", what, context.Cause(ctx), last)
+		case <-tick.C:
+		}
+	}
+}
