@@ -74,8 +74,8 @@ demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample se
 	$(GO) run ./hack/demo $(ARGS)
 
 .PHONY: test
-test: lint vet verify envtest helm ## Run every check and test (what CI runs): lint, vet, generated files, and the three tiers below in one go test run.
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
+test: lint vet verify envtest helm promql ## Run every check and test (what CI runs): lint, vet, generated files, and the three tiers below in one go test run.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" PROMQL="$$(hack/setup-promql.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests: every package whose tests need no control plane, helm or node (hack/test-packages.sh).
@@ -91,9 +91,9 @@ test-integration: envtest ## Run the tests that start a local control plane (env
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test -race $$pkgs -count=1 -timeout 20m $(TESTFLAGS)
 
 .PHONY: test-e2e
-test-e2e: envtest helm ## Run test/...: install, fault, end-to-end, client-compatibility and image tests (node and npm for the TypeScript clients).
+test-e2e: envtest helm promql ## Run test/...: install, fault, end-to-end, client-compatibility, image and dashboard tests (node and npm for the TypeScript clients).
 	pkgs=$$(hack/test-packages.sh e2e); \
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" $(GO) test -race $$pkgs -count=1 -timeout 20m $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" PROMQL="$$(hack/setup-promql.sh)" $(GO) test -race $$pkgs -count=1 -timeout 20m $(TESTFLAGS)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); make test runs their seed corpora.
@@ -108,6 +108,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); make test runs t
 .PHONY: helm
 helm: ## Build helm (pinned) from its Go module into the cache, outside the repository.
 	@hack/setup-helm.sh >/dev/null
+
+.PHONY: promql
+promql: ## Build the PromQL checker (hack/tools/promql, Prometheus' parser) into the cache, for the dashboard and alert test.
+	@hack/setup-promql.sh >/dev/null
+	cd hack/tools/promql && $(GO) test ./... -count=1
 
 .PHONY: bench
 bench: envtest ## Measure the gateway (vs direct and a bare proxy), 1000 SSE streams and the operator at 1000 McpServers; writes bench/results.{md,json} (BENCHFLAGS for options, -h lists them).
