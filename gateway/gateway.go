@@ -164,6 +164,9 @@ type Gateway struct {
 	// audit writes the audit stream; nil when there is none.
 	audit *auditLog
 
+	// tr records spans; nil when tracing is off (tracing.go).
+	tr *gatewayTracer
+
 	asMetadata *metadataCache
 	mcp        http.Handler
 	traffic    http.Handler
@@ -229,12 +232,15 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 	}
 	g.scopesSupported = slices.DeleteFunc(unique(supported), isOfflineAccess)
 
+	if g.tr, err = newGatewayTracer(cfg, g.log); err != nil {
+		return nil, err
+	}
 	hc := *opts.ClerkHTTPClient
 	base := hc.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = clerkCallCounter{base: base, calls: g.metrics.clerkCalls}
+	hc.Transport = g.clerkTransport(clerkCallCounter{base: base, calls: g.metrics.clerkCalls})
 	if cfg.Broker != nil {
 		if g.broker, err = newBrokerPeople(*cfg.Broker, g.metrics.brokerCalls); err != nil {
 			return nil, err
@@ -289,7 +295,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		g.audit = newAuditLog(opts.AuditOutput, opts.AuditBuffer, g.metrics.auditDropped)
 	}
 	g.mcp = g.mcpPipeline(g.newProxy())
-	g.traffic = g.withRequestInfo(g.timeRequests(http.HandlerFunc(g.route)))
+	g.traffic = g.traceRequest(g.withRequestInfo(g.annotateRequest(g.timeRequests(http.HandlerFunc(g.route)))))
 	g.health = g.newHealthHandler()
 	return g, nil
 }
@@ -299,21 +305,21 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 func (g *Gateway) mcpPipeline(proxy http.Handler) http.Handler {
 	strip := stripInbound(g.creds.strippedNames())
 	return chain(proxy,
-		g.auditRequests,    // one audit record per decision that matters, once the request is done
-		g.checkOrigin,      // 403 for a foreign Origin; CORS headers and preflight
-		allowMethods,       // POST, GET, DELETE; 405 otherwise
-		strip,              // client-sent identity and credential headers, cookies
-		g.extractToken,     // the bearer token of the one Authorization header, never the query
-		g.verifyToken,      // Clerk: 401 invalid, 503 unavailable
-		g.parseRequest,     // the body read once: methods, ids, tools; 400/413 for bodies it cannot judge
-		g.identify,         // Clerk: the user and memberships the access rules need; 503 unavailable
-		g.applyAccess,      // 403 JSON-RPC access denied: outside the server's or the tool's allow
-		g.applyScopePolicy, // 403 insufficient_scope, to step up
-		g.checkMcpHeaders,  // 400 JSON-RPC HeaderMismatch: Mcp-Method/Mcp-Name disagree with the body
-		g.credentials,      // the upstream's credentials, for the proxy to set; 503 without one
-		g.admit,            // counted as allowed
-		injectIdentity,     // who is calling, for the upstream
-		g.filterToolsList,  // tools/list results without the tools the caller may not call
+		g.auditRequests,                        // one audit record per decision that matters, once the request is done
+		g.checkOrigin,                          // 403 for a foreign Origin; CORS headers and preflight
+		allowMethods,                           // POST, GET, DELETE; 405 otherwise
+		strip,                                  // client-sent identity and credential headers, cookies
+		g.extractToken,                         // the bearer token of the one Authorization header, never the query
+		g.traceStep(spanVerify, g.verifyToken), // Clerk: 401 invalid, 503 unavailable
+		g.parseRequest,                         // the body read once: methods, ids, tools; 400/413 for bodies it cannot judge
+		g.traceStep(spanIdentify, g.identify),  // Clerk: the user and memberships the access rules need; 503 unavailable
+		g.traceStep(spanAccess, g.applyAccess), // 403 JSON-RPC access denied: outside the server's or the tool's allow
+		g.traceStep(spanScopes, g.applyScopePolicy), // 403 insufficient_scope, to step up
+		g.checkMcpHeaders, // 400 JSON-RPC HeaderMismatch: Mcp-Method/Mcp-Name disagree with the body
+		g.traceStep(spanCredentials, g.credentials), // the upstream's credentials, for the proxy to set; 503 without one
+		g.admit,           // counted as allowed
+		injectIdentity,    // who is calling, for the upstream
+		g.filterToolsList, // tools/list results without the tools the caller may not call
 	)
 }
 

@@ -24,7 +24,7 @@ import (
 func (g *Gateway) newProxy() http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      timedTransport{base: g.upstreamTransport(), seconds: g.metrics.upstream},
+		Transport:      g.upstreamTracing(timedTransport{base: g.upstreamTransport(), seconds: g.metrics.upstream}),
 		FlushInterval:  -1,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,

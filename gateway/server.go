@@ -55,6 +55,7 @@ func (g *Gateway) Serve(ctx context.Context, traffic, health net.Listener) error
 		g.log.Warn("Audit records left unwritten at shutdown: the audit output is blocked")
 	}
 	_ = healthSrv.Close()
+	g.shutdownTracing(context.Background())
 	return failed
 }
 

@@ -1,6 +1,12 @@
 package config
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path"
+)
 
 // Audit configures the gateway's audit stream. The zero value writes the
 // stream without tool arguments, so a configuration without the block audits.
@@ -39,4 +45,24 @@ func (a Audit) validate() []error {
 	return nil
 }
 
-func (t *Tracing) validate() []error { return nil }
+// validate checks what the gateway needs to export: an absolute http or
+// https endpoint (spans go to its /v1/traces), a ratio from 0 to 1, and an
+// absolute headers directory when there is one.
+func (t *Tracing) validate() []error {
+	var errs []error
+	// NOTE: the endpoint is named only redacted: it may hold a password.
+	if u, err := url.Parse(t.Endpoint); err != nil {
+		errs = append(errs, errors.New("tracing.endpoint must be an absolute http or https URL"))
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("tracing.endpoint %q must be an absolute http or https URL", u.Redacted()))
+	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		errs = append(errs, fmt.Errorf("tracing.endpoint %q must have no query, fragment or user info", u.Redacted()))
+	}
+	if math.IsNaN(t.SamplingRatio) || t.SamplingRatio < 0 || t.SamplingRatio > 1 {
+		errs = append(errs, fmt.Errorf("tracing.samplingRatio %v must be from 0 to 1", t.SamplingRatio))
+	}
+	if t.HeadersDir != "" && !path.IsAbs(t.HeadersDir) {
+		errs = append(errs, fmt.Errorf("tracing.headersDir %q must be an absolute path", t.HeadersDir))
+	}
+	return errs
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestWithMetaTrace(t *testing.T) {
+	t.Parallel()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tests := map[string]struct {
+		body string
+		// tracestate is the gateway's tracestate; empty sends none.
+		tracestate string
+		// want is the body the upstream gets; empty: the body is refused
+		// (left as it was).
+		want string
+	}{
+		"no _meta": {
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`,
+			want: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"traceparent":"` + tp + `"}}}`,
+		},
+		"empty params": {
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{ }}`,
+			want: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{ "_meta":{"traceparent":"` + tp + `"}}}`,
+		},
+		"no params": {
+			body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+			want: `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"traceparent":"` + tp + `"}}}`,
+		},
+		"_meta with protocol fields and the client's traceparent, which ours follows": {
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","traceparent":"00-client"},"name":"echo"}}`,
+			want: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","traceparent":"00-client","traceparent":"` + tp + `"},"name":"echo"}}`,
+		},
+		"empty _meta and tracestate with a quote": {
+			body:       `{"method":"tools/list","params":{"_meta":{}},"id":2}`,
+			tracestate: `k=v"x`,
+			want:       `{"method":"tools/list","params":{"_meta":{"traceparent":"` + tp + `","tracestate":"k=v\"x"}},"id":2}`,
+		},
+		"whitespace around": {
+			body: " {\"method\":\"ping\",\"params\":{\"a\":1} } \n",
+			want: " {\"method\":\"ping\",\"params\":{\"a\":1,\"_meta\":{\"traceparent\":\"" + tp + "\"}} } \n",
+		},
+		"params twice":         {body: `{"method":"tools/call","params":{"name":"a"},"params":{"name":"b"}}`},
+		"params in two cases":  {body: `{"method":"tools/call","params":{"name":"a"},"Params":{"name":"b"}}`},
+		"_meta twice":          {body: `{"method":"tools/call","params":{"_meta":{},"_META":{},"name":"a"}}`},
+		"params not an object": {body: `{"method":"tools/call","params":[1]}`},
+		"_meta not an object":  {body: `{"method":"tools/call","params":{"_meta":"x"}}`},
+		"a batch":              {body: `[{"method":"ping"}]`},
+		"not JSON":             {body: `{"method":`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := withMetaTrace([]byte(tc.body), tp, tc.tracestate)
+			if tc.want == "" {
+				if ok {
+					t.Fatalf("withMetaTrace(%s) = %s, want it refused", tc.body, got)
+				}
+				return
+			}
+			if !ok || string(got) != tc.want {
+				t.Fatalf("withMetaTrace(%s) =\n%s, %v; want\n%s", tc.body, got, ok, tc.want)
+			}
+			// What an upstream on encoding/json reads: our traceparent.
+			var m struct {
+				Params struct {
+					Meta map[string]any `json:"_meta"`
+				} `json:"params"`
+			}
+			if err := json.Unmarshal(got, &m); err != nil || m.Params.Meta["traceparent"] != tp {
+				t.Fatalf("upstream reads _meta %v (%v), want traceparent %s", m.Params.Meta, err, tp)
+			}
+		})
+	}
+}
+
+// FuzzWithMetaTrace: whatever the body, an accepted splice is valid JSON
+// whose params._meta.traceparent is ours, and whose other members are as
+// they were.
+func FuzzWithMetaTrace(f *testing.F) {
+	for _, s := range []string{`{"method":"ping"}`, `{"method":"tools/call","params":{"name":"x","_meta":{"a":1}}}`, `{"params":{}}`, `{"params":{"_meta":{"traceparent":1}}}`} {
+		f.Add(s)
+	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	f.Fuzz(func(t *testing.T, body string) {
+		got, ok := withMetaTrace([]byte(body), tp, "")
+		if !ok {
+			return
+		}
+		if !json.Valid(got) {
+			t.Fatalf("withMetaTrace(%q) = %q, not JSON", body, got)
+		}
+		var in, out map[string]json.RawMessage
+		if json.Unmarshal([]byte(body), &in) != nil || json.Unmarshal(got, &out) != nil {
+			return
+		}
+		for k, v := range in {
+			if !strings.EqualFold(k, "params") && string(out[k]) != string(v) {
+				t.Fatalf("member %s changed: %s -> %s", k, v, out[k])
+			}
+		}
+		var params map[string]json.RawMessage
+		var meta map[string]any
+		if json.Unmarshal(foldMember(out, "params"), &params) != nil || json.Unmarshal(foldMember(params, "_meta"), &meta) != nil || meta["traceparent"] != tp {
+			t.Fatalf("withMetaTrace(%q) = %q: _meta.traceparent not ours", body, got)
+		}
+	})
+}
+
+// foldMember is m's member named key in any letter case (the splice accepts
+// one such member only).
+func foldMember(m map[string]json.RawMessage, key string) json.RawMessage {
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return nil
+}

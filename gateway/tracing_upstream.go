@@ -1,0 +1,176 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcpgate/mcpgate/internal/tracing"
+)
+
+// metaTraceVersion is the first MCP version whose _meta carries W3C trace
+// context (traceparent, tracestate and baggage are reserved keys there, as
+// an exception to the prefix rule). Versions are dates, so they compare as
+// strings.
+const metaTraceVersion = "2026-07-28"
+
+// upstreamTracing wraps the proxy's transport so that the upstream call is
+// a client span, named for the MCP method and tool, whose context goes to
+// the upstream in traceparent (and tracestate) and, for MCP 2026-07-28 and
+// later, in params._meta. The client's own traceparent and tracestate are
+// replaced: the upstream's parent is the gateway's span, in the same trace.
+func (g *Gateway) upstreamTracing(base http.RoundTripper) http.RoundTripper {
+	if g.tr == nil {
+		return base
+	}
+	return &tracedUpstream{base: base, t: g.tr}
+}
+
+type tracedUpstream struct {
+	base http.RoundTripper
+	t    *gatewayTracer
+}
+
+func (u *tracedUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	ri := infoFrom(req.Context())
+	ctx, span := u.t.tracer.Start(req.Context(), spanName(ri, req.Method), trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	out := req.WithContext(ctx)
+	out.Header = req.Header.Clone()
+	out.Header.Del("Traceparent")
+	out.Header.Del("Tracestate")
+	u.t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	injected := false
+	if carriesMetaTrace(req, ri) {
+		injected = setMetaTrace(out, out.Header.Get("Traceparent"), out.Header.Get("Tracestate"))
+	}
+	if span.IsRecording() {
+		span.SetAttributes(tracing.ClientAttributes(out)...)
+		span.SetAttributes(mcpAttributes(req, ri)...)
+		span.SetAttributes(attrMetaTrace.Bool(injected))
+	}
+	resp, err := u.base.RoundTrip(out)
+	tracing.EndClientSpan(span, resp, err)
+	return resp, err
+}
+
+// carriesMetaTrace reports whether the request is one JSON-RPC message of
+// a protocol version whose _meta carries trace context.
+func carriesMetaTrace(req *http.Request, ri *requestInfo) bool {
+	v := req.Header.Get("Mcp-Protocol-Version")
+	return req.Method == http.MethodPost && req.GetBody != nil && len(v) == len(metaTraceVersion) && v >= metaTraceVersion &&
+		ri.rpc != nil && !ri.rpc.batch && len(ri.rpc.messages) == 1 && ri.rpc.messages[0].method != ""
+}
+
+// setMetaTrace puts traceparent (and tracestate, when set) into the body's
+// params._meta. The body is left as it is when it cannot be done without
+// ambiguity (see withMetaTrace).
+func setMetaTrace(out *http.Request, traceparent, tracestate string) bool {
+	if traceparent == "" {
+		return false
+	}
+	rc, err := out.GetBody()
+	if err != nil {
+		return false
+	}
+	body, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		return false
+	}
+	nb, ok := withMetaTrace(body, traceparent, tracestate)
+	if !ok {
+		return false
+	}
+	out.Body = io.NopCloser(bytes.NewReader(nb))
+	out.ContentLength = int64(len(nb))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(nb)), nil }
+	return true
+}
+
+// withMetaTrace returns body, one JSON-RPC message, with traceparent and
+// tracestate added at the end of params._meta (creating _meta, or params,
+// when absent). It splices bytes rather than decoding and encoding, so the
+// upstream reads every other byte as the gateway's checks read it. Added
+// last, the gateway's members win over any the client put there, for the
+// parsers that take the last of duplicate keys (encoding/json, JSON.parse,
+// Python's json). Bodies where that would be ambiguous are refused (ok
+// false): params or _meta present more than once (in any letter case), or
+// not an object.
+func withMetaTrace(body []byte, traceparent, tracestate string) ([]byte, bool) {
+	if !json.Valid(body) {
+		return nil, false
+	}
+	msg := trimSpace(body)
+	fields, ok := objectFields(msg)
+	if !ok {
+		return nil, false
+	}
+	members := jsonMember("traceparent", traceparent)
+	if tracestate != "" {
+		members += "," + jsonMember("tracestate", tracestate)
+	}
+	params, n := onlyMember(fields, "params")
+	switch {
+	case n > 1:
+		return nil, false
+	case n == 0:
+		return spliceMember(body, msg, `"params":{"_meta":{`+members+`}}`), true
+	}
+	pf, ok := objectFields(params)
+	if !ok {
+		return nil, false
+	}
+	meta, n := onlyMember(pf, "_meta")
+	switch {
+	case n > 1:
+		return nil, false
+	case n == 0:
+		return spliceMember(body, params, `"_meta":{`+members+`}`), true
+	}
+	if _, ok := objectFields(meta); !ok {
+		return nil, false
+	}
+	return spliceMember(body, meta, members), true
+}
+
+// onlyMember returns the value of the member named key (matched in any
+// letter case, as encoding/json matches struct fields) and how many there are.
+func onlyMember(fields []field, key string) ([]byte, int) {
+	var v []byte
+	n := 0
+	for _, f := range fields {
+		if strings.EqualFold(f.key, key) {
+			v = f.value
+			n++
+		}
+	}
+	return v, n
+}
+
+// spliceMember inserts member (one or more "key":value pairs) at the end of
+// obj, an object inside body (a subslice of it), with a comma when obj has
+// members already.
+func spliceMember(body, obj []byte, member string) []byte {
+	closing := cap(body) - cap(obj) + len(obj) - 1 // obj's '}' in body
+	sep := ","
+	if len(trimSpace(obj[1:len(obj)-1])) == 0 {
+		sep = ""
+	}
+	out := make([]byte, 0, len(body)+len(sep)+len(member))
+	out = append(out, body[:closing]...)
+	out = append(out, sep...)
+	out = append(out, member...)
+	return append(out, body[closing:]...)
+}
+
+// jsonMember is "key":"value" with value escaped as JSON.
+func jsonMember(key, value string) string {
+	v, _ := json.Marshal(value) // a string always marshals
+	return `"` + key + `":` + string(v)
+}
