@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -286,13 +286,7 @@ func (g *Gateway) auditRecords(r *http.Request, ri *requestInfo, aw *auditWriter
 		if i == len(msgs)-1 || i == auditMaxRecords-1 {
 			rec.RecordsOmitted = len(msgs) - i - 1
 		}
-		line, err := json.Marshal(&rec)
-		if err != nil {
-			// Unreachable: strings, numbers and JSON the body held.
-			g.audit.dropped.Inc()
-			continue
-		}
-		g.audit.enqueue(append(line, '\n'))
+		g.audit.enqueue(rec.appendJSON(make([]byte, 0, 512)))
 	}
 }
 
@@ -453,7 +447,7 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 	}
 	if !w.decided {
 		w.decided = true
-		w.keep = w.ri.rpc != nil && isJSONOrStream(w.Header().Get("Content-Type"))
+		w.keep = w.ri.rpc != nil && mediaType(w.Header().Get("Content-Type")) != ""
 		w.headFull = w.keep
 	}
 	if w.keep {
@@ -470,14 +464,36 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 }
 
 func (w *auditWriter) Flush() {
+	// NOTE: the proxy flushes every chunk; a direct call spares a
+	// ResponseController per flush when the writer below can flush.
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func isJSONOrStream(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || mt == "text/event-stream")
+// The media types whose responses the audit reads for a JSON-RPC error.
+const (
+	mediaJSON   = "application/json"
+	mediaStream = "text/event-stream"
+)
+
+// mediaType is contentType's media type when it is JSON or an event
+// stream, else empty. It is on every audited response, so it does without
+// mime.ParseMediaType's parameter map: the parameters do not matter here.
+func mediaType(contentType string) string {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case strings.EqualFold(mt, mediaJSON):
+		return mediaJSON
+	case strings.EqualFold(mt, mediaStream):
+		return mediaStream
+	}
+	return ""
 }
 
 // countingBody counts the request body bytes read through it.
@@ -513,17 +529,17 @@ func (e rpcErrors) of(id json.RawMessage) *int {
 // body (one response or a batch) when head holds all of it, or the
 // complete data events of an event stream's head.
 func rpcErrorCodes(contentType string, head []byte, full bool) rpcErrors {
-	if len(head) == 0 {
+	// Most responses are results: no error member, nothing to decode.
+	if !bytes.Contains(head, []byte(`"error"`)) {
 		return nil
 	}
-	mt, _, _ := mime.ParseMediaType(contentType)
 	errs := rpcErrors{}
-	switch mt {
-	case "application/json":
+	switch mediaType(contentType) {
+	case mediaJSON:
 		if full {
 			errs.add(head)
 		}
-	case "text/event-stream":
+	case mediaStream:
 		for len(head) > 0 {
 			event, rest, ok := bytes.Cut(head, []byte("\n\n"))
 			if !ok {

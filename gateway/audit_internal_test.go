@@ -62,3 +62,66 @@ func TestClip(t *testing.T) {
 		t.Errorf("clip of %d bytes = %d bytes %q", len(long), len(got), got)
 	}
 }
+
+// auditRecordSample is a record with every field set, strings from the
+// caller.
+func auditRecordSample(s string) auditRecord {
+	code := -32004
+	return auditRecord{
+		Time: "2026-12-01T09:14:03.512907Z", Log: "audit", McpServer: "team-a/tools", RequestID: "r1", TraceID: "4bf9",
+		UserID: "user_1", ClientID: s, Email: s + "@example.com",
+		Organizations: []auditOrg{{ID: "org_1", Slug: s}, {ID: "org_2", Role: "org:admin"}},
+		HTTPMethod:    "POST", ProtocolVersion: s, Method: "tools/call", RPCID: json.RawMessage(`"x"`), Tool: s,
+		Arguments: json.RawMessage("{\"q\": [1,\n 2]}"), ArgumentsTruncated: true,
+		Decision: "insufficient_scope", MissingScopes: []string{s, "b"}, DeniedBy: s,
+		Status: 403, UpstreamStatus: 502, RPCErrorCode: &code, DurationMS: 83.512, BytesIn: 118, BytesOut: 241, RecordsOmitted: 3,
+	}
+}
+
+// TestAuditRecordJSON holds the hand-written encoding of a record to what
+// encoding/json writes for it: the same bytes, for records with every
+// field, none, and strings that need escaping.
+func TestAuditRecordJSON(t *testing.T) {
+	t.Parallel()
+	records := map[string]auditRecord{
+		"empty":             {},
+		"no organizations":  {Organizations: []auditOrg{}, DurationMS: 0.001},
+		"plain":             auditRecordSample("plain"),
+		"quotes":            auditRecordSample(`"log":"audit" \ / "`),
+		"control":           auditRecordSample("a\nb\rc\td\x00e\x1f\x7f"),
+		"html":              auditRecordSample("<script>&</script>"),
+		"line separators":   auditRecordSample("a\u2028b\u2029c"),
+		"invalid UTF-8":     auditRecordSample("a\xffb\xc3"),
+		"multibyte":         auditRecordSample("héllo 世界 😀"),
+		"large duration ms": {DurationMS: 123456789.125},
+	}
+	for name, rec := range records {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			checkRecordJSON(t, rec)
+		})
+	}
+}
+
+// FuzzAuditRecordJSON is TestAuditRecordJSON for any string a client sends.
+func FuzzAuditRecordJSON(f *testing.F) {
+	for _, s := range []string{"", "plain", `"\`, "\x00\n", "\xff", "\u2028", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkRecordJSON(t, auditRecordSample(s)) })
+}
+
+func checkRecordJSON(t *testing.T, rec auditRecord) {
+	t.Helper()
+	want, err := json.Marshal(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rec.appendJSON(nil)
+	if string(got) != string(want)+"\n" {
+		t.Errorf("appendJSON:\n%s\nencoding/json:\n%s", got, want)
+	}
+	if strings.Count(string(got), "\n") != 1 {
+		t.Errorf("not one line: %q", got)
+	}
+}

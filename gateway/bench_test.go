@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,8 +10,10 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,4 +233,52 @@ func BenchmarkGatewayOpaqueCold(b *testing.B) {
 			b.ReportMetric(float64(c.Calls(verifyEndpoint))/float64(len(durations)), "clerk-verify-calls/op")
 		})
 	}
+}
+
+// BenchmarkGatewayAudit is BenchmarkGatewayJWT with the audit stream off
+// ("off", no output) and on, written to /dev/null through an *os.File as
+// the gateway binary writes stdout ("on"): what a record costs a tools/call
+// (issue 18: throughput with it on at least 95% of the JWT row's).
+// audit-records/op counts the lines written, dropped/op those dropped.
+func BenchmarkGatewayAudit(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		on   bool
+	}{{"off", false}, {"on", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var out *lineCounter
+			opts := []envOption{}
+			if bc.on {
+				null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = null.Close() })
+				out = &lineCounter{w: null}
+				opts = append(opts, withAudit(out))
+			}
+			e := newEnv(b, opts...)
+			tok := e.token(b, clerktest.TokenRequest{Scopes: baseScopes})
+			benchCall(b, e.mcpURL(), tok)
+			if out != nil {
+				b.StopTimer()
+				d := dropped(b, e)
+				// The last records may still be on their way.
+				waitFor(b, "the audit records", 5*time.Second, func() bool { return out.lines.Load()+int64(d) >= int64(b.N) })
+				b.ReportMetric(float64(out.lines.Load())/float64(b.N), "audit-records/op")
+				b.ReportMetric(d/float64(b.N), "dropped/op")
+			}
+		})
+	}
+}
+
+// lineCounter counts the lines written through it.
+type lineCounter struct {
+	w     io.Writer
+	lines atomic.Int64
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.lines.Add(int64(bytes.Count(p, []byte("\n"))))
+	return c.w.Write(p)
 }
