@@ -338,9 +338,7 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 	if tracingMount != nil {
 		container.WithVolumeMounts(tracingMount)
 	}
-	if res := buildResources(mcp.Spec.Gateway.Resources); res != nil {
-		container.WithResources(res)
-	}
+	container.WithResources(buildResources(mcp.Spec.Gateway.Resources))
 	if opts.GatewayImagePullPolicy != "" {
 		container.WithImagePullPolicy(opts.GatewayImagePullPolicy)
 	}
@@ -399,27 +397,6 @@ func buildDeployment(mcp *mcpv1.McpServer, opts Options, hash string, ref mcpv1.
 func httpProbe(path string) *corev1ac.ProbeApplyConfiguration {
 	return corev1ac.Probe().WithHTTPGet(
 		corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(healthPortName)))
-}
-
-func buildResources(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
-	if len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0 {
-		return nil
-	}
-	ac := corev1ac.ResourceRequirements()
-	if len(r.Limits) > 0 {
-		ac.WithLimits(r.Limits)
-	}
-	if len(r.Requests) > 0 {
-		ac.WithRequests(r.Requests)
-	}
-	for _, c := range r.Claims {
-		claim := corev1ac.ResourceClaim().WithName(c.Name)
-		if c.Request != "" {
-			claim.WithRequest(c.Request)
-		}
-		ac.WithClaims(claim)
-	}
-	return ac
 }
 
 // buildPodDisruptionBudget keeps all but one gateway pod up during voluntary

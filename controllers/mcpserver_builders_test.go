@@ -86,6 +86,11 @@ func TestBuildDeployment(t *testing.T) {
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
 	}
+	// Burstable, with a CPU request for an autoscaler.
+	defaultRes := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+	}
 	tests := map[string]struct {
 		mcp          *mcpv1.McpServer
 		wantReplicas int32
@@ -98,6 +103,7 @@ func TestBuildDeployment(t *testing.T) {
 			wantReplicas: 1,
 			wantSecret:   corev1.KeyToPath{Key: "secret-key", Path: "secret-key"},
 			wantSecretIn: "clerk",
+			wantRes:      defaultRes,
 		},
 		"replicas and resources": {
 			mcp:          newMcpServer("team-a", "tools", withReplicas(3), func(m *mcpv1.McpServer) { m.Spec.Gateway.Resources = resources }),
@@ -111,12 +117,14 @@ func TestBuildDeployment(t *testing.T) {
 			wantReplicas: 1,
 			wantSecret:   corev1.KeyToPath{Key: "sk", Path: "secret-key"},
 			wantSecretIn: "clerk-prod",
+			wantRes:      defaultRes,
 		},
 		"scaled to zero": {
 			mcp:          newMcpServer("team-a", "tools", withReplicas(0)),
 			wantReplicas: 0,
 			wantSecret:   corev1.KeyToPath{Key: "secret-key", Path: "secret-key"},
 			wantSecretIn: "clerk",
+			wantRes:      defaultRes,
 		},
 	}
 	for name, tc := range tests {

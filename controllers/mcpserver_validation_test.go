@@ -171,7 +171,10 @@ func TestMcpServerValidation_refused(t *testing.T) {
 			set("spec.upstream.url", "https://mcp.example.com")(o)
 			set("spec.upstream.isolation", map[string]any{"gatewayEgress": true})(o)
 		}, "spec.upstream", "isolation applies to service upstreams"},
-		"autoscaling without a CPU request": {set("spec.gateway.autoscaling", map[string]any{"maxReplicas": 3}), "spec.gateway", "needs resources.requests.cpu"},
+		"autoscaling, resources without a CPU request": {func(o map[string]any) {
+			set("spec.gateway.resources", map[string]any{"requests": map[string]any{"memory": "64Mi"}})(o)
+			set("spec.gateway.autoscaling", map[string]any{"maxReplicas": 3})(o)
+		}, "spec.gateway", "needs resources.requests.cpu"},
 		"autoscaling min above max": {func(o map[string]any) {
 			set("spec.gateway.resources", map[string]any{"requests": map[string]any{"cpu": "50m"}})(o)
 			set("spec.gateway.autoscaling", map[string]any{"minReplicas": 5, "maxReplicas": 3})(o)
@@ -447,8 +450,9 @@ func TestMcpServerValidation_acceptedAndDefaulted(t *testing.T) {
 		"credentials on an https url upstream": onURL("https://mcp.example.com", credentials(map[string]any{
 			"provider": "oauth_custom_acme_corp", "header": "X-Acme-Token", "prefix": "", "connectURL": "https://app.example.com/connect?provider=acme",
 		}, "Authorization")),
-		"access, shortest cacheTTL": accessTTL("5s"),
-		"access, longest cacheTTL":  accessTTL("1h"),
+		"autoscaling on the default resources": set("spec.gateway.autoscaling", map[string]any{"maxReplicas": 3}),
+		"access, shortest cacheTTL":            accessTTL("5s"),
+		"access, longest cacheTTL":             accessTTL("1h"),
 	}
 	i := 0
 	for name, edit := range tests {

@@ -244,7 +244,7 @@ type IngressTLS struct {
 }
 
 // GatewaySpec tunes the gateway Deployment.
-// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || (has(self.resources) && has(self.resources.requests) && 'cpu' in self.resources.requests)",message="autoscaling on CPU needs resources.requests.cpu"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.resources) || (!has(self.resources.limits) && !has(self.resources.requests) && !has(self.resources.claims)) || (has(self.resources.requests) && 'cpu' in self.resources.requests)",message="autoscaling on CPU needs resources.requests.cpu when resources are set (leave resources out for the default requests, which include CPU)"
 type GatewaySpec struct {
 	// replicas of the gateway. With more than one, a PodDisruptionBudget keeps
 	// one available during voluntary disruptions. Ignored while autoscaling
@@ -255,14 +255,18 @@ type GatewaySpec struct {
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// resources of the gateway container.
+	// resources of the gateway container. Left out (or empty), the gateway
+	// gets requests of 100m CPU and 64Mi memory and a 256Mi memory limit, so
+	// that it is not BestEffort and CPU autoscaling works; set any field to
+	// replace these defaults as a whole.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// autoscaling hands the number of gateway pods to a
-	// HorizontalPodAutoscaler that follows their CPU use. It needs
-	// resources.requests.cpu; while it is set, replicas is ignored and the
-	// autoscaler owns the Deployment's replica count.
+	// HorizontalPodAutoscaler that follows their CPU use, measured against
+	// resources.requests.cpu (the default requests have it); while it is
+	// set, replicas is ignored and the autoscaler owns the Deployment's
+	// replica count.
 	// +optional
 	Autoscaling *GatewayAutoscaling `json:"autoscaling,omitempty"`
 
