@@ -58,6 +58,33 @@ type declarersMemo struct {
 	all []declarer
 	// declared is what each declarer declared then, by id, rendered.
 	declared map[string]string
+
+	// mergeOnce guards merged and conflicts, the merge of all, which every
+	// reconcile of a declarer that still declares what was listed shares:
+	// merging 500 declarers for each of them was the rest of the cost.
+	mergeOnce sync.Once
+	merged    declared
+	conflicts map[string]string
+}
+
+func newDeclarersMemo(all []declarer) *declarersMemo {
+	memo := &declarersMemo{all: all, declared: make(map[string]string, len(all))}
+	for _, d := range all {
+		memo.declared[d.id] = d.declared.String()
+	}
+	return memo
+}
+
+// mergeFor is what self's declaration merges to with the listed others,
+// and self's conflict. While self declares what the listing saw, that is
+// the merge of the listing itself (mergeAll orders declarers by id, so
+// where self sits does not matter), computed once per listing.
+func (m *declarersMemo) mergeFor(self declarer) (declared, string) {
+	if was, ok := m.declared[self.id]; !ok || was != self.declared.String() {
+		return mergeDeclared(self, m.all)
+	}
+	m.mergeOnce.Do(func() { m.merged, m.conflicts = mergeAll(m.all) })
+	return m.merged, m.conflicts[self.id]
 }
 
 // NewClerkSettingsSync returns the sync the reconcilers of mgr share. Of
@@ -73,27 +100,24 @@ func newClerkSettingsSync(reader, secrets client.Reader, recorder events.EventRe
 	}
 }
 
-// declarers returns the declarers of issuer: the remembered listing
+// declarers returns the listing of issuer's declarers: the remembered one
 // while no declaration event has come since and self declares there what it
 // declares now (its reconcile may run on a newer object than the listing
 // saw), otherwise a new listing from the cache.
-func (s *ClerkSettingsSync) declarers(ctx context.Context, issuer string, self declarer) ([]declarer, error) {
+func (s *ClerkSettingsSync) declarers(ctx context.Context, issuer string, self declarer) (*declarersMemo, error) {
 	s.mu.Lock()
 	memo, gen := s.listings[issuer], s.forgets[issuer]
 	s.mu.Unlock()
 	if memo != nil {
 		if was, ok := memo.declared[self.id]; ok && was == self.declared.String() {
-			return memo.all, nil
+			return memo, nil
 		}
 	}
 	all, err := listDeclarers(ctx, s.reader, issuer)
 	if err != nil {
 		return nil, err
 	}
-	memo = &declarersMemo{all: all, declared: make(map[string]string, len(all))}
-	for _, d := range all {
-		memo.declared[d.id] = d.declared.String()
-	}
+	memo = newDeclarersMemo(all)
 	s.mu.Lock()
 	// NOTE: a forget that came while the cache was read may be about a
 	// change this listing missed, so it is remembered only if none came.
@@ -101,7 +125,7 @@ func (s *ClerkSettingsSync) declarers(ctx context.Context, issuer string, self d
 		s.listings[issuer] = memo
 	}
 	s.mu.Unlock()
-	return all, nil
+	return memo, nil
 }
 
 // forget drops the remembered declarers of issuer. conflictPeers calls it
@@ -157,11 +181,11 @@ func (s *ClerkSettingsSync) declare(ctx context.Context, d settingsDeclaration) 
 	if d.secretMissing != "" {
 		return settingsOutcome{status: metav1.ConditionFalse, reason: mcpv1.ReasonSecretNotFound, message: d.secretMissing}, nil
 	}
-	all, err := s.declarers(ctx, d.issuer, d.self)
+	listing, err := s.declarers(ctx, d.issuer, d.self)
 	if err != nil {
 		return settingsOutcome{}, err
 	}
-	merged, conflict := mergeDeclared(d.self, all)
+	merged, conflict := listing.mergeFor(d.self)
 	if conflict != "" {
 		return settingsOutcome{status: metav1.ConditionFalse, reason: mcpv1.ReasonConflict, message: conflict}, nil
 	}

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,8 +100,26 @@ func TestMergeDeclared(t *testing.T) {
 					t.Errorf("%s merges to %q, self to %q", other.id, theirs, got)
 				}
 			}
+			// A listing that saw self as it is shares one merge, and it is
+			// the same; one that saw another declaration merges self's own.
+			listed := slices.DeleteFunc(slices.Clone(tc.others), func(d declarer) bool { return d.id == tc.self.id })
+			for what, seen := range map[string]declarer{"as it is": tc.self, "declaring else": withDeclared(tc.self, declared{})} {
+				memo := newDeclarersMemo(append(slices.Clone(listed), seen))
+				for range 2 {
+					m, c := memo.mergeFor(tc.self)
+					if m.String() != got.String() || c != conflict {
+						t.Errorf("listing that saw self %s: mergeFor = %q, %q; mergeDeclared = %q, %q", what, m, c, got, conflict)
+					}
+				}
+			}
 		})
 	}
+}
+
+// withDeclared is d declaring what instead.
+func withDeclared(d declarer, what declared) declarer {
+	d.declared = what
+	return d
 }
 
 // TestMergeAll checks who is in conflict: every declarer of a field on

@@ -298,11 +298,11 @@ func TestDeclarersMemo(t *testing.T) {
 			s.before()
 		}
 		reads := w.reader.reads
-		all, err := settings.declarers(context.Background(), key, s.self)
+		listing, err := settings.declarers(context.Background(), key, s.self)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := ids(all); !slices.Equal(got, s.wantNames) {
+		if got := ids(listing.all); !slices.Equal(got, s.wantNames) {
 			t.Errorf("%s: declarers %v, want %v", s.what, got, s.wantNames)
 		}
 		if listed := w.reader.reads > reads; listed != s.wantListed {
