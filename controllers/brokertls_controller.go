@@ -90,7 +90,7 @@ func (r *BrokerTLSReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			q.Add(req)
 			return nil
 		})).
-		Complete(r)
+		Complete(traceReconciler("BrokerTLS", r.Options.Tracer, r))
 }
 
 // Reconcile brings the two Secrets to what the plan says for now, and

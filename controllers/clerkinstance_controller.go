@@ -155,7 +155,7 @@ func (r *ClerkInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&mcpv1.ClerkInstance{}, conflicts.handler(), declarations).
 		Watches(&mcpv1.ClusterClerkInstance{}, conflicts.handler(), declarations).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
-		Complete(r)
+		Complete(traceReconciler(r.Kind, r.Options.Tracer, r))
 }
 
 // secretRequests maps a Secret to the instance objects of r.Kind that name it.

@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"go.opentelemetry.io/otel/trace"
+
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/clerk"
 	"github.com/mcpgate/mcpgate/gateway/config"
@@ -68,6 +70,12 @@ type Options struct {
 	// BrokerTLSSecret names the broker's TLS Secret in
 	// ClusterResourceNamespace, which BrokerTLSReconciler keeps.
 	BrokerTLSSecret string
+	// GatewayTracing is the tracing of gateways whose McpServer sets no
+	// spec.gateway.tracing; the zero value traces nothing.
+	GatewayTracing TracingDefaults
+	// Tracer records the manager's own spans: a span per reconcile and a
+	// client span per Clerk call (see traceReconciler); nil records none.
+	Tracer trace.Tracer
 }
 
 // DefaultBrokerTLSSecret is BrokerTLSSecret's usual name.
@@ -203,6 +211,7 @@ func (r *McpServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.resolveClerk,
 		r.reconcileSecret,
 		r.reconcileCredentials,
+		r.reconcileTracing,
 		r.reconcileConfig,
 		r.reconcileServiceAccount,
 		r.reconcileDeployment,

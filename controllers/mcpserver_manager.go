@@ -160,7 +160,7 @@ func (r *McpServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&mcpv1.ClerkInstance{}, conflicts.handler(), declarations).
 		Watches(&mcpv1.ClusterClerkInstance{}, conflicts.handler(), declarations).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
-		Complete(r)
+		Complete(traceReconciler("McpServer", r.Options.Tracer, r))
 }
 
 // AddIndexes registers the field indexes the reconcilers look objects up by,
@@ -222,6 +222,9 @@ func secretNames(mcp *mcpv1.McpServer) []string {
 				names = append(names, h.SecretKeyRef.Name)
 			}
 		}
+	}
+	if name := tracingSecretName(mcp); name != "" && !slices.Contains(names, name) {
+		names = append(names, name)
 	}
 	return names
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.39.0"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -24,8 +27,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/clerk"
 	"github.com/mcpgate/mcpgate/controllers"
 	"github.com/mcpgate/mcpgate/internal/cmdutil"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/internal/version"
 )
 
@@ -47,7 +52,12 @@ type managerFlags struct {
 	clerkResync             time.Duration
 	brokerURL               string
 	brokerTLSSecret         string
-	zap                     zap.Options
+	// The gateways' default tracing, and the manager's own.
+	gatewayTracingEndpoint string
+	gatewayTracingRatio    float64
+	tracingEndpoint        string
+	tracingRatio           float64
+	zap                    zap.Options
 }
 
 func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
@@ -81,6 +91,13 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	fs.StringVar(&f.brokerTLSSecret, "broker-tls-secret", controllers.DefaultBrokerTLSSecret,
 		"Name of the kubernetes.io/tls Secret, in --cluster-resource-namespace, where the operator keeps the broker's CA and serving certificate (with --broker-url).")
 	f.zap = zap.Options{}
+	fs.StringVar(&f.gatewayTracingEndpoint, "gateway-tracing-endpoint", "",
+		"OTLP/HTTP base URL (such as http://otel-collector.observability:4318) the gateways of McpServers without spec.gateway.tracing send their spans to; empty: they trace nothing.")
+	fs.Float64Var(&f.gatewayTracingRatio, "gateway-tracing-sampling-ratio", 1,
+		"Share of new traces those gateways record, 0 to 1; a caller's sampled traceparent is always followed.")
+	fs.StringVar(&f.tracingEndpoint, "tracing-endpoint", "",
+		"OTLP/HTTP base URL the manager sends its own spans to (a span per reconcile, a child span per Clerk call); empty: none.")
+	fs.Float64Var(&f.tracingRatio, "tracing-sampling-ratio", 1, "Share of reconciles the manager traces, 0 to 1.")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -122,6 +139,20 @@ func parseManagerFlags(args []string, stderr io.Writer) (managerFlags, error) {
 	}
 	if errs := validation.IsDNS1123Subdomain(f.brokerTLSSecret); len(errs) > 0 {
 		return f, fmt.Errorf("--broker-tls-secret: %q is not a Secret name: %s", f.brokerTLSSecret, strings.Join(errs, "; "))
+	}
+	for _, t := range []struct {
+		flag     string
+		endpoint string
+		ratio    float64
+	}{{"gateway-tracing", f.gatewayTracingEndpoint, f.gatewayTracingRatio}, {"tracing", f.tracingEndpoint, f.tracingRatio}} {
+		if t.endpoint != "" {
+			if u, err := url.Parse(t.endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+				return f, fmt.Errorf("--%s-endpoint must be http(s)://host[:port][/path]", t.flag)
+			}
+		}
+		if !(t.ratio >= 0 && t.ratio <= 1) {
+			return f, fmt.Errorf("--%s-sampling-ratio %v must be from 0 to 1", t.flag, t.ratio)
+		}
 	}
 	if f.brokerURL != "" {
 		if u, err := url.Parse(f.brokerURL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -217,6 +248,16 @@ func startManager(f managerFlags) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	tp, err := managerTracing(f)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The spans of the last reconciles, before the process exits.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(sctx)
+	}()
 	opts := controllers.Options{
 		GatewayImage:             f.gatewayImage,
 		GatewayImagePullPolicy:   corev1.PullPolicy(f.gatewayPullPolicy),
@@ -227,6 +268,15 @@ func startManager(f managerFlags) error {
 		ClusterResourceNamespace: f.clusterResourceNS,
 		BrokerURL:                f.brokerURL,
 		BrokerTLSSecret:          f.brokerTLSSecret,
+		GatewayTracing:           controllers.TracingDefaults{Endpoint: f.gatewayTracingEndpoint, SamplingRatio: f.gatewayTracingRatio},
+		Tracer:                   tp.Tracer(),
+	}
+	if tp != nil {
+		// Clerk's Backend API calls as children of the reconciles that
+		// make them; Clerk gets no traceparent.
+		hc := *clerk.NewHTTPClient()
+		hc.Transport = tracing.Transport(hc.Transport, tp.Tracer(), tracing.ClientOptions{Peer: "clerk"})
+		opts.ClerkHTTPClient = &hc
 	}
 	recorder := mgr.GetEventRecorder("mcpgate")
 	if err := controllers.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
@@ -286,4 +336,24 @@ func startManager(f managerFlags) error {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// managerTracing is the manager's own tracer provider; nil without
+// --tracing-endpoint. Export failures are logged, at most once a minute.
+func managerTracing(f managerFlags) (*tracing.Provider, error) {
+	if f.tracingEndpoint == "" {
+		return nil, nil
+	}
+	log := ctrl.Log.WithName("tracing")
+	tp, err := tracing.New(tracing.Config{
+		Endpoint:      f.tracingEndpoint,
+		SamplingRatio: f.tracingRatio,
+		ServiceName:   "mcpgate-manager",
+		Attributes:    []attribute.KeyValue{semconv.ServiceVersion(version.Get().Version)},
+		OnError:       func(err error) { log.Error(err, "Could not export spans; dropping them") },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set up tracing: %w", err)
+	}
+	return tp, nil
 }
