@@ -42,6 +42,17 @@ const (
 type brokerPeople struct {
 	client *broker.Client
 	calls  *prometheus.CounterVec
+	// span starts a call's client span (Gateway.startBrokerSpan); nil
+	// without tracing.
+	span func(ctx context.Context, endpoint string) (context.Context, func(error))
+}
+
+// startSpan starts the span of a call to endpoint, when tracing.
+func (p *brokerPeople) startSpan(ctx context.Context, endpoint string) (context.Context, func(error)) {
+	if p.span == nil {
+		return ctx, func(error) {}
+	}
+	return p.span(ctx, endpoint)
 }
 
 // newBrokerPeople builds the broker client of b. It reads no file and makes
@@ -64,25 +75,33 @@ func newBrokerPeople(b config.Broker, calls *prometheus.CounterVec) (*brokerPeop
 // introspect verifies an opaque token through the broker, for the
 // verifier. Opaque tokens carry no audience, so none is sent.
 func (p *brokerPeople) introspect(ctx context.Context, token string) (clerk.Identity, error) {
+	ctx, end := p.startSpan(ctx, brokerVerify)
 	id, err := p.client.Verify(ctx, broker.AccessToken{Token: token})
+	end(err)
 	p.count(brokerVerify, err)
 	return id, err
 }
 
 func (p *brokerPeople) User(ctx context.Context, s clerk.Subject) (clerk.User, error) {
+	ctx, end := p.startSpan(ctx, brokerUser)
 	u, err := p.client.User(ctx, accessToken(s))
+	end(err)
 	p.count(brokerUser, err)
 	return u, err
 }
 
 func (p *brokerPeople) Memberships(ctx context.Context, s clerk.Subject) ([]clerk.Membership, error) {
+	ctx, end := p.startSpan(ctx, brokerMemberships)
 	ms, err := p.client.Memberships(ctx, accessToken(s))
+	end(err)
 	p.count(brokerMemberships, err)
 	return ms, err
 }
 
 func (p *brokerPeople) OAuthToken(ctx context.Context, s clerk.Subject, provider string) (clerk.OAuthToken, error) {
+	ctx, end := p.startSpan(ctx, brokerOAuthToken)
 	t, err := p.client.OAuthToken(ctx, accessToken(s), provider)
+	end(err)
 	p.count(brokerOAuthToken, err)
 	return t, err
 }

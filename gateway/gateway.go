@@ -245,6 +245,9 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		if g.broker, err = newBrokerPeople(*cfg.Broker, g.metrics.brokerCalls); err != nil {
 			return nil, err
 		}
+		if g.tr != nil {
+			g.broker.span = g.startBrokerSpan
+		}
 	}
 	needPeople := g.policy.Needs().Any() || g.creds != nil && g.creds.user != nil
 	if needPeople && cfg.Clerk.SecretKeyFile == "" && g.broker == nil {

@@ -366,3 +366,35 @@ func (u *upstreamRecorder) find(method string) *upstreamCall {
 	}
 	return nil
 }
+
+// TestTracingBrokerCalls: with the key broker, an opaque token's
+// verification is a call to the broker, recorded as a client span under
+// the verification step, which then counts as a cache miss.
+func TestTracingBrokerCalls(t *testing.T) {
+	t.Parallel()
+	recv := startReceiver(t)
+	em := clerktest.NewServer(clerktest.WithJWTAccessTokens(false))
+	t.Cleanup(em.Close)
+	env := newEnv(t, withClerk(em), withBroker(), withConfig(func(c *config.Config) {
+		c.Tracing = &config.Tracing{Endpoint: recv.Endpoint, SamplingRatio: 1}
+	}))
+	req := newRequest(t, http.MethodPost, env.mcpURL(), toolCall("search"))
+	req.Header.Set("Authorization", "Bearer "+env.token(t, clerktest.TokenRequest{Scopes: allScopes}))
+	if resp, body := do(t, req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/call = %d %s", resp.StatusCode, body)
+	}
+	if err := env.gw.FlushSpans(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	spans, err := recv.WaitForSpans(10*time.Second, func(s []tracingtest.Span) bool {
+		return findSpan(s, kindClient, "broker verify") != nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := findSpan(spans, kindClient, "broker verify")
+	verify := spanByID(spans, call.ParentSpanID)
+	if verify == nil || verify.Name != "mcpgate.verify_token" || verify.Attributes["mcpgate.cache"] != "miss" || call.Attributes["mcpgate.peer"] != "broker" {
+		t.Errorf("broker span %+v under %+v; want it under a verification that missed the cache", call, verify)
+	}
+}
