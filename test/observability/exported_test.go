@@ -2,6 +2,7 @@ package observability
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/localstack"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 const (
@@ -37,15 +39,6 @@ const (
 // ServiceMonitor, PrometheusRule), which the rendered objects are checked
 // against: the real ones, from the Go module proxy.
 const prometheusOperator = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
-
-// The labels Prometheus adds to the series it scrapes with the chart's
-// ServiceMonitors (the manager's and the broker's) and the gateways'
-// PodMonitor (which adds mcpserver); a query may match on them although no
-// process exports them.
-var (
-	serviceTargetLabels = []string{"job", "instance", "namespace", "pod", "container", "endpoint", "service"}
-	podTargetLabels     = []string{"job", "instance", "namespace", "pod", "container", "endpoint", "mcpserver"}
-)
 
 // TestChartQueriesParse checks every query the chart ships with
 // Prometheus' parser: each parses with the default options (no experimental
@@ -85,11 +78,19 @@ func TestChartQueriesParse(t *testing.T) {
 
 // TestChartQueriesUseExportedMetrics runs the local stack (a real manager,
 // key broker and gateway), sends the requests that make every metric family
-// appear, scrapes the three, and checks that each metric the chart's queries
-// name is exported, with every label a query matches on (or one Prometheus
-// adds as it scrapes). It also applies the rendered PodMonitor,
-// ServiceMonitors, PrometheusRule and dashboard ConfigMap to the stack's API
-// server with a server-side dry run, against the Prometheus Operator's CRDs.
+// appear, scrapes the three before and after a real MCP client's session,
+// and checks the chart's queries against what they exported:
+//   - each metric a query names is exported, with every label the query
+//     matches on (or one Prometheus adds as it scrapes);
+//   - evaluated by Prometheus' engine over the two scrapes, every query
+//     runs without an error; every dashboard query returns series (the
+//     "not Ready" list aside), most of them numbers; and no alert fires on
+//     this healthy stack (reconcile errors aside, which a conflict on a
+//     status write can cause at any time).
+//
+// It also applies the rendered PodMonitor, ServiceMonitors, PrometheusRule
+// and dashboard ConfigMap to the stack's API server with a server-side dry
+// run, against the Prometheus Operator's CRDs.
 func TestChartQueriesUseExportedMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
@@ -102,42 +103,52 @@ func TestChartQueriesUseExportedMetrics(t *testing.T) {
 
 	stack := startStack(t, ctx)
 	dryRunMonitoring(t, ctx, stack, objs)
-	gw := driveTraffic(t, ctx, stack)
+	gw := applyMcpServer(t, ctx, stack)
+	sendAnonymous(t, ctx, gw)
 	broker, ok := stack.Broker()
 	if !ok {
 		t.Fatal("the stack runs no key broker")
 	}
+	targets := []*target{
+		{name: "manager", url: stack.ManagerMetricsURL(), labels: map[string]string{
+			"namespace": "ops", "job": "mcpgate-metrics", "service": "mcpgate-metrics", "pod": "mcpgate-0", "instance": "10.0.0.1:8080", "container": "manager", "endpoint": "metrics"}},
+		{name: "broker", url: broker.HealthURL + "/metrics", labels: map[string]string{
+			"namespace": "ops", "job": "mcpgate-broker", "service": "mcpgate-broker", "pod": "mcpgate-broker-0", "instance": "10.0.0.2:8081", "container": "broker", "endpoint": "metrics"}},
+		{name: "gateway", url: gw.HealthURL + "/metrics", labels: map[string]string{
+			"namespace": stack.Namespace(), "mcpserver": mcpServer, "job": "ops/mcpgate-gateways", "pod": mcpServer + "-gateway-0", "instance": "10.0.0.3:8081", "container": "gateway", "endpoint": "health"}},
+	}
 
 	// The manager's state metrics appear once it has reconciled the objects
-	// and the instance has synced; wait for them rather than race them.
-	var manager exported
+	// and the instance has synced, and the McpServer is Ready once its
+	// gateway is: wait for them rather than race them.
+	ready := regexp.MustCompile(`(?m)^mcpgate_mcpserver_condition\{mcpserver="` + mcpServer + `",namespace="[^"]+",reason="[^"]*",type="Ready"\} 1$`)
 	waitFor(t, ctx, "the manager's state metrics", func() (bool, error) {
-		var err error
-		manager, err = scrape(ctx, stack.ManagerMetricsURL())
+		text, err := fetch(ctx, targets[0].url)
 		if err != nil {
 			return false, err
 		}
-		for _, m := range []string{"mcpgate_mcpserver_condition", "mcpgate_clerk_instance_condition",
-			"mcpgate_clerk_instance_last_sync_timestamp_seconds", "controller_runtime_reconcile_time_seconds_bucket"} {
-			if _, ok := manager[m]; !ok {
+		for _, m := range []string{"mcpgate_clerk_instance_condition{", "mcpgate_clerk_instance_last_sync_timestamp_seconds{", "controller_runtime_reconcile_time_seconds_bucket{"} {
+			if !strings.Contains(text, m) {
 				return false, fmt.Errorf("no %s yet", m)
 			}
 		}
+		if !ready.MatchString(text) {
+			return false, fmt.Errorf("%s is not Ready yet", mcpServer)
+		}
 		return true, nil
 	})
-	gateway, err := scrape(ctx, gw.HealthURL+"/metrics")
-	if err != nil {
-		t.Fatal(err)
+	for _, tg := range targets {
+		tg.scrape(t, ctx)
 	}
-	brokerMetrics, err := scrape(ctx, broker.HealthURL+"/metrics")
-	if err != nil {
-		t.Fatal(err)
+	runClient(t, ctx, gw)
+	for _, tg := range targets {
+		tg.scrape(t, ctx)
 	}
-	all := exported{}
-	all.add(manager, serviceTargetLabels)
-	all.add(brokerMetrics, serviceTargetLabels)
-	all.add(gateway, podTargetLabels)
 
+	all := exported{}
+	for _, tg := range targets {
+		all.add(parseExposition(tg.texts[1]), sortedKeys(tg.labels))
+	}
 	for _, r := range results {
 		if r.Error != "" {
 			t.Errorf("%s: %s", r.ID, r.Error)
@@ -157,6 +168,130 @@ func TestChartQueriesUseExportedMetrics(t *testing.T) {
 		}
 	}
 	t.Logf("%d queries checked against %d exported metrics", len(results), len(all))
+	checkEvaluation(t, qs, evaluate(t, qs, targets))
+}
+
+// Queries that may return nothing, or only NaN, on a healthy stack after
+// one client session, by the start of their ID.
+var (
+	// mayBeEmpty: the McpServers that are not Ready; there are none.
+	mayBeEmpty = []string{`mcpgate.json panel "McpServers not Ready"`}
+	// mayBeNaN: ratios and quantiles of what did not happen between the
+	// two scrapes: the session made no access-rule or provider-token
+	// lookups (0/0), the gateway made no direct Clerk calls (the broker
+	// answers), and the operator need not reconcile; a quantile of no
+	// observations is NaN.
+	mayBeNaN = []string{
+		`mcpgate.json panel "User and membership cache hit ratio"`,
+		`mcpgate.json panel "Provider token cache hit ratio"`,
+		`mcpgate.json panel "Clerk call time"`,
+		`mcpgate.json panel "Reconcile time and queue" target A`,
+	}
+	// mayFire: reconcile errors happen on a healthy operator too (a
+	// conflict on a status write is retried as an error).
+	mayFire = []string{"rule mcpgate-operator/McpgateReconcileErrors"}
+)
+
+func hasPrefix(prefixes []string, id string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEvaluation judges what Prometheus' engine made of each query.
+func checkEvaluation(t *testing.T, qs []query, results []evalResult) {
+	t.Helper()
+	for i, r := range results {
+		id := qs[i].ID
+		switch {
+		case r.Error != "":
+			t.Errorf("%s: evaluation failed: %s", id, r.Error)
+		case strings.HasPrefix(id, "rule "):
+			if r.Series > 0 && !hasPrefix(mayFire, id) {
+				t.Errorf("%s fires on a healthy stack (%d series)", id, r.Series)
+			}
+		case r.Series == 0:
+			if !hasPrefix(mayBeEmpty, id) {
+				t.Errorf("%s returns no series", id)
+			}
+		case r.Numbers == 0:
+			if !hasPrefix(mayBeNaN, id) {
+				t.Errorf("%s returns only NaN (%d series)", id, r.Series)
+			}
+		}
+	}
+}
+
+// target is a /metrics endpoint of the stack, the labels Prometheus would
+// add to its series with the chart's scrape objects, and its scrapes.
+type target struct {
+	name, url string
+	labels    map[string]string
+	texts     []string
+}
+
+func (tg *target) scrape(t *testing.T, ctx context.Context) {
+	t.Helper()
+	text, err := fetch(ctx, tg.url)
+	if err != nil {
+		t.Fatalf("scrape the %s: %v", tg.name, err)
+	}
+	tg.texts = append(tg.texts, text)
+}
+
+// evalResult is hack/tools/promql eval's answer about one query.
+type evalResult struct {
+	ID      string `json:"id"`
+	Series  int    `json:"series"`
+	Numbers int    `json:"numbers"`
+	Error   string `json:"error"`
+}
+
+// scrapeInterval is how far apart the two scrapes are put for the engine:
+// the chart's scrape interval.
+const scrapeInterval = 30
+
+// evaluate loads the targets' scrapes into Prometheus' TSDB, a scrape
+// interval apart, and evaluates the queries just after the last.
+func evaluate(t *testing.T, qs []query, targets []*target) []evalResult {
+	t.Helper()
+	type scrape struct {
+		Time   float64           `json:"time"`
+		Text   string            `json:"text"`
+		Labels map[string]string `json:"labels"`
+	}
+	const start = 1_000_000
+	var in struct {
+		Scrapes []scrape `json:"scrapes"`
+		Queries []query  `json:"queries"`
+		Time    float64  `json:"time"`
+	}
+	for _, tg := range targets {
+		for i, text := range tg.texts {
+			in.Scrapes = append(in.Scrapes, scrape{Time: float64(start + i*scrapeInterval), Text: text, Labels: tg.labels})
+		}
+	}
+	in.Queries = qs
+	in.Time = float64(start + (len(targets[0].texts)-1)*scrapeInterval + 1)
+	tool, err := testenv.FromEnvOrScript(repoRoot, "PROMQL", "setup-promql.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []evalResult
+	if err := json.Unmarshal(run(t, os.Environ(), data, tool, "eval"), &results); err != nil {
+		t.Fatalf("hack/tools/promql eval's output: %v", err)
+	}
+	if len(results) != len(qs) {
+		t.Fatalf("hack/tools/promql eval answered %d of %d queries", len(results), len(qs))
+	}
+	return results
 }
 
 // exported maps each metric name a scrape returned to its label names.
@@ -203,26 +338,26 @@ func parseExposition(text string) exported {
 	return e
 }
 
-// scrape fetches a /metrics endpoint in the text format.
-func scrape(ctx context.Context, url string) (exported, error) {
+// fetch gets a /metrics endpoint in the text format.
+func fetch(ctx context.Context, url string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	req.Header.Set("Accept", "text/plain; version=0.0.4")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %d", url, resp.StatusCode)
+		return "", fmt.Errorf("GET %s: %d", url, resp.StatusCode)
 	}
-	return parseExposition(string(body)), nil
+	return string(body), nil
 }
 
 // startStack starts a local stack of the test's own (key broker included)
@@ -260,12 +395,9 @@ func startStack(t *testing.T, ctx context.Context) *localstack.Stack {
 	return stack
 }
 
-// driveTraffic applies a ClerkInstance and an McpServer that uses it, waits
-// for its gateway, and sends what makes the gateway's request, refusal,
-// verification, broker and stream series appear: the resource metadata, an
-// MCP request without a token (refused), and a real MCP client's sign-in,
-// tools/list and tools/call (its session holds an SSE stream).
-func driveTraffic(t *testing.T, ctx context.Context, stack *localstack.Stack) localstack.Gateway {
+// applyMcpServer applies a ClerkInstance and an McpServer that uses it, and
+// waits for its gateway.
+func applyMcpServer(t *testing.T, ctx context.Context, stack *localstack.Stack) localstack.Gateway {
 	t.Helper()
 	svc, port := stack.SampleService()
 	manifest := fmt.Sprintf(`apiVersion: mcpgate.dev/v1alpha1
@@ -296,7 +428,13 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
+	return gw
+}
 
+// sendAnonymous sends what a client sends before it signs in: a GET of the
+// resource metadata, and an MCP request without a token, refused.
+func sendAnonymous(t *testing.T, ctx context.Context, gw localstack.Gateway) {
+	t.Helper()
 	get := func(url string, want int) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -321,7 +459,13 @@ spec:
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("an MCP request without a token = %d, want 401", resp.StatusCode)
 	}
+}
 
+// runClient runs a real MCP client's session: sign-in (one more 401 first,
+// dynamic registration, an opaque token verified through the broker),
+// tools/list and tools/call; the session holds an SSE stream meanwhile.
+func runClient(t *testing.T, ctx context.Context, gw localstack.Gateway) {
+	t.Helper()
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(transport.CloseIdleConnections)
 	cs, err := mcpclient.Connect(ctx, mcpclient.Options{URL: gw.URL, HTTPClient: &http.Client{Transport: transport}, ClientName: "mcpgate-observability-test"})
@@ -336,7 +480,6 @@ spec:
 	if err != nil || res.IsError {
 		t.Fatalf("tools/call: %v %+v", err, res)
 	}
-	return gw
 }
 
 // dryRunMonitoring installs the Prometheus Operator's CRDs in the stack's

@@ -1,7 +1,12 @@
-// Command promql parses PromQL expressions with Prometheus' own parser and
-// prints, for each, the metric names it selects. It reads a JSON array of
-// {"id": ..., "expr": ...} on stdin and writes a JSON array of
-// {"id": ..., "metrics": [...], "error": ...} on stdout, in the same order.
+// Command promql checks PromQL expressions with Prometheus' own code.
+//
+//	promql        reads a JSON array of {"id", "expr"} on stdin and writes,
+//	              in the same order, what Prometheus' parser makes of each:
+//	              {"id", "metrics", "selectors", "unnamed", "error"} (Result).
+//	promql eval   reads {"scrapes", "queries", "time"} (EvalInput): loads the
+//	              scrapes' text expositions into a TSDB and evaluates each
+//	              query with Prometheus' engine, writing {"id", "series",
+//	              "numbers", "error"} (EvalResult) for each.
 //
 // It is a module of its own (hack/tools/promql) so that the Prometheus server
 // module, and everything it requires, stays out of mcpgate's go.mod: the
@@ -10,6 +15,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +23,17 @@ import (
 )
 
 func main() {
-	if err := run(os.Stdin, os.Stdout); err != nil {
+	runner := run
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "eval":
+			runner = runEval
+		default:
+			fmt.Fprintf(os.Stderr, "promql: unknown command %q (none, or eval)\n", os.Args[1])
+			os.Exit(2)
+		}
+	}
+	if err := runner(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "promql:", err)
 		os.Exit(1)
 	}
@@ -33,6 +49,24 @@ func run(in io.Reader, out io.Writer) error {
 	results := make([]Result, 0, len(exprs))
 	for _, e := range exprs {
 		results = append(results, Analyze(e))
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(results); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
+
+// runEval reads an EvalInput from in and writes the results to out.
+func runEval(in io.Reader, out io.Writer) error {
+	var input EvalInput
+	if err := json.NewDecoder(in).Decode(&input); err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	results, err := Evaluate(context.Background(), input)
+	if err != nil {
+		return err
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
