@@ -90,6 +90,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	for name, v := range infoFrom(in.Context()).upstreamHeaders {
 		out.Header[name] = v
 	}
+	g.traceUpstream(pr) // the trace context, when tracing
 }
 
 // modifyResponse keeps CORS the gateway's business (the upstream's headers

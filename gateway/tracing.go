@@ -264,6 +264,12 @@ func (g *Gateway) traceStep(name string, mw func(http.Handler) http.Handler) fun
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			parent := r.Context()
+			if !trace.SpanFromContext(parent).IsRecording() {
+				// An unsampled request's steps would be unsampled too:
+				// no span at all, nothing allocated.
+				inner.ServeHTTP(w, r)
+				return
+			}
 			ctx, span := tracer.Start(parent, name)
 			st := &stepState{span: span, parent: parent, asksClerk: name == spanVerify || name == spanIdentify || name == spanCredentials}
 			if span.IsRecording() && name == spanVerify {

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httputil"
 	"strings"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -19,43 +21,64 @@ import (
 // strings.
 const metaTraceVersion = "2026-07-28"
 
-// upstreamTracing wraps the proxy's transport so that the upstream call is
-// a client span, named for the MCP method and tool, whose context goes to
-// the upstream in traceparent (and tracestate) and, for MCP 2026-07-28 and
-// later, in params._meta. The client's own traceparent and tracestate are
-// replaced: the upstream's parent is the gateway's span, in the same trace.
+// traceUpstream gives the upstream the request's trace context, from the
+// proxy's Rewrite (whose outbound request has headers of its own to set).
+// A recorded request gets a client span for the upstream call, named for
+// the MCP method and tool, ended by upstreamTracing's transport when the
+// response headers are in; its context goes upstream in traceparent (and
+// tracestate) and, for MCP 2026-07-28 and later, in params._meta. An
+// unrecorded one passes its server span's context, unsampled, in the
+// header alone: the upstream joins the same trace and records nothing. The
+// client's own traceparent and tracestate are replaced either way.
+func (g *Gateway) traceUpstream(pr *httputil.ProxyRequest) {
+	if g.tr == nil {
+		return
+	}
+	out := pr.Out
+	out.Header.Del("Traceparent")
+	out.Header.Del("Tracestate")
+	ctx := out.Context()
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		g.tr.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+		return
+	}
+	ri := infoFrom(ctx)
+	ctx, span := g.tr.tracer.Start(ctx, spanName(ri, out.Method), trace.WithSpanKind(trace.SpanKindClient))
+	ctx = context.WithValue(ctx, upstreamSpanKey{}, span)
+	out = out.WithContext(ctx)
+	pr.Out = out
+	g.tr.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	injected := false
+	if carriesMetaTrace(pr.In, ri) {
+		injected = setMetaTrace(out, out.Header.Get("Traceparent"), out.Header.Get("Tracestate"))
+	}
+	span.SetAttributes(tracing.ClientAttributes(out)...)
+	span.SetAttributes(mcpAttributes(pr.In, ri)...)
+	span.SetAttributes(attrMetaTrace.Bool(injected))
+}
+
+// upstreamSpanKey keys the upstream call's span in the outbound request's
+// context, for upstreamTracing to end.
+type upstreamSpanKey struct{}
+
+// upstreamTracing wraps the proxy's transport so that the upstream span
+// traceUpstream started ends with the response headers (or the failure),
+// with the status. Without tracing it returns base.
 func (g *Gateway) upstreamTracing(base http.RoundTripper) http.RoundTripper {
 	if g.tr == nil {
 		return base
 	}
-	return &tracedUpstream{base: base, t: g.tr}
+	return endUpstreamSpan{base: base}
 }
 
-type tracedUpstream struct {
-	base http.RoundTripper
-	t    *gatewayTracer
-}
+type endUpstreamSpan struct{ base http.RoundTripper }
 
-func (u *tracedUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	ri := infoFrom(req.Context())
-	ctx, span := u.t.tracer.Start(req.Context(), spanName(ri, req.Method), trace.WithSpanKind(trace.SpanKindClient))
-	defer span.End()
-	out := req.WithContext(ctx)
-	out.Header = req.Header.Clone()
-	out.Header.Del("Traceparent")
-	out.Header.Del("Tracestate")
-	u.t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
-	injected := false
-	if carriesMetaTrace(req, ri) {
-		injected = setMetaTrace(out, out.Header.Get("Traceparent"), out.Header.Get("Tracestate"))
+func (t endUpstreamSpan) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if span, ok := req.Context().Value(upstreamSpanKey{}).(trace.Span); ok {
+		tracing.EndClientSpan(span, resp, err)
+		span.End()
 	}
-	if span.IsRecording() {
-		span.SetAttributes(tracing.ClientAttributes(out)...)
-		span.SetAttributes(mcpAttributes(req, ri)...)
-		span.SetAttributes(attrMetaTrace.Bool(injected))
-	}
-	resp, err := u.base.RoundTrip(out)
-	tracing.EndClientSpan(span, resp, err)
 	return resp, err
 }
 
