@@ -185,6 +185,4 @@ SELECTED="$*"
 if [ -z "${SELECTED}" ] || want k8s; then build_into k8s "${K8S_VERSION}" kube-controller-manager kube-scheduler kubelet kube-proxy; fi
 if [ -z "${SELECTED}" ] || want coredns; then build_into coredns "${COREDNS_VERSION}" coredns; fi
 if [ -z "${SELECTED}" ] || want kube-router; then build_into kube-router "${KUBE_ROUTER_VERSION}" kube-router; fi
-# Not in the default set: its module graph does not resolve through the module
-# proxy here (docs/cluster.md, "Ingress").
-if want traefik && [ -n "${SELECTED}" ]; then build_into traefik "${TRAEFIK_VERSION}" traefik; fi
+if [ -z "${SELECTED}" ] || want traefik; then build_into traefik "${TRAEFIK_VERSION}" traefik; fi

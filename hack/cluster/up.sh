@@ -20,7 +20,7 @@ REPO="$(cd "${HERE}/../.." && pwd)"
 "${HERE}/deps.sh"
 # CLUSTER_STEPS (for debugging the script) runs only the named steps, in
 # order; the builds then are the caller's business.
-STEPS="${CLUSTER_STEPS:-network pki etcd apiserver controllers containerd kubelet proxy node-ready kube-router coredns}"
+STEPS="${CLUSTER_STEPS:-network pki etcd apiserver controllers containerd kubelet proxy node-ready kube-router coredns traefik}"
 [ -n "${CLUSTER_STEPS:-}" ] || "${HERE}/build.sh"
 ENVTEST_BIN="$("${REPO}/hack/setup-envtest.sh")"
 K8S_BIN="${CLUSTER_K8S_BIN:-${CLUSTER_CACHE}/k8s-${K8S_VERSION}}"
@@ -290,9 +290,7 @@ crds="$(go mod download -json "sigs.k8s.io/gateway-api@v${GATEWAY_API_VERSION}" 
 kubectl apply --server-side -f "${crds}/gateway.networking.k8s.io_gatewayclasses.yaml" \
   -f "${crds}/gateway.networking.k8s.io_gateways.yaml" -f "${crds}/gateway.networking.k8s.io_httproutes.yaml" \
   -f "${crds}/gateway.networking.k8s.io_grpcroutes.yaml" -f "${crds}/gateway.networking.k8s.io_referencegrants.yaml" \
-  -f "${crds}/gateway.networking.k8s.io_backendtlspolicies.yaml" -f "${crds}/gateway.networking.k8s.io_listenersets.yaml" \
-  -f "${crds}/gateway.networking.k8s.io_tlsroutes.yaml" -f "${crds}/gateway.networking.k8s.io_tcproutes.yaml" \
-  -f "${crds}/gateway.networking.k8s.io_udproutes.yaml" >/dev/null
+  -f "${crds}/gateway.networking.k8s.io_backendtlspolicies.yaml" >/dev/null
 wait_for "Gateway API CRDs" 60 kubectl wait --for condition=Established crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io --timeout=1s
 "${HERE}/images.sh" import traefik
 sed -e "s/@TRAEFIK_VERSION@/${TRAEFIK_VERSION}/g" "${HERE}/manifests/traefik.yaml" | kubectl apply -f - >/dev/null
