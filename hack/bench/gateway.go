@@ -15,6 +15,8 @@ import (
 	"github.com/mcpgate/mcpgate/broker/brokertest"
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
+	"github.com/mcpgate/mcpgate/internal/testenv"
+	"github.com/mcpgate/mcpgate/internal/tracing/tracingtest"
 )
 
 // The modes of the gateway table, in the order each concurrency level runs them.
@@ -27,9 +29,13 @@ const (
 	modeAccess     = "access"      // JWTs, through a gateway with organization and tool access rules
 	modeUserToken  = "user-token"  // JWTs, through a gateway that sets a service key and each caller's provider token
 	modeAudit      = "audit"       // JWTs, through a gateway writing its audit stream (stdout, to a file)
+	modeTracing    = "tracing"     // JWTs, through a gateway tracing 1% of new traces to a real OTLP receiver
 )
 
-var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeOpaqueColdBroker, modeAccess, modeUserToken, modeAudit}
+// tracingSamplingRatio is the tracing mode's share of new traces recorded.
+const tracingSamplingRatio = 0.01
+
+var gatewayModes = []string{modeDirect, modeBare, modeJWT, modeOpaqueWarm, modeOpaqueCold, modeOpaqueColdBroker, modeAccess, modeUserToken, modeAudit, modeTracing}
 
 const verifyEndpoint = "POST /v1/oauth_applications/access_tokens/verify"
 
@@ -202,7 +208,9 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 // (scopes only) for the jwt and opaque modes, and, when the access mode
 // runs, one with access rules.
 type gateways struct {
-	plain, access, userToken, broker, audit *process
+	plain, access, userToken, broker, audit, tracing *process
+	// receiver takes the tracing gateway's spans.
+	receiver *tracingtest.Receiver
 }
 
 // startGateways starts the gateways the selected modes need.
@@ -237,12 +245,47 @@ func (b *bench) startGateways(ctx context.Context, name, upstreamURL string) (ga
 			return gws, err
 		}
 	}
+	if slices.Contains(b.opts.modes, modeTracing) {
+		if gws.receiver, err = startReceiver(filepath.Join(b.opts.logDir, "otlp-"+name)); err != nil {
+			gws.stop()
+			return gws, err
+		}
+		endpoint := gws.receiver.Endpoint
+		tracing := func(_ string, c *config.Config) error {
+			c.Tracing = &config.Tracing{Endpoint: endpoint, SamplingRatio: tracingSamplingRatio}
+			return nil
+		}
+		if gws.tracing, err = b.startGateway(ctx, name+"-tracing", upstreamURL, tracing); err != nil {
+			gws.stop()
+			return gws, err
+		}
+	}
 	return gws, nil
+}
+
+// startReceiver runs the real OTLP receiver (the Collector's otlpreceiver,
+// hack/setup-otlp-receiver.sh) writing its spans under dir.
+func startReceiver(dir string) (*tracingtest.Receiver, error) {
+	root, err := testenv.ModuleRoot("")
+	if err != nil {
+		return nil, err
+	}
+	bin, err := tracingtest.Binary(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return tracingtest.Start(bin, dir)
 }
 
 // stop stops the gateways that were started.
 func (g gateways) stop() {
-	for _, p := range []*process{g.plain, g.access, g.userToken, g.broker, g.audit} {
+	if g.receiver != nil {
+		defer g.receiver.Stop() // after the gateway's last export
+	}
+	for _, p := range []*process{g.plain, g.access, g.userToken, g.broker, g.audit, g.tracing} {
 		if p != nil {
 			p.stop()
 		}
@@ -280,6 +323,8 @@ func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 			proxy = c.gateways.broker
 		case modeAudit:
 			proxy = c.gateways.audit
+		case modeTracing:
+			proxy = c.gateways.tracing
 		default:
 			proxy = c.gateways.plain
 		}
@@ -348,7 +393,7 @@ func (b *bench) tokensFor(mode string, concurrency int) (tokens tokenSource, new
 		return func(worker int) (string, bool) { return perUser[worker], true }, concurrency, nil
 	}
 	format := clerktest.FormatJWT
-	if mode != modeJWT && mode != modeAudit {
+	if mode != modeJWT && mode != modeAudit && mode != modeTracing {
 		format = clerktest.FormatOpaque
 	}
 	mint := func() (string, error) {

@@ -115,6 +115,11 @@ func evaluateTargets(r *results, refConcurrency int) []target {
 		ts = append(ts, target{"audit stream on: throughput vs JWT (" + at + ")", ">= 95%",
 			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.95})
 	}
+	if tr, ok := findRow(r.Gateway.Rows, modeTracing, "trivial", "json", refConcurrency); ok && okJ {
+		ratio := tr.RatioJWT
+		ts = append(ts, target{"tracing on at 1%: throughput vs JWT (" + at + ")", ">= 97%",
+			fmt.Sprintf("%.0f%%", 100*ratio), ratio >= 0.97})
+	}
 	// The broker's hop, unqueued: one client, so that p50 is a
 	// verification's latency rather than a wait for the gateway's core.
 	cold, okC := findRow(r.Gateway.Rows, modeOpaqueCold, "trivial", "json", 1)
