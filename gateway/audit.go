@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpgate/mcpgate/clerk"
 )
@@ -35,6 +36,9 @@ const (
 	// auditWriteBytes is how much the writer hands to one Write: the
 	// records waiting, whole, up to this size.
 	auditWriteBytes = 64 << 10
+	// auditLinger is how long the writer lets records gather before it
+	// writes them: under load, many records per system call.
+	auditLinger = 5 * time.Millisecond
 	// auditResponseHead is how much of a response is kept to find its
 	// JSON-RPC error code; an error response is far smaller.
 	auditResponseHead = 4 << 10
@@ -141,33 +145,44 @@ func (a *auditLog) enqueue(line []byte) {
 }
 
 // run writes the queued records. Each Write holds whole records only, so
-// no record is ever split or mixed with another; the records waiting are
-// written together, which keeps the system calls few under load. A
-// record whose Write failed counts as dropped. It never returns: the
+// no record is ever split or mixed with another. It never returns: the
 // gateway writes records as long as its process lives.
 func (a *auditLog) run() {
 	buf := make([]byte, 0, auditWriteBytes)
 	for line := range a.queue {
+		// NOTE: a moment's wait lets the records of concurrent requests
+		// gather in the queue without waking this goroutine for each:
+		// one wake-up and one write per moment under load, not per record.
+		time.Sleep(auditLinger)
 		buf = append(buf[:0], line...)
 		n := int64(1)
-	batch:
-		for len(buf) < auditWriteBytes {
+		for more := true; more; {
 			select {
 			case line = <-a.queue:
+				if len(buf)+len(line) > auditWriteBytes {
+					buf, n = a.write(buf, n), 0
+				}
 				buf = append(buf, line...)
 				n++
 			default:
-				break batch
+				more = false
 			}
 		}
-		if _, err := a.out.Write(buf); err != nil {
-			a.dropped.Add(float64(n))
-		}
-		if cap(buf) > 4*auditWriteBytes {
-			buf = make([]byte, 0, auditWriteBytes) // a huge record's buffer is not kept
-		}
-		a.pending.Add(-n)
+		buf = a.write(buf, n)
 	}
+}
+
+// write writes buf, n records, and returns it emptied for reuse. Records
+// whose Write failed count as dropped.
+func (a *auditLog) write(buf []byte, n int64) []byte {
+	if _, err := a.out.Write(buf); err != nil {
+		a.dropped.Add(float64(n))
+	}
+	a.pending.Add(-n)
+	if cap(buf) > 4*auditWriteBytes {
+		return make([]byte, 0, auditWriteBytes) // a huge record's buffer is not kept
+	}
+	return buf[:0]
 }
 
 // flush waits, at most timeout, until every record enqueued so far is
@@ -254,6 +269,9 @@ func (g *Gateway) auditRecords(r *http.Request, ri *requestInfo, aw *auditWriter
 		DurationMS:      float64(time.Since(start).Microseconds()) / 1000,
 		BytesIn:         in,
 		BytesOut:        aw.bytes,
+	}
+	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
+		base.TraceID = sc.TraceID().String()
 	}
 	if decision == reasonInsufficientScope && ri.identity != nil {
 		base.MissingScopes = missingScopes(ri.identity.Scopes, ri.neededScopes)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
@@ -456,6 +459,45 @@ func TestAuditArguments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAuditTraceID checks that a record names the trace of the request's
+// span: one in the context the handler is given, and one the gateway's
+// tracing continues from the client's traceparent (not sampled here, so
+// nothing is exported; the record still names the trace the upstream sees).
+func TestAuditTraceID(t *testing.T) {
+	t.Parallel()
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	t.Run("span in the context", func(t *testing.T) {
+		t.Parallel()
+		sink := &syncbuf.Buffer{}
+		e := newEnv(t, withAudit(sink))
+		sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.gw.Handler().ServeHTTP(w, r.WithContext(trace.ContextWithSpanContext(r.Context(), sc)))
+		}))
+		t.Cleanup(srv.Close)
+		req := authed(t, e, toolCall("search"))
+		req.URL.Host = strings.TrimPrefix(srv.URL, "http://")
+		do(t, req)
+		if got := waitAudit(t, sink, 1); got[0].TraceID != tid.String() {
+			t.Errorf("trace_id %q, want %q", got[0].TraceID, tid)
+		}
+	})
+	t.Run("traceparent", func(t *testing.T) {
+		t.Parallel()
+		sink := &syncbuf.Buffer{}
+		e := newEnv(t, withAudit(sink), withConfig(func(c *config.Config) {
+			c.Tracing = &config.Tracing{Endpoint: "http://127.0.0.1:1", SamplingRatio: 0}
+		}))
+		req := authed(t, e, toolCall("search"))
+		req.Header.Set("Traceparent", "00-"+tid.String()+"-00f067aa0ba902b7-00")
+		do(t, req)
+		if got := waitAudit(t, sink, 1); got[0].TraceID != tid.String() {
+			t.Errorf("trace_id %q, want the client's %q", got[0].TraceID, tid)
+		}
+	})
 }
 
 // TestAuditUnderLoad sends 64 clients' calls at once through a gateway
