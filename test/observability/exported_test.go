@@ -185,7 +185,7 @@ var (
 		`mcpgate.json panel "User and membership cache hit ratio"`,
 		`mcpgate.json panel "Provider token cache hit ratio"`,
 		`mcpgate.json panel "Clerk call time"`,
-		`mcpgate.json panel "Reconcile time and queue" target A`,
+		`mcpgate.json panel "Reconcile time"`,
 	}
 	// mayFire: reconcile errors happen on a healthy operator too (a
 	// conflict on a status write is retried as an error).
