@@ -48,7 +48,7 @@ const prometheusOperator = "github.com/prometheus-operator/prometheus-operator@v
 // anything fails here.
 func TestChartQueriesParse(t *testing.T) {
 	t.Parallel()
-	qs, err := chartQueries(renderChart(t))
+	qs, err := chartQueries(renderChart(t, chartValues...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestChartQueriesParse(t *testing.T) {
 func TestChartQueriesUseExportedMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
-	objs := renderChart(t)
+	objs := renderChart(t, chartValues...)
 	qs, err := chartQueries(objs)
 	if err != nil {
 		t.Fatal(err)

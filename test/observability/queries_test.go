@@ -54,9 +54,9 @@ type selector struct {
 }
 
 // renderChart renders the chart as release "mcpgate" in namespace "ops"
-// with chartValues, by the real helm, with helm's own directories kept out
-// of the user's home.
-func renderChart(t *testing.T) []*unstructured.Unstructured {
+// with args (chartValues, for the tests of its queries), by the real helm,
+// with helm's own directories kept out of the user's home.
+func renderChart(t *testing.T, args ...string) []*unstructured.Unstructured {
 	t.Helper()
 	helm, err := testenv.FromEnvOrScript(repoRoot, "HELM", "setup-helm.sh")
 	if err != nil {
@@ -65,7 +65,7 @@ func renderChart(t *testing.T) []*unstructured.Unstructured {
 	dir := t.TempDir()
 	env := append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(dir, "cache"),
 		"HELM_CONFIG_HOME="+filepath.Join(dir, "config"), "HELM_DATA_HOME="+filepath.Join(dir, "data"))
-	out := run(t, env, nil, helm, append([]string{"template", "mcpgate", filepath.Join(repoRoot, "charts", "mcpgate"), "--namespace", "ops"}, chartValues...)...)
+	out := run(t, env, nil, helm, append([]string{"template", "mcpgate", filepath.Join(repoRoot, "charts", "mcpgate"), "--namespace", "ops"}, args...)...)
 	var objs []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	for {
