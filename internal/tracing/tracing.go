@@ -1,8 +1,8 @@
 // Package tracing sets up OpenTelemetry trace export for mcpgate's
 // processes (a gateway, the manager): a tracer provider that samples
-// parent-based with a ratio for new traces and exports over OTLP/HTTP in
-// the background, and an HTTP client transport that records a span per
-// call. Nothing here is global: each process builds its Provider and hands
+// parent-based with a ratio for new traces and exports over OTLP/HTTP
+// (binary protobuf, otlp.go) in the background, and an HTTP client
+// transport that records a span per call. Nothing here is global: each process builds its Provider and hands
 // its Tracer to whoever makes spans.
 //
 // Export never blocks or fails the work being traced: spans queue in a
@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -79,18 +78,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.HeadersDir != "" {
 		client.Transport = headersTransport{dir: cfg.HeadersDir, base: http.DefaultTransport}
 	}
-	exp, err := otlptracehttp.New(context.Background(),
-		otlptracehttp.WithEndpointURL(u.String()),
-		otlptracehttp.WithHTTPClient(client),
-		// A receiver that is down must not hold the queue for long: spans
-		// that cannot go are dropped, never waited for by requests.
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{
-			Enabled: true, InitialInterval: time.Second, MaxInterval: 5 * time.Second, MaxElapsedTime: 15 * time.Second,
-		}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("create otlp exporter: %w", err)
-	}
+	// A receiver that is down must not hold the queue for long: spans that
+	// cannot go are dropped, never waited for by requests.
+	exp := &otlpExporter{url: u.String(), client: client, retryFor: 15 * time.Second}
 	interval := cfg.ErrorInterval
 	if interval <= 0 {
 		interval = time.Minute
