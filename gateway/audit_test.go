@@ -696,3 +696,30 @@ func TestAuditOff(t *testing.T) {
 		t.Errorf("records with the audit disabled: %s", s)
 	}
 }
+
+// TestAuditBatchBound checks that a batch of more calls than a request may
+// have records gets 32, the last saying how many more it held.
+func TestAuditBatchBound(t *testing.T) {
+	t.Parallel()
+	sink := &syncbuf.Buffer{}
+	e := newEnv(t, withAudit(sink))
+	calls := make([]string, 40)
+	for i := range calls {
+		calls[i] = fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"t%d"}}`, i, i)
+	}
+	do(t, authed(t, e, "["+strings.Join(calls, ",")+"]"))
+	got := waitAudit(t, sink, 32)
+	time.Sleep(50 * time.Millisecond)
+	if got = parseAudit(t, sink.String()); len(got) != 32 {
+		t.Fatalf("%d records, want 32", len(got))
+	}
+	for i, l := range got {
+		wantOmitted := 0
+		if i == 31 {
+			wantOmitted = 8
+		}
+		if l.Tool != fmt.Sprintf("t%d", i) || l.RecordsOmitted != wantOmitted {
+			t.Errorf("record %d: tool %q, records_omitted %d; want t%d, %d", i, l.Tool, l.RecordsOmitted, i, wantOmitted)
+		}
+	}
+}
