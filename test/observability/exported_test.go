@@ -25,9 +25,11 @@ import (
 )
 
 const (
-	// testTimeout bounds the whole test: the stack's start, the traffic and
-	// the waits.
-	testTimeout = 3 * time.Minute
+	// buildTimeout bounds building mcpgate and finding the envtest
+	// binaries, which a cold cache makes slow; testTimeout bounds the rest:
+	// the stack's start, the traffic and the waits.
+	buildTimeout = 10 * time.Minute
+	testTimeout  = 3 * time.Minute
 	// mcpServer is the McpServer the traffic goes to, with instanceName,
 	// the ClerkInstance it uses, so that the manager has an instance's
 	// conditions and last sync to export.
@@ -92,8 +94,6 @@ func TestChartQueriesParse(t *testing.T) {
 // and dashboard ConfigMap to the stack's API server with a server-side dry
 // run, against the Prometheus Operator's CRDs.
 func TestChartQueriesUseExportedMetrics(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
 	objs := renderChart(t, chartValues...)
 	qs, err := chartQueries(objs)
 	if err != nil {
@@ -101,7 +101,10 @@ func TestChartQueriesUseExportedMetrics(t *testing.T) {
 	}
 	results := analyze(t, qs)
 
-	stack := startStack(t, ctx)
+	bins, assets := stackParts(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	stack := startStack(t, ctx, bins, assets)
 	dryRunMonitoring(t, ctx, stack, objs)
 	gw := applyMcpServer(t, ctx, stack)
 	sendAnonymous(t, ctx, gw)
@@ -360,9 +363,26 @@ func fetch(ctx context.Context, url string) (string, error) {
 	return string(body), nil
 }
 
+// stackParts builds mcpgate and finds the envtest binaries, within
+// buildTimeout.
+func stackParts(t *testing.T) (localstack.Binaries, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
+	defer cancel()
+	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
+	if err != nil {
+		t.Fatalf("envtest assets: %v", err)
+	}
+	return bins, assets
+}
+
 // startStack starts a local stack of the test's own (key broker included)
 // and closes it when the test ends; its logs are printed if the test fails.
-func startStack(t *testing.T, ctx context.Context) *localstack.Stack {
+func startStack(t *testing.T, ctx context.Context, bins localstack.Binaries, assets string) *localstack.Stack {
 	t.Helper()
 	workDir := t.TempDir()
 	t.Cleanup(func() {
@@ -380,9 +400,11 @@ func startStack(t *testing.T, ctx context.Context) *localstack.Stack {
 		}
 	})
 	stack, err := localstack.Start(ctx, localstack.Options{
-		WorkDir:  workDir,
-		Clerk:    localstack.ClerkOptions{TokenFormat: localstack.Opaque},
-		Progress: func(msg string) { t.Log(msg) },
+		WorkDir:   workDir,
+		Binaries:  bins,
+		AssetsDir: assets,
+		Clerk:     localstack.ClerkOptions{TokenFormat: localstack.Opaque},
+		Progress:  func(msg string) { t.Log(msg) },
 	})
 	if err != nil {
 		t.Fatalf("start the stack: %v", err)
