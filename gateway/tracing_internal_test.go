@@ -2,6 +2,10 @@ package gateway
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -118,4 +122,41 @@ func foldMember(m map[string]json.RawMessage, key string) json.RawMessage {
 		}
 	}
 	return nil
+}
+
+// ptrHandler is a comparable handler.
+type ptrHandler struct{}
+
+func (*ptrHandler) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// TestTracingOffLeavesHooksOut: without config.Tracing every hook returns
+// what it was given, so the request path is the one without tracing.
+func TestTracingOffLeavesHooksOut(t *testing.T) {
+	t.Parallel()
+	g := &Gateway{} // g.tr nil: tracing off
+	h := &ptrHandler{}
+	if g.traceRequest(h) != http.Handler(h) || g.annotateRequest(h) != http.Handler(h) {
+		t.Error("traceRequest or annotateRequest wrapped the handler with tracing off")
+	}
+	mw := func(next http.Handler) http.Handler { return next }
+	if reflect.ValueOf(g.traceStep(spanVerify, mw)).Pointer() != reflect.ValueOf(mw).Pointer() {
+		t.Error("traceStep wrapped the step with tracing off")
+	}
+	base := http.DefaultTransport
+	if g.upstreamTracing(base) != base || g.clerkTransport(base) != base {
+		t.Error("a transport was wrapped with tracing off")
+	}
+	in := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+	in.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	pr := &httputil.ProxyRequest{In: in, Out: in.Clone(in.Context())}
+	out := pr.Out
+	g.traceUpstream(pr)
+	if pr.Out != out || out.Header.Get("Traceparent") != in.Header.Get("Traceparent") {
+		t.Error("traceUpstream changed the outbound request with tracing off; the client's traceparent must pass as it is")
+	}
+	ctx, end := g.startBrokerSpan(t.Context(), "verify")
+	end(nil)
+	if ctx != t.Context() {
+		t.Error("startBrokerSpan made a context with tracing off")
+	}
 }
