@@ -114,11 +114,20 @@ func (w *headerTimer) Flush() {
 
 func (w *headerTimer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// requestRoutes are the routes the router gives requests, the label values
+// of mcpgate_gateway_request_duration_seconds.
+var requestRoutes = []string{routeMCP, routeResourceMetadata, routeASMetadata, routeOpenIDConfig, routeNotFound}
+
 // timeRequests observes each request's time to the start of its response,
 // by the route the router gave it. It runs inside withRequestInfo, which
 // holds the route; a response never started (a handler that wrote nothing)
-// is timed to the handler's return.
+// is timed to the handler's return. The routes' observers are looked up
+// once, here: a label lookup per request would cost more than the rest.
 func (g *Gateway) timeRequests(next http.Handler) http.Handler {
+	observers := make(map[string]prometheus.Observer, len(requestRoutes))
+	for _, route := range requestRoutes {
+		observers[route] = g.metrics.requestSeconds.WithLabelValues(route)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		hw := &headerTimer{ResponseWriter: w}
@@ -127,7 +136,12 @@ func (g *Gateway) timeRequests(next http.Handler) http.Handler {
 			if end.IsZero() {
 				end = time.Now()
 			}
-			g.metrics.requestSeconds.WithLabelValues(infoFrom(r.Context()).route).Observe(end.Sub(start).Seconds())
+			route := infoFrom(r.Context()).route
+			o, ok := observers[route]
+			if !ok {
+				o = g.metrics.requestSeconds.WithLabelValues(route)
+			}
+			o.Observe(end.Sub(start).Seconds())
 		}()
 		next.ServeHTTP(hw, r)
 	})
