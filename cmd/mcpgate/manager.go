@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
@@ -271,13 +272,7 @@ func startManager(f managerFlags) error {
 		GatewayTracing:           controllers.TracingDefaults{Endpoint: f.gatewayTracingEndpoint, SamplingRatio: f.gatewayTracingRatio},
 		Tracer:                   tp.Tracer(),
 	}
-	if tp != nil {
-		// Clerk's Backend API calls as children of the reconciles that
-		// make them; Clerk gets no traceparent.
-		hc := *clerk.NewHTTPClient()
-		hc.Transport = tracing.Transport(hc.Transport, tp.Tracer(), tracing.ClientOptions{Peer: "clerk"})
-		opts.ClerkHTTPClient = &hc
-	}
+	opts.ClerkHTTPClient = managerClerkClient(tp)
 	recorder := mgr.GetEventRecorder("mcpgate")
 	if err := controllers.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("add field indexes: %w", err)
@@ -356,4 +351,16 @@ func managerTracing(f managerFlags) (*tracing.Provider, error) {
 		return nil, fmt.Errorf("set up tracing: %w", err)
 	}
 	return tp, nil
+}
+
+// managerClerkClient is the manager's Backend API client when it traces:
+// each call a client span, the child of the reconcile that makes it (Clerk
+// gets no traceparent). Nil without tracing, for the controllers' default.
+func managerClerkClient(tp *tracing.Provider) *http.Client {
+	if tp == nil {
+		return nil
+	}
+	hc := *clerk.NewHTTPClient()
+	hc.Transport = tracing.Transport(hc.Transport, tp.Tracer(), tracing.ClientOptions{Peer: "clerk"})
+	return &hc
 }

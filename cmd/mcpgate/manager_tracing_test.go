@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
 	"io"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/clerk"
+	"github.com/mcpgate/mcpgate/clerk/clerktest"
+	"github.com/mcpgate/mcpgate/internal/tracing"
+	"github.com/mcpgate/mcpgate/internal/tracing/tracingtest"
 )
 
 // TestParseManagerTracingFlags checks the tracing flags: off by default,
@@ -48,6 +55,62 @@ func TestParseManagerTracingFlags(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tc.flag) || strings.Contains(err.Error(), "u:p@") {
 			t.Errorf("%s: error %q does not name %s, or repeats credentials", name, err, tc.flag)
+		}
+	}
+}
+
+// TestManagerClerkClientTraced: with tracing, the manager's Clerk calls are
+// client spans under the reconcile that makes them, read back from the
+// real OTLP receiver, without the secret key; without tracing the
+// controllers' default client is kept.
+func TestManagerClerkClientTraced(t *testing.T) {
+	if managerClerkClient(nil) != nil {
+		t.Fatal("a client without tracing")
+	}
+	bin, err := tracingtest.Binary("../..")
+	if err != nil {
+		t.Fatalf("otlp receiver: %v", err)
+	}
+	recv, err := tracingtest.Start(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(recv.Stop)
+	tp, err := tracing.New(tracing.Config{Endpoint: recv.Endpoint, SamplingRatio: 1, ServiceName: "mcpgate-manager"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em := clerktest.NewServer()
+	t.Cleanup(em.Close)
+
+	ctx, reconcile := tp.Tracer().Start(t.Context(), "reconcile McpServer")
+	if _, err := clerk.NewSettingsClient(em.BackendAPIURL(), em.SecretKey(), managerClerkClient(tp)).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reconcile.End()
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans, err := recv.WaitForSpans(10*time.Second, func(s []tracingtest.Span) bool { return len(s) == 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root, call *tracingtest.Span
+	for i := range spans {
+		switch spans[i].Name {
+		case "reconcile McpServer":
+			root = &spans[i]
+		case "GET":
+			call = &spans[i]
+		}
+	}
+	if root == nil || call == nil || call.ParentSpanID != root.SpanID || call.Attributes["mcpgate.peer"] != "clerk" ||
+		!strings.HasSuffix(call.Attributes["url.full"], "/instance/oauth_application_settings") || call.Attributes["http.response.status_code"] != "200" {
+		t.Fatalf("spans = %+v, want a Clerk GET under the reconcile", spans)
+	}
+	for k, v := range call.Attributes {
+		if strings.Contains(v, em.SecretKey()) {
+			t.Errorf("attribute %s holds the secret key", k)
 		}
 	}
 }
