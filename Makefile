@@ -74,8 +74,8 @@ demo: ## Run mcpgate locally: control plane, operator, Clerk emulator, sample se
 	$(GO) run ./hack/demo $(ARGS)
 
 .PHONY: test
-test: lint vet verify envtest helm promql ## Run every check and test (what CI runs): lint, vet, generated files, and the three tiers below in one go test run.
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" PROMQL="$$(hack/setup-promql.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
+test: lint vet verify envtest helm promql otlp-receiver ## Run every check and test (what CI runs): lint, vet, generated files, and the three tiers below in one go test run.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HELM="$$(hack/setup-helm.sh)" PROMQL="$$(hack/setup-promql.sh)" OTLP_RECEIVER="$$(hack/setup-otlp-receiver.sh)" $(GO) test -race ./... -count=1 -timeout 20m $(TESTFLAGS)
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests: every package whose tests need no control plane, helm or node (hack/test-packages.sh).
@@ -83,12 +83,12 @@ test-unit: ## Run the unit tests: every package whose tests need no control plan
 	@# need them fails here at once instead of building them.
 	pkgs=$$(hack/test-packages.sh unit); \
 	KUBEBUILDER_ASSETS=/make-test-unit-has-no-control-plane HELM=/make-test-unit-has-no-helm \
-		$(GO) test -race $$pkgs -count=1 -timeout 10m $(TESTFLAGS)
+		OTLP_RECEIVER="$$(hack/setup-otlp-receiver.sh)" $(GO) test -race $$pkgs -count=1 -timeout 10m $(TESTFLAGS)
 
 .PHONY: test-integration
 test-integration: envtest ## Run the tests that start a local control plane (envtest): controllers, cmd/mcpgate, hack/bench and the like.
 	pkgs=$$(hack/test-packages.sh integration); \
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test -race $$pkgs -count=1 -timeout 20m $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" OTLP_RECEIVER="$$(hack/setup-otlp-receiver.sh)" $(GO) test -race $$pkgs -count=1 -timeout 20m $(TESTFLAGS)
 
 .PHONY: test-e2e
 test-e2e: envtest helm promql ## Run test/...: install, fault, end-to-end, client-compatibility, image and dashboard tests (node and npm for the TypeScript clients).
@@ -113,6 +113,10 @@ helm: ## Build helm (pinned) from its Go module into the cache, outside the repo
 promql: ## Build the PromQL checker (hack/tools/promql, Prometheus' parser) into the cache, for the dashboard and alert test.
 	@hack/setup-promql.sh >/dev/null
 	cd hack/tools/promql && $(GO) test ./... -count=1
+
+.PHONY: otlp-receiver
+otlp-receiver: ## Build the OTLP trace receiver (hack/tools/otlpreceiver: the OpenTelemetry Collector's otlpreceiver) into the cache, for the tracing tests and the bench.
+	@hack/setup-otlp-receiver.sh >/dev/null
 
 .PHONY: bench
 bench: envtest ## Measure the gateway (vs direct and a bare proxy), 1000 SSE streams and the operator at 1000 McpServers; writes bench/results.{md,json} (BENCHFLAGS for options, -h lists them).

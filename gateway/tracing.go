@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -187,7 +188,7 @@ func (g *Gateway) annotateSpan(span trace.Span, r *http.Request, ri *requestInfo
 		}
 		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 		if status >= 500 {
-			span.SetAttributes(semconv.ErrorTypeKey.Int(status))
+			span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
 			span.SetStatus(codes.Error, "")
 		}
 	}
