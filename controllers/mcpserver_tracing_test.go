@@ -148,6 +148,7 @@ func TestMcpServerReconciler_tracing(t *testing.T) {
 	if msg := meta.FindStatusCondition(mcp.Status.Conditions, mcpv1.ConditionReady).Message; !strings.Contains(msg, "spec.gateway.tracing.headersSecretRef") || !strings.Contains(msg, `"otlp-auth"`) {
 		t.Errorf("message does not name the field and the Secret: %q", msg)
 	}
+	f.waitEvent("tools", corev1.EventTypeWarning, mcpv1.ReasonSecretNotFound)
 	waitFor(f, "tools-gateway", &appsv1.Deployment{}, nil)
 	cm := waitFor(f, "tools-gateway", &corev1.ConfigMap{}, nil)
 	cfg, err := gatewayConfig(cm)
