@@ -1,6 +1,8 @@
 package observability
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -120,4 +122,56 @@ func ruleGroups(rule *unstructured.Unstructured) []string {
 		}
 	}
 	return names
+}
+
+// TestAlertsHaveRunbooks checks that every alert says what it is and where
+// its runbook is: a summary, a description, a severity, and a runbook_url
+// whose anchor is the alert's own heading in docs/observability.md.
+func TestAlertsHaveRunbooks(t *testing.T) {
+	t.Parallel()
+	doc := string(readFile(t, filepath.Join(repoRoot, "docs", "observability.md")))
+	var alerts int
+	for _, o := range renderChart(t, chartValues...) {
+		if o.GetKind() != "PrometheusRule" {
+			continue
+		}
+		groups, _, _ := unstructured.NestedSlice(o.Object, "spec", "groups")
+		for _, g := range groups {
+			rules, _ := g.(map[string]any)["rules"].([]any)
+			for _, r := range rules {
+				rule, _ := r.(map[string]any)
+				name, _ := rule["alert"].(string)
+				annotations, _ := rule["annotations"].(map[string]any)
+				labels, _ := rule["labels"].(map[string]any)
+				alerts++
+				for _, key := range []string{"summary", "description"} {
+					if s, _ := annotations[key].(string); len(strings.TrimSpace(s)) < 20 {
+						t.Errorf("%s: annotation %s is %q", name, key, s)
+					}
+				}
+				if s := labels["severity"]; s != "warning" && s != "critical" {
+					t.Errorf("%s: severity %v, want warning or critical", name, s)
+				}
+				want := "https://github.com/mcpgate/mcpgate/blob/main/docs/observability.md#" + strings.ToLower(name)
+				if got := annotations["runbook_url"]; got != want {
+					t.Errorf("%s: runbook_url %v, want %s", name, got, want)
+				}
+				if !strings.Contains(doc, "\n#### "+name+"\n") {
+					t.Errorf("%s: docs/observability.md has no heading #### %s for its runbook_url", name, name)
+				}
+			}
+		}
+	}
+	if alerts == 0 {
+		t.Fatal("no alerts rendered")
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
