@@ -80,6 +80,24 @@ func TestWithMetaTrace(t *testing.T) {
 	}
 }
 
+func TestMetaHasTraceparent(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]bool{
+		`{"method":"tools/call","params":{"_meta":{"traceparent":"00-a-b-01"},"name":"x"}}`: true,
+		`{"method":"tools/call","params":{"_meta":{"TraceParent":"00-a-b-01"}}}`:            true,
+		`{"method":"tools/call","params":{"_meta":{"tracestate":"k=v"}}}`:                   false,
+		`{"method":"tools/call","params":{"name":"x"}}`:                                     false,
+		`{"method":"ping"}`:                                    false,
+		`[{"params":{"_meta":{"traceparent":"x"}}}]`:           false,
+		`{"params":{"_meta":{"traceparent":"x"}},"params":{}}`: false,
+		`not json`: false,
+	} {
+		if got := metaHasTraceparent([]byte(body)); got != want {
+			t.Errorf("metaHasTraceparent(%s) = %v, want %v", body, got, want)
+		}
+	}
+}
+
 // FuzzWithMetaTrace: whatever the body, an accepted splice is valid JSON
 // whose params._meta.traceparent is ours, and whose other members are as
 // they were.

@@ -398,3 +398,56 @@ func TestTracingBrokerCalls(t *testing.T) {
 		t.Errorf("broker span %+v under %+v; want it under a verification that missed the cache", call, verify)
 	}
 }
+
+// TestTracingClientMetaTrace: for MCP 2026-07-28, the upstream's
+// params._meta.traceparent is the gateway's upstream span when the client
+// sent a traceparent header (the gateway's spans are in the client's
+// trace), and the client's own when the client put its context in _meta
+// alone (the gateway's spans, which follow the header, are not).
+func TestTracingClientMetaTrace(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, withConfig(func(c *config.Config) {
+		// Nothing listens there: exports fail, requests never notice.
+		c.Tracing = &config.Tracing{Endpoint: "http://127.0.0.1:1", SamplingRatio: 1}
+	}))
+	tok := env.token(t, clerktest.TokenRequest{Scopes: allScopes})
+	const clientMeta = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{},"_meta":{"traceparent":"` + clientMeta + `"}}}`
+	for name, tc := range map[string]struct {
+		header    string // the client's traceparent header
+		wantTrace string // the trace of the upstream's _meta.traceparent
+		wantOwn   bool   // _meta.traceparent is the client's, unchanged
+	}{
+		"context in the header and _meta": {header: "00-" + tracingTraceID + "-" + tracingParentID + "-01", wantTrace: tracingTraceID},
+		"context in _meta alone":          {wantOwn: true},
+	} {
+		req := newRequest(t, http.MethodPost, env.mcpURL(), body)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+		if tc.header != "" {
+			req.Header.Set("Traceparent", tc.header)
+		}
+		if resp, got := do(t, req); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, got)
+		}
+		seen := env.up.requests()
+		last := seen[len(seen)-1]
+		var m struct {
+			Params struct {
+				Meta map[string]string `json:"_meta"`
+			} `json:"params"`
+		}
+		if err := json.Unmarshal(last.Body, &m); err != nil {
+			t.Fatalf("%s: upstream body %s: %v", name, last.Body, err)
+		}
+		meta, header := m.Params.Meta["traceparent"], last.Header.Get("Traceparent")
+		switch {
+		case header == "" || header == tc.header:
+			t.Errorf("%s: upstream traceparent header %q, want the gateway's span", name, header)
+		case tc.wantOwn && meta != clientMeta:
+			t.Errorf("%s: upstream _meta.traceparent = %q, want the client's %q", name, meta, clientMeta)
+		case !tc.wantOwn && (meta != header || !strings.Contains(meta, tc.wantTrace)):
+			t.Errorf("%s: upstream _meta.traceparent = %q, want the header's %q in trace %s", name, meta, header, tc.wantTrace)
+		}
+	}
+}

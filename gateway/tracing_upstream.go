@@ -50,7 +50,11 @@ func (g *Gateway) traceUpstream(pr *httputil.ProxyRequest) {
 	g.tr.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
 	injected := false
 	if carriesMetaTrace(pr.In, ri) {
-		injected = setMetaTrace(out, out.Header.Get("Traceparent"), out.Header.Get("Tracestate"))
+		// A client that sent its context in _meta alone began a trace the
+		// gateway's spans are not part of (they follow the header); its
+		// _meta.traceparent is left for the upstream to continue.
+		keepClient := pr.In.Header.Get("Traceparent") == ""
+		injected = setMetaTrace(out, out.Header.Get("Traceparent"), out.Header.Get("Tracestate"), keepClient)
 	}
 	span.SetAttributes(tracing.ClientAttributes(out)...)
 	span.SetAttributes(mcpAttributes(pr.In, ri)...)
@@ -92,8 +96,9 @@ func carriesMetaTrace(req *http.Request, ri *requestInfo) bool {
 
 // setMetaTrace puts traceparent (and tracestate, when set) into the body's
 // params._meta. The body is left as it is when it cannot be done without
-// ambiguity (see withMetaTrace).
-func setMetaTrace(out *http.Request, traceparent, tracestate string) bool {
+// ambiguity (see withMetaTrace), and, with keepClient, when _meta holds a
+// traceparent already.
+func setMetaTrace(out *http.Request, traceparent, tracestate string, keepClient bool) bool {
 	if traceparent == "" {
 		return false
 	}
@@ -104,6 +109,9 @@ func setMetaTrace(out *http.Request, traceparent, tracestate string) bool {
 	body, err := io.ReadAll(rc)
 	_ = rc.Close()
 	if err != nil {
+		return false
+	}
+	if keepClient && metaHasTraceparent(body) {
 		return false
 	}
 	nb, ok := withMetaTrace(body, traceparent, tracestate)
@@ -160,6 +168,36 @@ func withMetaTrace(body []byte, traceparent, tracestate string) ([]byte, bool) {
 		return nil, false
 	}
 	return spliceMember(body, meta, members), true
+}
+
+// metaHasTraceparent reports whether body, one JSON-RPC message, has a
+// params._meta with a traceparent member (in any letter case).
+func metaHasTraceparent(body []byte) bool {
+	if !json.Valid(body) {
+		return false
+	}
+	fields, ok := objectFields(trimSpace(body))
+	if !ok {
+		return false
+	}
+	params, n := onlyMember(fields, "params")
+	if n != 1 {
+		return false
+	}
+	pf, ok := objectFields(params)
+	if !ok {
+		return false
+	}
+	meta, n := onlyMember(pf, "_meta")
+	if n != 1 {
+		return false
+	}
+	mf, ok := objectFields(meta)
+	if !ok {
+		return false
+	}
+	_, n = onlyMember(mf, "traceparent")
+	return n > 0
 }
 
 // onlyMember returns the value of the member named key (matched in any
