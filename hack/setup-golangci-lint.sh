@@ -17,36 +17,12 @@ if [ -n "${GOLANGCI_LINT:-}" ] && [ -x "${GOLANGCI_LINT}" ]; then
   echo "${GOLANGCI_LINT}"
   exit 0
 fi
-
-MODDIR="$(cd "$(dirname "$0")/tools/lint" && pwd)"
+HACK="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib/cached-tool.sh
+. "${HACK}/lib/cached-tool.sh"
+MODDIR="${HACK}/tools/lint"
 PKG="github.com/golangci/golangci-lint/v2"
 VERSION="$(awk -v pkg="${PKG}" '$1 == pkg { print $2 }' "${MODDIR}/go.mod")"
-if [ -z "${VERSION}" ]; then
-  echo "setup-golangci-lint: no ${PKG} version in ${MODDIR}/go.mod" >&2
-  exit 1
-fi
-KEY="$(cat "${MODDIR}/go.sum" <(go env GOVERSION) | sha256sum | cut -c1-12)"
-CACHE_ROOT="${MCPGATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcpgate}"
-DEST="${CACHE_ROOT}/golangci-lint/${VERSION}-$(go env GOOS)-$(go env GOARCH)-${KEY}"
-
-if [ -x "${DEST}/golangci-lint" ]; then
-  echo "${DEST}/golangci-lint"
-  exit 0
-fi
-
-mkdir -p "$(dirname "${DEST}")"
-# Build into a staging directory and rename it at the end, so that an
-# interrupted run never leaves a half-filled cache behind.
-STAGE="$(mktemp -d "${DEST}.tmp.XXXXXX")"
-trap 'rm -rf "${STAGE}"' EXIT
-echo "setup-golangci-lint: building golangci-lint ${VERSION} from ${PKG} (a few minutes, once)" >&2
 # golangci-lint's release builds stamp the version this way; `golangci-lint version` shows it.
-(cd "${MODDIR}" && CGO_ENABLED=0 go build -trimpath \
-  -ldflags "-s -w -X main.version=${VERSION#v}" \
-  -o "${STAGE}/golangci-lint" "${PKG}/cmd/golangci-lint") >&2
-chmod 755 "${STAGE}"
-# Another run may have finished first; its result is as good as ours.
-mv -T "${STAGE}" "${DEST}" 2>/dev/null || [ -x "${DEST}/golangci-lint" ]
-trap - EXIT
-rm -rf "${STAGE}"
-echo "${DEST}/golangci-lint"
+cached_tool golangci-lint "${MODDIR}" "${PKG}" "${PKG}/cmd/golangci-lint" "-X main.version=${VERSION#v}" \
+  "golangci-lint from ${PKG} (a few minutes)" "${MODDIR}/go.sum"

@@ -20,34 +20,9 @@ if [ -n "${OTLP_RECEIVER:-}" ] && [ -x "${OTLP_RECEIVER}" ]; then
   echo "${OTLP_RECEIVER}"
   exit 0
 fi
-
-MODDIR="$(cd "$(dirname "$0")/tools/otlpreceiver" && pwd)"
-PKG="go.opentelemetry.io/collector/receiver/otlpreceiver"
-# "require pkg v" on one line, or "pkg v" inside a require block.
-VERSION="$(awk -v pkg="${PKG}" '$1 == pkg { print $2 } $1 == "require" && $2 == pkg { print $3 }' "${MODDIR}/go.mod")"
-if [ -z "${VERSION}" ]; then
-  echo "setup-otlp-receiver: no ${PKG} version in ${MODDIR}/go.mod" >&2
-  exit 1
-fi
-KEY="$(cat "${MODDIR}/go.mod" "${MODDIR}/go.sum" "${MODDIR}"/*.go <(go env GOVERSION) | sha256sum | cut -c1-12)"
-CACHE_ROOT="${MCPGATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcpgate}"
-DEST="${CACHE_ROOT}/otlp-receiver/${VERSION}-$(go env GOOS)-$(go env GOARCH)-${KEY}"
-
-if [ -x "${DEST}/otlp-receiver" ]; then
-  echo "${DEST}/otlp-receiver"
-  exit 0
-fi
-
-mkdir -p "$(dirname "${DEST}")"
-# Build into a staging directory and rename it at the end, so that an
-# interrupted run never leaves a half-filled cache behind.
-STAGE="$(mktemp -d "${DEST}.tmp.XXXXXX")"
-trap 'rm -rf "${STAGE}"' EXIT
-echo "setup-otlp-receiver: building the OTLP receiver on ${PKG} ${VERSION} (two or three minutes, once)" >&2
-(cd "${MODDIR}" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${STAGE}/otlp-receiver" .) >&2
-chmod 755 "${STAGE}"
-# Another run may have finished first; its result is as good as ours.
-mv -T "${STAGE}" "${DEST}" 2>/dev/null || [ -x "${DEST}/otlp-receiver" ]
-trap - EXIT
-rm -rf "${STAGE}"
-echo "${DEST}/otlp-receiver"
+HACK="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib/cached-tool.sh
+. "${HACK}/lib/cached-tool.sh"
+MODDIR="${HACK}/tools/otlpreceiver"
+cached_tool otlp-receiver "${MODDIR}" go.opentelemetry.io/collector/receiver/otlpreceiver . "" \
+  "the Collector's OTLP receiver (two or three minutes)" "${MODDIR}/go.mod" "${MODDIR}/go.sum" "${MODDIR}"/*.go
