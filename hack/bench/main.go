@@ -88,6 +88,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.operator.Namespaces, "namespaces", 20, "Namespaces they are spread over.")
 	fs.IntVar(&o.operator.ClerkInstances, "clerk-instances", 2, "Clerk instances (issuers) they share.")
 	fs.BoolVar(&o.operator.ClusterInstances, "cluster-instances", false, "McpServers of the operator scale test reference one ClusterClerkInstance per Clerk instance instead of declaring it inline.")
+	fs.BoolVar(&o.operator.MixedReferences, "mixed-references", false, "Half the McpServers of the operator scale test reference a ClusterClerkInstance and half declare inline (on separate Clerk instances); each half's settle times are reported, measured in the same run.")
 	fs.DurationVar(&o.operator.Timeout, "operator-timeout", 5*time.Minute, "Longest wait for each operator phase.")
 	fs.BoolVar(&o.skipGateway, "skip-gateway", false, "Skip the gateway table.")
 	fs.BoolVar(&o.skipStreams, "skip-streams", false, "Skip the streams test.")

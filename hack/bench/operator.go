@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,8 +31,13 @@ type operatorOptions struct {
 	// per issuer instead of declaring the instance inline, so the run also
 	// times the copy of its secret key into each McpServer's namespace.
 	ClusterInstances bool
-	Timeout          time.Duration // for each phase; exceeded = error
-	Log              io.Writer     // progress lines (one per phase, plus periodic "converged N/M")
+	// MixedReferences makes half the McpServers reference a
+	// ClusterClerkInstance and half declare inline, on separate Clerk
+	// instances, and reports each half's settle times: a comparison of the
+	// two in one run, where both share the API server's load and moment.
+	MixedReferences bool
+	Timeout         time.Duration // for each phase; exceeded = error
+	Log             io.Writer     // progress lines (one per phase, plus periodic "converged N/M")
 }
 
 // operatorResult is what the run measured (JSON tags are fixed: results.json uses them).
@@ -39,12 +45,16 @@ type operatorResult struct {
 	McpServers          int     `json:"mcpservers"`
 	Namespaces          int     `json:"namespaces"`
 	ClerkInstances      int     `json:"clerk_instances"`
-	ClerkReferences     string  `json:"clerk_references,omitempty"` // "inline" or "ClusterClerkInstance"
+	ClerkReferences     string  `json:"clerk_references,omitempty"` // "inline", "ClusterClerkInstance" or "mixed"
 	CreateSettleSeconds float64 `json:"create_settle_s"`            // first create → every McpServer has Deployment, Service, Ingress and status.observedGeneration == generation
 	UpdateSettleSeconds float64 `json:"update_settle_s"`            // spec change on all → all observedGeneration == new generation and the gateway ConfigMap reflects the change
 	ManagerPeakRSSMiB   float64 `json:"manager_peak_rss_mib"`
 	ManagerCPUSeconds   float64 `json:"manager_cpu_s"`     // whole run
 	BackendAPICalls     int     `json:"backend_api_calls"` // every call the manager made to the Clerk Backend API (emulator) during the run
+	// With MixedReferences, each half's settle times, by how it references
+	// its Clerk instance ("inline", "ClusterClerkInstance").
+	CreateSettleByReferences map[string]float64 `json:"create_settle_s_by_references,omitempty"`
+	UpdateSettleByReferences map[string]float64 `json:"update_settle_s_by_references,omitempty"`
 }
 
 const (
@@ -123,6 +133,10 @@ func (o operatorOptions) validate() error {
 		return fmt.Errorf("operator: Namespaces must be at least 1, not %d", o.Namespaces)
 	case o.ClerkInstances < 1:
 		return fmt.Errorf("operator: ClerkInstances must be at least 1, not %d", o.ClerkInstances)
+	case o.MixedReferences && o.ClusterInstances:
+		return errors.New("operator: MixedReferences and ClusterInstances exclude each other")
+	case o.MixedReferences && o.ClerkInstances%2 != 0:
+		return fmt.Errorf("operator: MixedReferences needs an even number of ClerkInstances, not %d", o.ClerkInstances)
 	case o.Timeout <= 0:
 		return fmt.Errorf("operator: Timeout must be positive, not %s", o.Timeout)
 	}
@@ -150,8 +164,11 @@ func (s *scaleRun) logf(format string, args ...any) {
 
 func (s *scaleRun) run(ctx context.Context) (operatorResult, error) {
 	res := operatorResult{McpServers: s.opts.McpServers, Namespaces: s.opts.Namespaces, ClerkInstances: s.opts.ClerkInstances, ClerkReferences: "inline"}
-	if s.opts.ClusterInstances {
+	switch {
+	case s.opts.ClusterInstances:
 		res.ClerkReferences = mcpv1.KindClusterClerkInstance
+	case s.opts.MixedReferences:
+		res.ClerkReferences = "mixed"
 	}
 	if err := s.start(ctx); err != nil {
 		return res, err
@@ -167,16 +184,18 @@ func (s *scaleRun) run(ctx context.Context) (operatorResult, error) {
 		return res, err
 	}
 
-	d, err := s.phase(ctx, "create", s.createMcpServers, s.createdProgress)
+	created, err := s.phase(ctx, "create", s.createMcpServers, s.createdProgress)
 	if err != nil {
 		return res, err
 	}
-	res.CreateSettleSeconds = d.Seconds()
-	d, err = s.phase(ctx, "update", s.updateMcpServers, s.updatedProgress)
+	updated, err := s.phase(ctx, "update", s.updateMcpServers, s.updatedProgress)
 	if err != nil {
 		return res, err
 	}
-	res.UpdateSettleSeconds = d.Seconds()
+	res.CreateSettleSeconds, res.UpdateSettleSeconds = created.all.Seconds(), updated.all.Seconds()
+	if s.opts.MixedReferences {
+		res.CreateSettleByReferences, res.UpdateSettleByReferences = seconds(created.byGroup), seconds(updated.byGroup)
+	}
 
 	// The sampler is stopped before the manager, so its last sample is the
 	// manager's CPU time for the whole run.
@@ -326,4 +345,13 @@ func (s *scaleRun) warmUp(ctx context.Context) error {
 		return fmt.Errorf("warm up: %w", err)
 	}
 	return nil
+}
+
+// seconds is byGroup in seconds.
+func seconds(byGroup map[string]time.Duration) map[string]float64 {
+	out := make(map[string]float64, len(byGroup))
+	for g, d := range byGroup {
+		out[g] = d.Seconds()
+	}
+	return out
 }

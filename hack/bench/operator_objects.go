@@ -59,7 +59,7 @@ func benchIssuer(frontendURL string, n int) string {
 // namespaces and, independently, over the Clerk instances.
 func benchMcpServers(opts operatorOptions, frontendURL string) []*mcpv1.McpServer {
 	clerk := func(i int) mcpv1.ClerkSpec {
-		if opts.ClusterInstances {
+		if clerkReferences(opts, i) == mcpv1.KindClusterClerkInstance {
 			return mcpv1.ClerkSpec{InstanceRef: &mcpv1.ClerkInstanceReference{
 				Kind: mcpv1.KindClusterClerkInstance, Name: benchClusterInstance(i % opts.ClerkInstances)}}
 		}
@@ -85,12 +85,28 @@ func benchMcpServers(opts operatorOptions, frontendURL string) []*mcpv1.McpServe
 	return out
 }
 
+// clerkReferences is how McpServer i of the run names its Clerk instance:
+// "inline" or mcpv1.KindClusterClerkInstance. With MixedReferences the odd
+// ones reference a ClusterClerkInstance and the even ones declare inline;
+// with an even number of Clerk instances the two kinds never share one
+// (instance n serves McpServers i with i % ClerkInstances == n).
+func clerkReferences(opts operatorOptions, i int) string {
+	if opts.ClusterInstances || (opts.MixedReferences && i%2 == 1) {
+		return mcpv1.KindClusterClerkInstance
+	}
+	return referencesInline
+}
+
+// referencesInline is the group of McpServers that declare their Clerk
+// instance inline.
+const referencesInline = "inline"
+
 // benchClusterInstance names the ClusterClerkInstance of Clerk instance n.
 func benchClusterInstance(n int) string { return fmt.Sprintf("bench-%d", n+1) }
 
 // createOperatorNamespace creates the operator's namespace, where the
 // operator keeps the broker's TLS Secret, with the Clerk key Secret in it
-// and, with opts.ClusterInstances, one ClusterClerkInstance per issuer,
+// and, with ClusterInstances or MixedReferences, one ClusterClerkInstance per issuer,
 // declaring what the inline McpServers would. It then waits for the TLS
 // Secret, so that no phase times the broker's set-up. It is set-up, not timed.
 func (s *scaleRun) createOperatorNamespace(ctx context.Context) error {
@@ -102,7 +118,7 @@ func (s *scaleRun) createOperatorNamespace(ctx context.Context) error {
 	if err := s.waitBrokerTLS(ctx); err != nil {
 		return err
 	}
-	if !s.opts.ClusterInstances {
+	if !s.opts.ClusterInstances && !s.opts.MixedReferences {
 		return nil
 	}
 	for n := range s.opts.ClerkInstances {

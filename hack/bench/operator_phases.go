@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -21,23 +22,40 @@ import (
 	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
-// phase times one change: act makes it, progress counts the McpServers
-// that have settled since. The clock starts before act and stops at the
-// first poll that finds all settled, so it is accurate to a poll interval.
-func (s *scaleRun) phase(ctx context.Context, name string, act func(context.Context) error, progress func(context.Context) (int, error)) (time.Duration, error) {
+// progressFunc says, for each McpServer of the run (in s.servers' order),
+// whether it has settled.
+type progressFunc func(context.Context) ([]bool, error)
+
+// phaseTimes is how long one phase took to settle: all McpServers, and
+// each group of them by how it references its Clerk instance.
+type phaseTimes struct {
+	all     time.Duration
+	byGroup map[string]time.Duration
+}
+
+// phase times one change: act makes it, progress tells which McpServers
+// have settled since. The clock starts before act and stops, for each
+// group and for all, at the first poll that finds them settled, so it is
+// accurate to a poll interval.
+func (s *scaleRun) phase(ctx context.Context, name string, act func(context.Context) error, progress progressFunc) (phaseTimes, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	start := time.Now()
 	if err := act(ctx); err != nil {
-		return 0, fmt.Errorf("%s phase: %w", name, err)
+		return phaseTimes{}, fmt.Errorf("%s phase: %w", name, err)
 	}
 	s.logf("%s: %d McpServers written in %.1fs", name, len(s.servers), time.Since(start).Seconds())
-	if err := s.waitConverged(ctx, progress); err != nil {
-		return 0, fmt.Errorf("%s phase: %w", name, err)
+	times, err := s.waitConverged(ctx, start, progress)
+	if err != nil {
+		return phaseTimes{}, fmt.Errorf("%s phase: %w", name, err)
 	}
-	d := time.Since(start)
-	s.logf("%s: settled in %.1fs", name, d.Seconds())
-	return d, nil
+	s.logf("%s: settled in %.1fs", name, times.all.Seconds())
+	if len(times.byGroup) > 1 {
+		for _, g := range slices.Sorted(maps.Keys(times.byGroup)) {
+			s.logf("%s: the %s McpServers settled in %.1fs", name, g, times.byGroup[g].Seconds())
+		}
+	}
+	return times, nil
 }
 
 // createMcpServers creates the first McpServer alone, so that a spec the
@@ -92,22 +110,24 @@ func forEach(ctx context.Context, n, workers int, fn func(context.Context, int) 
 
 // waitConverged polls progress until every McpServer has settled, logging
 // "converged N/M" now and then. It fails when ctx ends or the manager exits.
-func (s *scaleRun) waitConverged(ctx context.Context, progress func(context.Context) (int, error)) error {
+func (s *scaleRun) waitConverged(ctx context.Context, start time.Time, progress progressFunc) (phaseTimes, error) {
 	total := len(s.servers)
 	tick := time.NewTicker(convergePollEvery)
 	defer tick.Stop()
 	lastLog, done := time.Now(), 0
+	times := phaseTimes{byGroup: map[string]time.Duration{}}
 	for {
-		n, err := progress(ctx)
+		settled, err := progress(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			return err
+			return phaseTimes{}, err
 		case err == nil:
-			done = n
+			done = s.noteSettledGroups(settled, time.Since(start), times.byGroup)
 		}
 		if done >= total {
 			s.logf("converged %d/%d", done, total)
-			return nil
+			times.all = time.Since(start)
+			return times, nil
 		}
 		if time.Since(lastLog) >= convergeProgressEvery {
 			s.logf("converged %d/%d", done, total)
@@ -115,21 +135,43 @@ func (s *scaleRun) waitConverged(ctx context.Context, progress func(context.Cont
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("converged %d/%d within %s: %w", done, total, s.opts.Timeout, context.Cause(ctx))
+			return phaseTimes{}, fmt.Errorf("converged %d/%d within %s: %w", done, total, s.opts.Timeout, context.Cause(ctx))
 		case <-s.mgr.Exited():
-			return fmt.Errorf("manager exited with %d/%d converged: %w", done, total, s.mgr.ExitErr())
+			return phaseTimes{}, fmt.Errorf("manager exited with %d/%d converged: %w", done, total, s.mgr.ExitErr())
 		case <-tick.C:
 		}
 	}
 }
 
-// createdProgress counts the McpServers whose current generation the
-// manager has observed and whose Deployment, Service, Ingress and
-// ServiceAccount (the gateway's identity towards the broker) exist.
-func (s *scaleRun) createdProgress(ctx context.Context) (int, error) {
+// noteSettledGroups counts the settled McpServers and records, for each
+// group not yet in byGroup, elapsed once all of its McpServers have settled.
+func (s *scaleRun) noteSettledGroups(settled []bool, elapsed time.Duration, byGroup map[string]time.Duration) int {
+	done := 0
+	open := map[string]bool{}
+	for i, ok := range settled {
+		if ok {
+			done++
+		} else {
+			open[clerkReferences(s.opts, i)] = true
+		}
+	}
+	for i := range s.servers {
+		if g := clerkReferences(s.opts, i); !open[g] {
+			if _, seen := byGroup[g]; !seen {
+				byGroup[g] = elapsed
+			}
+		}
+	}
+	return done
+}
+
+// createdProgress tells which McpServers' current generation the manager
+// has observed and whose Deployment, Service, Ingress and ServiceAccount
+// (the gateway's identity towards the broker) exist.
+func (s *scaleRun) createdProgress(ctx context.Context) ([]bool, error) {
 	observed, err := s.observedGenerations(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var owned []map[string]bool
 	for _, gvk := range []schema.GroupVersionKind{
@@ -140,38 +182,35 @@ func (s *scaleRun) createdProgress(ctx context.Context) (int, error) {
 	} {
 		names, err := s.gatewayObjects(ctx, gvk)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		owned = append(owned, names)
 	}
-	n := 0
-	for _, m := range s.servers {
+	settled := make([]bool, len(s.servers))
+	for i, m := range s.servers {
 		key := gatewayKey(m)
-		if gen := observed[objectKey(m)]; gen != 0 && gen >= m.Generation && owned[0][key] && owned[1][key] && owned[2][key] && owned[3][key] {
-			n++
-		}
+		gen := observed[objectKey(m)]
+		settled[i] = gen != 0 && gen >= m.Generation && owned[0][key] && owned[1][key] && owned[2][key] && owned[3][key]
 	}
-	return n, nil
+	return settled, nil
 }
 
-// updatedProgress counts the McpServers whose patched generation the
-// manager has observed and whose gateway configuration has the new scope.
-func (s *scaleRun) updatedProgress(ctx context.Context) (int, error) {
+// updatedProgress tells which McpServers' patched generation the manager
+// has observed with their gateway configuration holding the new scope.
+func (s *scaleRun) updatedProgress(ctx context.Context) ([]bool, error) {
 	observed, err := s.observedGenerations(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	configured, err := s.configuredGateways(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
-	for _, m := range s.servers {
-		if observed[objectKey(m)] >= m.Generation && configured[gatewayKey(m)] {
-			n++
-		}
+	settled := make([]bool, len(s.servers))
+	for i, m := range s.servers {
+		settled[i] = observed[objectKey(m)] >= m.Generation && configured[gatewayKey(m)]
 	}
-	return n, nil
+	return settled, nil
 }
 
 // observedGenerations maps namespace/name to the generation the manager

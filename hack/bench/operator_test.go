@@ -15,15 +15,20 @@ func TestOperatorScaleSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane and the manager")
 	}
-	for name, cluster := range map[string]bool{"inline": false, "ClusterClerkInstance": true} {
+	for name, opts := range map[string]operatorOptions{
+		"inline":               {},
+		"ClusterClerkInstance": {ClusterInstances: true},
+		"mixed":                {MixedReferences: true},
+	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			operatorScaleSmoke(t, operatorOptions{McpServers: 6, Namespaces: 2, ClerkInstances: 2, ClusterInstances: cluster, Timeout: 60 * time.Second})
+			opts.McpServers, opts.Namespaces, opts.ClerkInstances, opts.Timeout = 6, 2, 2, 60*time.Second
+			operatorScaleSmoke(t, name, opts)
 		})
 	}
 }
 
-func operatorScaleSmoke(t *testing.T, opts operatorOptions) {
+func operatorScaleSmoke(t *testing.T, references string, opts operatorOptions) {
 	var log bytes.Buffer
 	opts.Log = &log
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -34,8 +39,22 @@ func operatorScaleSmoke(t *testing.T, opts operatorOptions) {
 		t.Fatalf("runOperatorScale: %v\nprogress:\n%s", err, log.String())
 	}
 	t.Logf("%+v\nprogress:\n%s", res, log.String())
-	if want := map[bool]string{false: "inline", true: "ClusterClerkInstance"}[opts.ClusterInstances]; res.ClerkReferences != want {
-		t.Errorf("clerk references = %q, want %q", res.ClerkReferences, want)
+	if res.ClerkReferences != references {
+		t.Errorf("clerk references = %q, want %q", res.ClerkReferences, references)
+	}
+	// A mixed run times each half; the last half to settle is the phase's end.
+	for phase, byRefs := range map[string]map[string]float64{"create": res.CreateSettleByReferences, "update": res.UpdateSettleByReferences} {
+		if !opts.MixedReferences {
+			if byRefs != nil {
+				t.Errorf("%s times by references %v without MixedReferences", phase, byRefs)
+			}
+			continue
+		}
+		all := map[string]float64{"create": res.CreateSettleSeconds, "update": res.UpdateSettleSeconds}[phase]
+		inline, cluster := byRefs["inline"], byRefs["ClusterClerkInstance"]
+		if len(byRefs) != 2 || inline <= 0 || cluster <= 0 || max(inline, cluster) > all {
+			t.Errorf("%s times by references = %v, want inline and ClusterClerkInstance, each > 0 and <= the phase's %.2fs", phase, byRefs, all)
+		}
 	}
 
 	if res.McpServers != opts.McpServers || res.Namespaces != opts.Namespaces || res.ClerkInstances != opts.ClerkInstances {

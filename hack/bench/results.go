@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -253,6 +255,10 @@ func markdown(r *results) string {
 		fmt.Fprintf(&b, "| McpServers | namespaces | Clerk instances | create settled s | update settled s | manager peak RSS MiB | manager CPU s | Backend API calls |\n| --: | --: | --: | --: | --: | --: | --: | --: |\n")
 		fmt.Fprintf(&b, "| %d | %d | %s | %.1f | %.1f | %.0f | %.1f | %d |\n",
 			o.McpServers, o.Namespaces, instances, o.CreateSettleSeconds, o.UpdateSettleSeconds, o.ManagerPeakRSSMiB, o.ManagerCPUSeconds, o.BackendAPICalls)
+		for _, g := range slices.Sorted(maps.Keys(o.UpdateSettleByReferences)) {
+			fmt.Fprintf(&b, "\nThe %s McpServers settled in %.1f s (create) and %.1f s (update), in the same run.\n",
+				g, o.CreateSettleByReferences[g], o.UpdateSettleByReferences[g])
+		}
 	}
 	return b.String()
 }
