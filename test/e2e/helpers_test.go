@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // Polling: how often eventually looks again, and how long one wait may take
@@ -30,23 +31,7 @@ const (
 // check's last error when waitTimeout passes or ctx ends.
 func eventually(t *testing.T, ctx context.Context, what string, check func() (bool, error)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
-	defer cancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	var last error
-	for {
-		done, err := check()
-		if done {
-			return
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: gave up: %v (last error: %v)", what, context.Cause(ctx), last)
-		case <-tick.C:
-		}
-	}
+	testenv.Eventually(t, ctx, what, waitTimeout, pollInterval, check)
 }
 
 // kubectl runs kubectl against the stack and fails the test on an error.

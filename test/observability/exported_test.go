@@ -557,21 +557,5 @@ func dryRunMonitoring(t *testing.T, ctx context.Context, stack *localstack.Stack
 // check's last error when a minute passes or ctx ends.
 func waitFor(t *testing.T, ctx context.Context, what string, check func() (bool, error)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		done, err := check()
-		if done {
-			return
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: gave up: %v (last error: %v)", what, context.Cause(ctx), last)
-		case <-tick.C:
-		}
-	}
+	testenv.Eventually(t, ctx, what, time.Minute, 200*time.Millisecond, check)
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/mcpgate/mcpgate/internal/testenv"
 )
@@ -66,21 +63,11 @@ func renderChart(t *testing.T, args ...string) []*unstructured.Unstructured {
 	env := append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(dir, "cache"),
 		"HELM_CONFIG_HOME="+filepath.Join(dir, "config"), "HELM_DATA_HOME="+filepath.Join(dir, "data"))
 	out := run(t, env, nil, helm, append([]string{"template", "mcpgate", filepath.Join(repoRoot, "charts", "mcpgate"), "--namespace", "ops"}, args...)...)
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
-	for {
-		obj := &unstructured.Unstructured{}
-		err := dec.Decode(&obj.Object)
-		if errors.Is(err, io.EOF) {
-			return objs
-		}
-		if err != nil {
-			t.Fatalf("decode the rendered chart: %v", err)
-		}
-		if len(obj.Object) > 0 {
-			objs = append(objs, obj)
-		}
+	objs, err := testenv.DecodeObjects(out)
+	if err != nil {
+		t.Fatalf("decode the rendered chart: %v", err)
 	}
+	return objs
 }
 
 // run runs a program and returns its stdout; it fails the test on an error.
