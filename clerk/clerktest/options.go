@@ -1,6 +1,7 @@
 package clerktest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -64,6 +65,7 @@ type fixed struct {
 	logger       *slog.Logger
 	scopeRule    ClientScopeRule
 	metadata     metadataFetch
+	tls          *tls.Config
 }
 
 func defaultOptions() options {
@@ -83,6 +85,14 @@ func defaultOptions() options {
 		},
 		roles: DefaultOrganizationRoles(),
 	}
+}
+
+// WithTLS serves both APIs over TLS with cfg (which must hold the
+// certificate), so their URLs, the issuer among them, are https. A cluster
+// test needs it: an McpServer takes a plain-http issuer only on loopback, and
+// a gateway in a pod reaches the emulator on the node's address.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) { o.tls = cfg }
 }
 
 // WithJWTAccessTokens sets the initial oauth_jwt_access_tokens setting:

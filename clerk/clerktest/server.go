@@ -2,6 +2,7 @@ package clerktest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -95,14 +96,19 @@ func Start(frontendAddr, backendAddr string, opts ...Option) (*Server, error) {
 		_ = feLn.Close()
 		return nil, fmt.Errorf("listen for the backend api: %w", err)
 	}
+	scheme := "http"
+	if o.tls != nil {
+		scheme = "https"
+		feLn, beLn = tls.NewListener(feLn, o.tls), tls.NewListener(beLn, o.tls)
+	}
 	feHost := netaddr.Advertised(feLn.Addr())
 	f := o.fixed
 	f.customScopes = slices.Clone(f.customScopes)
 	f.metadata = f.metadata.withDefaults()
 	s := &Server{
 		fixed:          f,
-		frontendURL:    "http://" + feHost,
-		backendURL:     "http://" + netaddr.Advertised(beLn.Addr()) + "/v1",
+		frontendURL:    scheme + "://" + feHost,
+		backendURL:     scheme + "://" + netaddr.Advertised(beLn.Addr()) + "/v1",
 		publishableKey: "pk_test_" + base64.StdEncoding.EncodeToString([]byte(feHost+"$")),
 		secretKey:      "sk_test_" + randomBase62(40),
 		instanceID:     key.kid,
