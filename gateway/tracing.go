@@ -61,6 +61,10 @@ type gatewayTracer struct {
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator
 	server   string // namespace/name, on every server span
+	// serverSpan and clientSpan are the start options of the server and
+	// client spans, built once: passed as a literal, each Start would
+	// allocate the option and its slice, for sampled or not.
+	serverSpan, clientSpan []trace.SpanStartOption
 }
 
 // newGatewayTracer builds the tracer of cfg.Tracing; nil without one.
@@ -86,7 +90,11 @@ func newGatewayTracer(cfg config.Config, log *slog.Logger) (*gatewayTracer, erro
 	if err != nil {
 		return nil, err //nolint:wrapcheck // tracing's errors name the setting
 	}
-	return &gatewayTracer{provider: p, tracer: p.Tracer(), prop: tracing.Propagator(), server: server}, nil
+	return &gatewayTracer{
+		provider: p, tracer: p.Tracer(), prop: tracing.Propagator(), server: server,
+		serverSpan: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
+		clientSpan: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)},
+	}, nil
 }
 
 // shutdownTracing exports the spans still queued; Serve calls it last.
@@ -104,14 +112,19 @@ func (g *Gateway) shutdownTracing(ctx context.Context) {
 // is the outermost handler, so everything after it (the access log and the
 // audit record among them) finds the span in the request's context.
 // annotateRequest, inside withRequestInfo, adds what the gateway learned.
+//
+// Most requests are not sampled, so what every request pays is kept to the
+// span the SDK makes (its context goes upstream) and the request's copy
+// with it: the carrier finds no trace context without allocating, and the
+// start options are built once.
 func (g *Gateway) traceRequest(next http.Handler) http.Handler {
 	if g.tr == nil {
 		return next
 	}
 	t := g.tr
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		ctx := t.prop.Extract(r.Context(), tracing.HeaderCarrier(r.Header))
+		ctx, span := t.tracer.Start(ctx, r.Method, t.serverSpan...)
 		defer span.End()
 		if span.IsRecording() {
 			span.SetAttributes(serverAttributes(r)...)
@@ -252,6 +265,11 @@ func spanName(ri *requestInfo, fallback string) string {
 // steps after it are not its children. A step that leaves itself out of
 // the chain (identify without rules that need Clerk) gets no span; with
 // tracing off the step is returned as it is.
+//
+// The step is built twice: into passed for recorded requests, and straight
+// into next for the others, whose steps would be unsampled too: they get no
+// span, allocate nothing, and hand the request on without passed's look-up
+// of a step in their context.
 func (g *Gateway) traceStep(name string, mw func(http.Handler) http.Handler) func(http.Handler) http.Handler {
 	if g.tr == nil {
 		return mw
@@ -263,12 +281,11 @@ func (g *Gateway) traceStep(name string, mw func(http.Handler) http.Handler) fun
 		if inner == http.Handler(passed) {
 			return next
 		}
+		plain := mw(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			parent := r.Context()
 			if !trace.SpanFromContext(parent).IsRecording() {
-				// An unsampled request's steps would be unsampled too:
-				// no span at all, nothing allocated.
-				inner.ServeHTTP(w, r)
+				plain.ServeHTTP(w, r)
 				return
 			}
 			ctx, span := tracer.Start(parent, name)
@@ -363,7 +380,7 @@ func (g *Gateway) startBrokerSpan(ctx context.Context, endpoint string) (context
 		return ctx, func(error) {}
 	}
 	countStepCall(ctx)
-	ctx, span := g.tr.tracer.Start(ctx, "broker "+endpoint, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := g.tr.tracer.Start(ctx, "broker "+endpoint, g.tr.clientSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("mcpgate.peer", "broker"))
 	}

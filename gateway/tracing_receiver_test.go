@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -85,11 +86,21 @@ func TestTracingToReceiver(t *testing.T) {
 		t.Fatalf("echo through the gateway: %v %+v", err, res)
 	}
 
+	// No traceparent at ratio 0: a new trace, not sampled. The gateway
+	// records nothing, yet gives the upstream a traceparent of its own,
+	// unsampled, that the upstream may continue.
+	req := newRequest(t, http.MethodPost, env.mcpURL(), `{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{}}`)
+	req.Header.Set("Authorization", "Bearer "+tokens.last())
+	if resp, body := do(t, req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/list without traceparent = %d %s", resp.StatusCode, body)
+	}
+	newTrace := up.find("tools/list")
+
 	// An unsampled traceparent: the gateway records nothing (ratio 0 for
 	// new traces, and the parent says no), yet still passes a traceparent
 	// of the same trace to the upstream.
 	const unsampledTrace = "0af7651916cd43dd8448eb211c80319c"
-	req := newRequest(t, http.MethodPost, env.mcpURL(), `{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{}}`)
+	req = newRequest(t, http.MethodPost, env.mcpURL(), `{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{}}`)
 	req.Header.Set("Authorization", "Bearer "+tokens.last())
 	req.Header.Set("Traceparent", "00-"+unsampledTrace+"-b7ad6b7169203331-00")
 	if resp, body := do(t, req); resp.StatusCode != http.StatusOK {
@@ -218,6 +229,12 @@ func TestTracingToReceiver(t *testing.T) {
 		if list == nil || !strings.HasPrefix(list.header.Get("Traceparent"), "00-"+unsampledTrace+"-") || !strings.HasSuffix(list.header.Get("Traceparent"), "-00") {
 			t.Errorf("unsampled request reached the upstream with traceparent %q, want one in trace %s, unsampled", list.header.Get("Traceparent"), unsampledTrace)
 		}
+		if newTrace == nil {
+			t.Fatal("the upstream saw no tools/list without traceparent")
+		}
+		if tp := newTrace.header.Get("Traceparent"); !validTraceparent.MatchString(tp) || !strings.HasSuffix(tp, "-00") || strings.Contains(tp, tracingTraceID) {
+			t.Errorf("a request without traceparent reached the upstream with traceparent %q, want a new trace's, unsampled", tp)
+		}
 	})
 
 	t.Run("export headers reach the receiver, secrets reach no span", func(t *testing.T) {
@@ -242,6 +259,9 @@ func TestTracingToReceiver(t *testing.T) {
 		}
 	})
 }
+
+// validTraceparent is a W3C version 00 traceparent.
+var validTraceparent = regexp.MustCompile(`^00-(?:[0-9a-f]{32})-(?:[0-9a-f]{16})-0[01]$`)
 
 // startReceiver runs the OTLP receiver (building it on first use) and
 // stops it when the test ends.

@@ -9,7 +9,6 @@ import (
 	"net/http/httputil"
 	"strings"
 
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpgate/mcpgate/internal/tracing"
@@ -38,16 +37,16 @@ func (g *Gateway) traceUpstream(pr *httputil.ProxyRequest) {
 	out.Header.Del("Traceparent")
 	out.Header.Del("Tracestate")
 	ctx := out.Context()
-	if !trace.SpanFromContext(ctx).IsRecording() {
-		g.tr.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	if server := trace.SpanFromContext(ctx); !server.IsRecording() {
+		tracing.SetTraceContext(out.Header, server.SpanContext())
 		return
 	}
 	ri := infoFrom(ctx)
-	ctx, span := g.tr.tracer.Start(ctx, spanName(ri, out.Method), trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := g.tr.tracer.Start(ctx, spanName(ri, out.Method), g.tr.clientSpan...)
 	ctx = context.WithValue(ctx, upstreamSpanKey{}, span)
 	out = out.WithContext(ctx)
 	pr.Out = out
-	g.tr.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	tracing.SetTraceContext(out.Header, span.SpanContext())
 	injected := false
 	if carriesMetaTrace(pr.In, ri) {
 		// A client that sent its context in _meta alone began a trace the
@@ -79,7 +78,14 @@ type endUpstreamSpan struct{ base http.RoundTripper }
 
 func (t endUpstreamSpan) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if span, ok := req.Context().Value(upstreamSpanKey{}).(trace.Span); ok {
+	ctx := req.Context()
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		// An unsampled request has no upstream span; the span in its
+		// context is found near the top, where the key's look-up would
+		// walk the whole chain to miss.
+		return resp, err
+	}
+	if span, ok := ctx.Value(upstreamSpanKey{}).(trace.Span); ok {
 		tracing.EndClientSpan(span, resp, err)
 		span.End()
 	}

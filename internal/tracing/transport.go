@@ -10,7 +10,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.39.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -114,20 +113,21 @@ func Transport(base http.RoundTripper, tracer trace.Tracer, opts ClientOptions) 
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &clientTransport{base: base, tracer: tracer, opts: opts}
+	return &clientTransport{base: base, tracer: tracer, opts: opts, start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}}
 }
 
 type clientTransport struct {
 	base   http.RoundTripper
 	tracer trace.Tracer
 	opts   ClientOptions
+	start  []trace.SpanStartOption // built once, not per call
 }
 
 func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.opts.OnCall != nil {
 		t.opts.OnCall(req)
 	}
-	ctx, span := t.tracer.Start(req.Context(), req.Method, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := t.tracer.Start(req.Context(), req.Method, t.start...)
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(ClientAttributes(req)...)
@@ -138,7 +138,7 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := req.WithContext(ctx)
 	if t.opts.Inject {
 		out.Header = req.Header.Clone()
-		Propagator().Inject(ctx, propagation.HeaderCarrier(out.Header))
+		SetTraceContext(out.Header, span.SpanContext())
 	}
 	resp, err := t.base.RoundTrip(out)
 	EndClientSpan(span, resp, err)
@@ -152,7 +152,12 @@ func ClientAttributes(req *http.Request) []attribute.KeyValue {
 	u.RawQuery, u.ForceQuery, u.Fragment, u.User = "", false, "", nil
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		switch u.Scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
 	}
 	attrs := []attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(req.Method),
