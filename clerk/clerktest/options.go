@@ -66,6 +66,7 @@ type fixed struct {
 	scopeRule    ClientScopeRule
 	metadata     metadataFetch
 	tls          *tls.Config
+	hostname     string
 }
 
 func defaultOptions() options {
@@ -93,6 +94,16 @@ func defaultOptions() options {
 // a gateway in a pod reaches the emulator on the node's address.
 func WithTLS(cfg *tls.Config) Option {
 	return func(o *options) { o.tls = cfg }
+}
+
+// WithHostname makes the URLs the emulator hands out, the issuer among them,
+// name the emulator by host name rather than by its listening address (with
+// the listening port, left out when it is the scheme's default), as real
+// Clerk's do. Clients must then resolve name to the listening address. MCP
+// clients refuse an authorization server at a private IP address, which is
+// where a cluster test's pods reach the node.
+func WithHostname(name string) Option {
+	return func(o *options) { o.hostname = name }
 }
 
 // WithJWTAccessTokens sets the initial oauth_jwt_access_tokens setting:

@@ -101,14 +101,14 @@ func Start(frontendAddr, backendAddr string, opts ...Option) (*Server, error) {
 		scheme = "https"
 		feLn, beLn = tls.NewListener(feLn, o.tls), tls.NewListener(beLn, o.tls)
 	}
-	feHost := netaddr.Advertised(feLn.Addr())
+	feHost := advertisedHost(feLn.Addr(), scheme, o.hostname)
 	f := o.fixed
 	f.customScopes = slices.Clone(f.customScopes)
 	f.metadata = f.metadata.withDefaults()
 	s := &Server{
 		fixed:          f,
 		frontendURL:    scheme + "://" + feHost,
-		backendURL:     scheme + "://" + netaddr.Advertised(beLn.Addr()) + "/v1",
+		backendURL:     scheme + "://" + advertisedHost(beLn.Addr(), scheme, o.hostname) + "/v1",
 		publishableKey: "pk_test_" + base64.StdEncoding.EncodeToString([]byte(feHost+"$")),
 		secretKey:      "sk_test_" + randomBase62(40),
 		instanceID:     key.kid,
@@ -142,6 +142,21 @@ func Start(frontendAddr, backendAddr string, opts ...Option) (*Server, error) {
 	go func() { _ = s.backend.Serve(beLn) }()
 	s.logger.Info("Started Clerk emulator", "frontendAPIURL", s.frontendURL, "backendAPIURL", s.backendURL)
 	return s, nil
+}
+
+// advertisedHost is the host[:port] of the URLs for a listener: its address,
+// or hostname with its port, which is left out when it is the scheme's
+// default.
+func advertisedHost(addr net.Addr, scheme, hostname string) string {
+	host := netaddr.Advertised(addr)
+	if hostname == "" {
+		return host
+	}
+	_, port, err := net.SplitHostPort(host)
+	if err != nil || (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		return hostname
+	}
+	return net.JoinHostPort(hostname, port)
 }
 
 // newHTTPServer wraps h so that Close can wait for it, and gives every

@@ -3,6 +3,7 @@ package clerktest
 import (
 	"crypto/tls"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -57,6 +58,29 @@ func TestWithTLS(t *testing.T) {
 		plain.Body.Close()
 		if plain.StatusCode == http.StatusOK {
 			t.Errorf("plain http to the TLS listener was served")
+		}
+	}
+}
+
+func TestAdvertisedHost(t *testing.T) {
+	for _, tc := range []struct {
+		addr             string
+		scheme, hostname string
+		want             string
+	}{
+		{"10.0.0.1:443", "https", "", "10.0.0.1:443"},
+		{"10.0.0.1:443", "https", "clerk.example.test", "clerk.example.test"},
+		{"10.0.0.1:8443", "https", "clerk.example.test", "clerk.example.test:8443"},
+		{"10.0.0.1:80", "http", "clerk.example.test", "clerk.example.test"},
+		{"10.0.0.1:443", "http", "clerk.example.test", "clerk.example.test:443"},
+		{"0.0.0.0:9000", "http", "", "127.0.0.1:9000"},
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := advertisedHost(addr, tc.scheme, tc.hostname); got != tc.want {
+			t.Errorf("advertisedHost(%s, %s, %q) = %q, want %q", tc.addr, tc.scheme, tc.hostname, got, tc.want)
 		}
 	}
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # deps.sh installs the node's Debian packages when any is missing: containerd and
 # runc (the container runtime), the CNI plugins, and the netfilter tools that
-# kube-proxy and the NetworkPolicy enforcer call. Idempotent: with everything
+# kube-proxy and the NetworkPolicy enforcer call, and openssl and the public CA
+# bundle for the cluster's certificates (pki.sh). Idempotent: with everything
 # present it only checks.
 set -euo pipefail
 
-PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack nftables iproute2 kmod)
+PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack nftables iproute2 kmod openssl ca-certificates)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

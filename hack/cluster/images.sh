@@ -98,7 +98,9 @@ case "${cmd}" in
         -ldflags "-s -w -X ${version_pkg}.Version=${tag} -X ${version_pkg}.Commit=$(git rev-parse HEAD 2>/dev/null) -X ${version_pkg}.Date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
         -o "${out}/mcpgate" ./cmd/mcpgate &&
       nice -n 19 env CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${out}/sample-mcp-server" ./hack/sample-mcp-server )
-    "${TOOLS}/mkimage" -o "${out}/mcpgate.tar" -tag "mcpgate.local/mcpgate:${tag}" -base \
+    # The test image trusts the cluster CA besides the public ones (pki.sh), so
+    # that gateways reach the Clerk emulator on the node over TLS.
+    "${TOOLS}/mkimage" -o "${out}/mcpgate.tar" -tag "mcpgate.local/mcpgate:${tag}" -base -ca-certs "${PKI_DIR}/trust-bundle.crt" \
       -file "${out}/mcpgate:/usr/local/bin/mcpgate" -entrypoint /usr/local/bin/mcpgate -cmd manager -user 65532:65532
     "${TOOLS}/mkimage" -o "${out}/sample-mcp-server.tar" -tag "mcpgate.local/sample-mcp-server:${tag}" -base \
       -file "${out}/sample-mcp-server:/usr/local/bin/sample-mcp-server" -entrypoint /usr/local/bin/sample-mcp-server -user 65532:65532

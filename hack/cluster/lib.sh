@@ -47,6 +47,16 @@ KUBERNETES_SVC_IP=10.218.0.1
 DNS_SVC_IP=10.218.0.10
 CLUSTER_DOMAIN=cluster.local
 NODE_NAME=mcpgate-node
+# Hosts under this domain are served by the ingress controller with the
+# cluster CA's wildcard certificate (pki.sh); nothing resolves them outside
+# the tests, which dial the controller's Service directly.
+INGRESS_DOMAIN=mcpgate.test
+# The Clerk emulator of the tests runs on the node at BRIDGE_IP under this
+# name, which the cluster DNS resolves (MCP clients refuse an authorization
+# server at a private IP address).
+CLERK_HOST=clerk.node.test
+# The public CAs the images ship (Debian's ca-certificates).
+SYSTEM_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 # The nftables table (family inet) holding the off-machine guard rules.
 GUARD_TABLE=mcpgate_cluster_guard
 

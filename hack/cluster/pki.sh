@@ -44,6 +44,14 @@ cert scheduler "/CN=system:kube-scheduler"
 cert kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}" "DNS:${NODE_NAME},IP:${BRIDGE_IP}"
 cert kube-proxy "/CN=system:kube-proxy"
 cert kube-router "/CN=mcpgate-cluster:kube-router"
+# What the tests serve with TLS: the Clerk emulator, on the node's bridge
+# address where pods reach it, and the ingress controller, for every host
+# under INGRESS_DOMAIN. Pods trust the cluster CA through the test image
+# (images.sh mcpgate) and the host's clients through trust-bundle.crt.
+cert clerk-emulator "/CN=${CLERK_HOST}" "DNS:${CLERK_HOST},IP:${BRIDGE_IP}"
+cert ingress "/CN=*.${INGRESS_DOMAIN}" "DNS:*.${INGRESS_DOMAIN}"
+# The public CAs and the cluster's: the CA bundle of the test images.
+cat "${SYSTEM_CA_BUNDLE}" ca.crt >trust-bundle.crt
 
 # kubeconfig NAME writes NAME.kubeconfig for the NAME certificate.
 kubeconfig() {

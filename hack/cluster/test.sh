@@ -20,6 +20,7 @@ if [ "${MCPGATE_SKIP_CLUSTER:-}" = 1 ]; then
   exit 0
 fi
 "${HERE}/preflight.sh"
+ENVTEST_BIN="$("${REPO}/hack/setup-envtest.sh")"
 # The image tool's own test: how the local base differs from distroless.
 ( cd "${REPO}/hack/tools/image" && go test ./... -count=1 )
 
@@ -37,5 +38,5 @@ log "cluster up after $(( $(date +%s) - start ))s"
 tag="cluster-test-$(date +%s)"
 "${HERE}/images.sh" mcpgate "${tag}"
 cd "${REPO}"
-MCPGATE_CLUSTER_IMAGE_TAG="${tag}" MCPGATE_CLUSTER_KUBECONFIG="${KUBECONFIG_ADMIN}" HELM="$("${REPO}/hack/setup-helm.sh")" \
+KUBECTL="${ENVTEST_BIN}/kubectl" MCPGATE_CLUSTER_IMAGE_TAG="${tag}" MCPGATE_CLUSTER_KUBECONFIG="${KUBECONFIG_ADMIN}" HELM="$("${REPO}/hack/setup-helm.sh")" \
   go test -tags cluster ./test/cluster/... -count=1 -timeout 30m ${TESTFLAGS:-}

@@ -279,6 +279,7 @@ step_coredns() {
 # --- CoreDNS ------------------------------------------------------------------------
 "${HERE}/images.sh" import coredns
 sed -e "s/@DNS_SVC_IP@/${DNS_SVC_IP}/g" -e "s/@CLUSTER_DOMAIN@/${CLUSTER_DOMAIN}/g" \
+  -e "s/@BRIDGE_IP@/${BRIDGE_IP}/g" -e "s/@CLERK_HOST@/${CLERK_HOST}/g" \
   -e "s/@COREDNS_VERSION@/${COREDNS_VERSION}/g" "${HERE}/manifests/coredns.yaml" | kubectl apply -f - >/dev/null
 wait_for "CoreDNS" 120 kubectl -n kube-system wait --for=condition=Available deployment/coredns --timeout=1s
 }
@@ -293,7 +294,10 @@ kubectl apply --server-side -f "${crds}/gateway.networking.k8s.io_gatewayclasses
   -f "${crds}/gateway.networking.k8s.io_backendtlspolicies.yaml" >/dev/null
 wait_for "Gateway API CRDs" 60 kubectl wait --for condition=Established crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io --timeout=1s
 "${HERE}/images.sh" import traefik
-sed -e "s/@TRAEFIK_VERSION@/${TRAEFIK_VERSION}/g" "${HERE}/manifests/traefik.yaml" | kubectl apply -f - >/dev/null
+sed -e "s/@TRAEFIK_VERSION@/${TRAEFIK_VERSION}/g" -e "s/@INGRESS_DOMAIN@/${INGRESS_DOMAIN}/g" "${HERE}/manifests/traefik.yaml" |
+  kubectl apply -f - >/dev/null
+kubectl -n traefik create secret tls ingress-tls --cert "${PKI_DIR}/ingress.crt" --key "${PKI_DIR}/ingress.key" \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 wait_for "Traefik" 120 kubectl -n traefik wait --for=condition=Available deployment/traefik --timeout=1s
 }
 

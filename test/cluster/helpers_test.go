@@ -49,7 +49,15 @@ func TestMain(m *testing.M) {
 	}
 	restConfig = cfg
 	kube = kubernetes.NewForConfigOrDie(cfg)
-	os.Exit(m.Run())
+	clerk, err := startNodeClerk()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "test/cluster: the Clerk emulator on the node: %v\n", err)
+		os.Exit(1)
+	}
+	nodeClerk = clerk
+	code := m.Run()
+	clerk.Close()
+	os.Exit(code)
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,45 +46,74 @@ func repoRoot(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// helm runs the helm binary that hack/setup-helm.sh built.
-func helm(ctx context.Context, t *testing.T, args ...string) string {
-	t.Helper()
+// helmRun runs the helm binary that hack/setup-helm.sh built.
+func helmRun(ctx context.Context, args ...string) (string, error) {
 	bin := os.Getenv("HELM")
 	if bin == "" {
-		t.Fatal("HELM is not set: hack/cluster/test.sh sets it from hack/setup-helm.sh")
+		return "", fmt.Errorf("HELM is not set: hack/cluster/test.sh sets it from hack/setup-helm.sh")
 	}
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfigPath()}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return string(out), nil
+}
+
+// operatorInstall is the chart's install, done once for the tests that
+// need the operator, whichever runs first.
+var operatorInstall struct {
+	once sync.Once
+	err  error
+}
+
+// installOperator installs charts/mcpgate with the image built from this
+// checkout into a namespace that enforces the restricted Pod Security
+// Standard, with the Clerk key broker on (the chart's default) and the
+// Backend API URL of the emulator on the node, and waits for it.
+func installOperator(t *testing.T) {
+	t.Helper()
+	tag := imageTag(t)
+	operatorInstall.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		ensureRestrictedNamespace(ctx, t, operatorNamespace)
+		// upgrade --install: the chart's CRDs outlive a release, so the
+		// operator is installed once per cluster under one name, and a
+		// re-run against the same cluster upgrades it.
+		_, operatorInstall.err = helmRun(ctx, operatorHelmArgs(t, tag)...)
+	})
+	if operatorInstall.err != nil {
+		t.Fatalf("install the operator: %v", operatorInstall.err)
+	}
+}
+
+// operatorHelmArgs are the arguments of `helm upgrade --install` of the
+// operator with the image tagged tag, and extra --set values.
+func operatorHelmArgs(t *testing.T, tag string, set ...string) []string {
+	args := []string{"upgrade", "--install", operatorRelease, filepath.Join(repoRoot(t), "charts", "mcpgate"),
+		"--namespace", operatorNamespace, "--wait", "--timeout", "3m",
+		"--set", "image.repository=mcpgate.local/mcpgate", "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
+		"--set", "gatewayImage.repository=mcpgate.local/mcpgate", "--set", "gatewayImage.tag=" + tag,
+		"--set", "gatewayImage.pullPolicy=Never",
+		"--set", "clerkApiURL=" + nodeClerk.BackendAPIURL()}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	return args
 }
 
 // TestOperatorInstall: `helm install` of charts/mcpgate with the image built
 // from this checkout, into a namespace that enforces the restricted Pod
 // Security Standard: the operator pod becomes Ready, holds the leader lease,
-// and its metrics answer.
+// and its metrics answer; the Clerk key broker is Ready too.
 func TestOperatorInstall(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
-	tag := imageTag(t)
+	installOperator(t)
 	ns := operatorNamespace
-	ensureRestrictedNamespace(ctx, t, ns)
 
-	// upgrade --install: the chart's CRDs outlive a release, so the operator
-	// is installed once per cluster under one name, and a re-run of the test
-	// against the same cluster upgrades it.
-	helm(ctx, t, "upgrade", "--install", operatorRelease, filepath.Join(repoRoot(t), "charts", "mcpgate"),
-		"--namespace", ns, "--wait", "--timeout", "3m",
-		"--set", "image.repository=mcpgate.local/mcpgate", "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
-		"--set", "gatewayImage.repository=mcpgate.local/mcpgate", "--set", "gatewayImage.tag="+tag,
-		"--set", "gatewayImage.pullPolicy=Never",
-		// The Clerk key broker is ready only while Clerk's Backend API
-		// answers, which nothing on this off-line node does; this test is
-		// about the operator pod.
-		"--set", "broker.enabled=false")
-
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"})
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
+		FieldSelector: "status.phase=Running", LabelSelector: "app.kubernetes.io/component=manager"})
 	if err != nil {
 		t.Fatalf("list operator pods: %v", err)
 	}

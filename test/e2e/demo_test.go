@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/internal/localstack"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
 )
@@ -300,10 +301,10 @@ func (r *demoRun) signInAndCallTools(gw localstack.Gateway) {
 		t.Fatalf("authorizations = %+v, want one for scope %s and resource %s", got, baseScope, gw.URL)
 	}
 
-	wantKind := map[localstack.TokenFormat]string{localstack.JWT: "jwt", localstack.Opaque: "opaque"}[r.format]
+	wantKind := map[localstack.TokenFormat]string{localstack.JWT: testenv.TokenJWT, localstack.Opaque: testenv.TokenOpaque}[r.format]
 	authorized := 0
 	for _, ex := range rec.recorded() {
-		if ex.tokenKind == "none" {
+		if ex.tokenKind == testenv.TokenNone {
 			continue
 		}
 		authorized++

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,7 +87,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.String() != r.url {
 		return r.base.RoundTrip(req)
 	}
-	ex := exchange{method: req.Method, tokenKind: tokenKind(req.Header.Get("Authorization"))}
+	ex := exchange{method: req.Method, tokenKind: testenv.TokenKind(req.Header.Get("Authorization"))}
 	if req.Body != nil && req.Method == http.MethodPost {
 		body, err := io.ReadAll(req.Body)
 		_ = req.Body.Close()
@@ -119,32 +118,6 @@ func (r *recorder) recorded() []exchange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.exchanges)
-}
-
-// tokenKind classifies an Authorization header without keeping the token.
-func tokenKind(authorization string) string {
-	token, ok := strings.CutPrefix(authorization, "Bearer ")
-	switch {
-	case !ok || token == "":
-		return "none"
-	case strings.HasPrefix(token, "oat_"):
-		return "opaque"
-	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "other"
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return "other"
-	}
-	var header struct {
-		Typ string `json:"typ"`
-	}
-	if json.Unmarshal(raw, &header) != nil || (header.Typ != "at+jwt" && header.Typ != "application/at+jwt") {
-		return "other"
-	}
-	return "jwt"
 }
 
 // getJSON fetches url and decodes its JSON body into v.
