@@ -298,7 +298,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 		g.audit = newAuditLog(opts.AuditOutput, opts.AuditBuffer, g.metrics.auditDropped)
 	}
 	g.mcp = g.mcpPipeline(g.newProxy())
-	g.traffic = g.traceRequest(g.withRequestInfo(g.annotateRequest(g.timeRequests(http.HandlerFunc(g.route)))))
+	g.traffic = g.withRequestInfo(g.annotateRequest(g.timeRequests(http.HandlerFunc(g.route))))
 	g.health = g.newHealthHandler()
 	return g, nil
 }

@@ -83,6 +83,10 @@ func infoFrom(ctx context.Context) *requestInfo {
 // before the panic goes on to the server, which closes the connection.
 func (g *Gateway) withRequestInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := g.startRequestSpan(r) // with tracing; ends after the log line
+		if span != nil {
+			defer span.End()
+		}
 		start := time.Now()
 		ri := &requestInfo{id: requestID(r.Header.Get(requestIDHeader)), route: routeNotFound}
 		r.Header.Set(requestIDHeader, ri.id)
@@ -114,9 +118,9 @@ func (g *Gateway) withRequestInfo(next http.Handler) http.Handler {
 			if aborted {
 				attrs = append(attrs, slog.Bool("aborted", true))
 			}
-			g.logRequest(r.Context(), attrs)
+			g.logRequest(ctx, attrs)
 		}()
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, requestInfoKey{}, ri)))
 		aborted = false
 	})
 }

@@ -107,31 +107,29 @@ func (g *Gateway) shutdownTracing(ctx context.Context) {
 	}
 }
 
-// traceRequest starts the request's server span, the child of the caller's
-// traceparent when it sent one, and ends it when the response is done. It
-// is the outermost handler, so everything after it (the access log and the
-// audit record among them) finds the span in the request's context.
+// startRequestSpan starts the request's server span, the child of the
+// caller's traceparent when it sent one; nil with tracing off.
+// withRequestInfo, the outermost handler, calls it and ends the span once
+// the request is logged, so that everything inside (the audit record among
+// them) finds the span in the request's context, which it puts there
+// together with the request's info: one copy of the request for both.
 // annotateRequest, inside withRequestInfo, adds what the gateway learned.
 //
 // Most requests are not sampled, so what every request pays is kept to the
-// span the SDK makes (its context goes upstream) and the request's copy
-// with it: the carrier finds no trace context without allocating, and the
-// start options are built once.
-func (g *Gateway) traceRequest(next http.Handler) http.Handler {
+// span the SDK makes (its context goes upstream): the carrier finds no
+// trace context without allocating, and the start options are built once.
+func (g *Gateway) startRequestSpan(r *http.Request) (context.Context, trace.Span) {
 	if g.tr == nil {
-		return next
+		return r.Context(), nil
 	}
 	t := g.tr
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := t.prop.Extract(r.Context(), tracing.HeaderCarrier(r.Header))
-		ctx, span := t.tracer.Start(ctx, r.Method, t.serverSpan...)
-		defer span.End()
-		if span.IsRecording() {
-			span.SetAttributes(serverAttributes(r)...)
-			span.SetAttributes(attrMcpServer.String(t.server))
-		}
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+	ctx := t.prop.Extract(r.Context(), tracing.HeaderCarrier(r.Header))
+	ctx, span := t.tracer.Start(ctx, r.Method, t.serverSpan...)
+	if span.IsRecording() {
+		span.SetAttributes(serverAttributes(r)...)
+		span.SetAttributes(attrMcpServer.String(t.server))
+	}
+	return ctx, span
 }
 
 // serverAttributes are the HTTP server span's request attributes. The
