@@ -24,9 +24,9 @@ import (
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway/config"
 	"github.com/mcpgate/mcpgate/internal/localstack"
-	"github.com/mcpgate/mcpgate/internal/testenv"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // Names and scopes of the test's own McpServer.
