@@ -125,13 +125,14 @@ func buildUpstreamPolicy(mcp *mcpv1.McpServer, upstreamSelector map[string]strin
 }
 
 // buildGatewayEgressPolicy lets the gateway pods reach only the upstream's
-// pods on the upstream port, cluster DNS, and port 443 anywhere. Clerk is
+// pods on the upstream port, cluster DNS (port 53 or the DNS pods' ports
+// named dns and dns-tcp), and port 443 anywhere. Clerk is
 // outside the cluster at addresses no policy can name, so HTTPS is as close
 // as a NetworkPolicy gets. With the broker on another port, that port in
 // the operator's namespace is open too.
 func buildGatewayEgressPolicy(mcp *mcpv1.McpServer, upstreamSelector map[string]string, port intstr.IntOrString, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
-	dns := func(protocol corev1.Protocol) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
-		return networkingv1ac.NetworkPolicyPort().WithProtocol(protocol).WithPort(intstr.FromInt32(53))
+	dns := func(protocol corev1.Protocol, port intstr.IntOrString) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
+		return networkingv1ac.NetworkPolicyPort().WithProtocol(protocol).WithPort(port)
 	}
 	spec := networkingv1ac.NetworkPolicySpec().
 		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(mcp))).
@@ -145,7 +146,12 @@ func buildGatewayEgressPolicy(mcp *mcpv1.McpServer, upstreamSelector map[string]
 				WithTo(networkingv1ac.NetworkPolicyPeer().
 					WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": "kube-system"})).
 					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"k8s-app": "kube-dns"}))).
-				WithPorts(dns(corev1.ProtocolUDP), dns(corev1.ProtocolTCP)),
+				// A policy port is the DNS pod's own port, after the Service's
+				// translation, and not every cluster's DNS pods listen on 53
+				// (OpenShift's on 5353, non-root CoreDNS on 1053); they name
+				// their ports dns and dns-tcp, as CoreDNS's manifests do.
+				WithPorts(dns(corev1.ProtocolUDP, intstr.FromInt32(53)), dns(corev1.ProtocolTCP, intstr.FromInt32(53)),
+					dns(corev1.ProtocolUDP, intstr.FromString("dns")), dns(corev1.ProtocolTCP, intstr.FromString("dns-tcp"))),
 			networkingv1ac.NetworkPolicyEgressRule().
 				WithPorts(tcpPort(intstr.FromInt32(443))),
 		)

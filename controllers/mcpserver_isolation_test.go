@@ -83,8 +83,13 @@ func TestBuildNetworkPolicies(t *testing.T) {
 	if !reflect.DeepEqual(toUpstream.To[0].PodSelector.MatchLabels, upstream) || *toUpstream.Ports[0].Port != port {
 		t.Errorf("egress to the upstream = %+v", toUpstream)
 	}
-	if toDNS.To[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "kube-system" || len(toDNS.Ports) != 2 || toDNS.Ports[0].Port.IntVal != 53 {
-		t.Errorf("egress to DNS = %+v", toDNS)
+	var dnsPorts []string
+	for _, p := range toDNS.Ports {
+		dnsPorts = append(dnsPorts, string(*p.Protocol)+"/"+p.Port.String())
+	}
+	if want := []string{"UDP/53", "TCP/53", "UDP/dns", "TCP/dns-tcp"}; toDNS.To[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "kube-system" ||
+		!reflect.DeepEqual(dnsPorts, want) {
+		t.Errorf("egress to DNS: %v, ports %v; want kube-system's DNS pods on %v", toDNS.To[0], dnsPorts, want)
 	}
 	if len(toHTTPS.To) != 0 || toHTTPS.Ports[0].Port.IntVal != 443 {
 		t.Errorf("egress to Clerk = %+v", toHTTPS)
