@@ -55,6 +55,15 @@ type gatewayRow struct {
 	RatioDirect float64 `json:"ratio_direct"`
 	RatioBare   float64 `json:"ratio_bare"`
 	RatioJWT    float64 `json:"ratio_jwt"`
+	// For the ABBA modes at the target concurrency, RatioJWT is the median
+	// of JWTBlocks ABBA blocks' ratios (see abbaBlock), between
+	// RatioJWTQ1 and RatioJWTQ3 (the quartiles), and CPURatioJWT the
+	// median ratio of CPU per request to jwt's. Zero elsewhere, where
+	// RatioJWT is the per-round pairing of pairedRatio.
+	JWTBlocks   int     `json:"ratio_jwt_blocks,omitempty"`
+	RatioJWTQ1  float64 `json:"ratio_jwt_q1,omitempty"`
+	RatioJWTQ3  float64 `json:"ratio_jwt_q3,omitempty"`
+	CPURatioJWT float64 `json:"cpu_ratio_jwt,omitempty"`
 	// CPU and peak RSS of the proxy process (bare or gateway); 0 for direct.
 	CPUPer10k  float64 `json:"cpu_s_per_10k"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
@@ -81,13 +90,18 @@ type gatewayOptions struct {
 	concurrency      []int
 	warmup, duration time.Duration
 	rounds           int // each cell is measured this many times, interleaved; medians are reported
-	proxyCPUs        []int
-	profile          bool // bare proxy and gateways write CPU profiles into logDir
-	upstreams        []string
-	modes            []string
-	gatewayEnv       []string // extra environment of the gateway processes
-	logDir           string
-	log              io.Writer
+	// abbaAt is the concurrency level (the targets') at which each round
+	// also measures the ABBA modes against jwt in abbaBlocks blocks of
+	// four cells of abbaDuration each; 0 blocks measures none.
+	abbaAt, abbaBlocks int
+	abbaDuration       time.Duration
+	proxyCPUs          []int
+	profile            bool // bare proxy and gateways write CPU profiles into logDir
+	upstreams          []string
+	modes              []string
+	gatewayEnv         []string // extra environment of the gateway processes
+	logDir             string
+	log                io.Writer
 }
 
 // gatewaySuite is everything the gateway table reports.
@@ -171,6 +185,7 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 		}
 		for _, c := range opts.concurrency {
 			samples := map[string][]gatewayRow{}
+			blocks := map[string][]abbaBlock{}
 			for range max(opts.rounds, 1) {
 				for _, mode := range opts.modes {
 					row, err := b.measure(ctx, cell{mode: mode, gateways: gws, path: combo.path, concurrency: c})
@@ -180,12 +195,30 @@ func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, er
 					}
 					samples[mode] = append(samples[mode], row)
 				}
+				if c != opts.abbaAt {
+					continue
+				}
+				for _, mode := range b.abbaModes() {
+					for range opts.abbaBlocks {
+						blk, err := b.measureABBA(ctx, cell{mode: mode, gateways: gws, path: combo.path, concurrency: c, duration: opts.abbaDuration})
+						if err != nil {
+							gws.stop()
+							return suite, fmt.Errorf("%s vs jwt %s/%s c=%d: %w", mode, combo.upstream, combo.response, c, err)
+						}
+						blocks[mode] = append(blocks[mode], blk)
+						fmt.Fprintf(opts.log, "  %-8s %-5s c=%-3d %-12s ABBA block vs jwt: %.3f\n", combo.upstream, combo.response, c, mode, blk.ratio())
+					}
+				}
 			}
 			for _, mode := range opts.modes {
 				row := medianRow(samples[mode])
 				row.RatioDirect = pairedRatio(samples, mode, modeDirect)
 				row.RatioBare = pairedRatio(samples, mode, modeBare)
 				row.RatioJWT = pairedRatio(samples, mode, modeJWT)
+				if sum := summarizeBlocks(blocks[mode]); sum.Blocks > 0 {
+					row.RatioJWT, row.RatioJWTQ1, row.RatioJWTQ3 = sum.Ratio, sum.Q1, sum.Q3
+					row.CPURatioJWT, row.JWTBlocks = sum.CPURatio, sum.Blocks
+				}
 				row.Upstream, row.Response = combo.upstream, combo.response
 				fmt.Fprintf(opts.log, "  %-8s %-5s c=%-3d %-12s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",
 					row.Upstream, row.Response, c, mode, row.RPS, row.P50, row.P99)
@@ -301,11 +334,49 @@ type cell struct {
 	path        string
 	body        string // "" sends a tools/call
 	concurrency int
+	duration    time.Duration // the measured time; 0 is the -duration flag's
+}
+
+// abbaModes are the selected modes measured in ABBA blocks against jwt;
+// none unless jwt is selected too.
+func (b *bench) abbaModes() []string {
+	if b.opts.abbaBlocks <= 0 || !slices.Contains(b.opts.modes, modeJWT) {
+		return nil
+	}
+	var modes []string
+	for _, m := range abbaModes {
+		if slices.Contains(b.opts.modes, m) {
+			modes = append(modes, m)
+		}
+	}
+	return modes
+}
+
+// measureABBA measures one ABBA block of mode against jwt: jwt, mode,
+// mode, jwt, each a cell like mode's (c) but for c.duration, moments apart.
+func (b *bench) measureABBA(ctx context.Context, c cell) (abbaBlock, error) {
+	var blk abbaBlock
+	base := c
+	base.mode = modeJWT
+	for _, step := range []struct {
+		c   cell
+		row *gatewayRow
+	}{{base, &blk.base[0]}, {c, &blk.mode[0]}, {c, &blk.mode[1]}, {base, &blk.base[1]}} {
+		row, err := b.measure(ctx, step.c)
+		if err != nil {
+			return blk, err
+		}
+		*step.row = row
+	}
+	return blk, nil
 }
 
 // measure runs one cell.
 func (b *bench) measure(ctx context.Context, c cell) (gatewayRow, error) {
 	spec := loadSpec{body: c.body, concurrency: c.concurrency, warmup: b.opts.warmup, duration: b.opts.duration}
+	if c.duration > 0 {
+		spec.duration = c.duration
+	}
 	var proxy *process
 	newUsers := 0
 	switch c.mode {

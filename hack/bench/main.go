@@ -52,6 +52,8 @@ type options struct {
 	concurrency      []int
 	refConcurrency   int
 	rounds           int
+	abbaBlocks       int
+	abbaDuration     time.Duration
 	pin              bool
 	profile          bool
 	upstreams        []string
@@ -79,6 +81,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	levels := fs.String("concurrency", "1,16,64,256", "Comma-separated concurrency levels of the gateway table.")
 	fs.IntVar(&o.refConcurrency, "target-concurrency", 64, "Concurrency level at which the gateway targets are judged.")
 	fs.IntVar(&o.rounds, "rounds", 3, "Times each gateway cell is measured, interleaved with the other modes; the median is reported.")
+	fs.IntVar(&o.abbaBlocks, "abba-blocks", 2, "ABBA blocks (jwt, mode, mode, jwt) per round at the target concurrency for the audit and tracing modes, whose vs jwt then is the median of the blocks' ratios (0: the per-round ratio, as for the other modes).")
+	fs.DurationVar(&o.abbaDuration, "abba-duration", 500*time.Millisecond, "Measured time of each cell of an ABBA block (each also has -warmup).")
 	fs.BoolVar(&o.pin, "pin", true, "On machines with 2+ cores, give the proxy under test (bare or gateway) the last core and the driver and upstream the others.")
 	fs.BoolVar(&o.profile, "profile", false, "Write CPU profiles of the bare proxy and each gateway into <out>/logs (go tool pprof -top <file>).")
 	fs.IntVar(&o.streams.streams, "streams", 1000, "Concurrent SSE streams held through one gateway.")
@@ -113,7 +117,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		o.concurrency = append(o.concurrency, c)
 	}
-	if o.duration <= 0 || o.warmup < 0 || o.streams.streams < 1 || o.streams.events < 1 {
+	if o.duration <= 0 || o.warmup < 0 || o.abbaDuration <= 0 || o.abbaBlocks < 0 || o.streams.streams < 1 || o.streams.events < 1 {
 		return o, errors.New("durations and counts must be positive")
 	}
 	return o, nil
@@ -151,6 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Settings: map[string]any{
 			"duration": o.duration.String(), "warmup": o.warmup.String(), "concurrency": o.concurrency,
 			"streams": o.streams.streams, "mcpservers": o.operator.McpServers, "rounds": o.rounds,
+			"abba_blocks": o.abbaBlocks, "abba_duration": o.abbaDuration.String(),
 		},
 	}
 	if o.mcpgateBin != "" {
@@ -158,6 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	gopts := gatewayOptions{
 		mcpgate: bins.Mcpgate, self: self, concurrency: o.concurrency, rounds: o.rounds, profile: o.profile,
+		abbaAt: o.refConcurrency, abbaBlocks: o.abbaBlocks, abbaDuration: o.abbaDuration,
 		upstreams: o.upstreams, modes: o.modes, gatewayEnv: o.gatewayEnv,
 		warmup: o.warmup, duration: o.duration, logDir: logDir, log: stderr,
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,8 +28,9 @@ func TestMain(m *testing.M) {
 // TestBenchSmoke runs the gateway table and the streams test at a size that
 // takes seconds, so the driver cannot rot: every mode answers, the ratios
 // and the cold-token and new-user counts are filled in, the access gateway
-// filters the long tools/list, every streamed event arrives, and both result
-// files are written. The figures themselves are not judged.
+// filters the long tools/list, every streamed event arrives, the audit and
+// tracing rows' vs jwt comes from ABBA blocks at the target concurrency,
+// and both result files are written. The figures themselves are not judged.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds mcpgate and starts servers")
@@ -39,6 +41,7 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	err := run(ctx, []string{
 		"-out", out, "-duration", "200ms", "-warmup", "50ms", "-rounds", "1", "-concurrency", "2",
+		"-target-concurrency", "2", "-abba-blocks", "1", "-abba-duration", "100ms",
 		"-upstreams", "trivial", "-pin=false",
 		"-streams", "20", "-stream-events", "3", "-stream-interval", "20ms", "-skip-operator",
 	}, &stdout, &stderr)
@@ -71,6 +74,13 @@ func TestBenchSmoke(t *testing.T) {
 		if row.Mode != modeDirect && row.CPUPer10k <= 0 && row.PeakRSSMiB <= 0 {
 			t.Errorf("row %+v: the proxy's CPU and RSS are missing", row)
 		}
+		abba := row.Mode == modeAudit || row.Mode == modeTracing
+		if abba && (row.JWTBlocks != 1 || row.RatioJWTQ1 <= 0 || row.RatioJWTQ1 > row.RatioJWT || row.RatioJWT > row.RatioJWTQ3) {
+			t.Errorf("row %+v: want vs jwt from one ABBA block, within its quartiles", row)
+		}
+		if !abba && row.JWTBlocks != 0 {
+			t.Errorf("row %+v: measured in ABBA blocks, which only audit and tracing are", row)
+		}
 	}
 	if tl := r.Gateway.ToolsList; tl == nil || tl.ListedUnfiltered != listedTools || tl.ListedFiltered != listedTools-hiddenTools() || len(tl.Rows) != 3 {
 		t.Errorf("tools_list = %+v, want %d tools unfiltered, %d filtered, and direct, jwt and access rows", tl, listedTools, listedTools-hiddenTools())
@@ -81,6 +91,11 @@ func TestBenchSmoke(t *testing.T) {
 	met := map[string]bool{}
 	for _, tg := range r.Targets {
 		met[tg.Name] = tg.Met
+	}
+	for _, tg := range r.Targets {
+		if strings.HasPrefix(tg.Name, "tracing on at 1%") && !strings.Contains(tg.Measured, "median of 1 ABBA blocks") {
+			t.Errorf("tracing target measured %q, want the ABBA blocks' median", tg.Measured)
+		}
 	}
 	if !met["Backend API calls per cold opaque token"] {
 		t.Errorf("a cold opaque token cost other than one Backend API call: %+v", r.Targets)

@@ -63,3 +63,74 @@ func TestPairedDiff(t *testing.T) {
 		}
 	}
 }
+
+// TestABBABlocks checks the ABBA blocks' ratio: a drift that is linear
+// over a block cancels (where a pair of its cells would not), the median
+// of the blocks ignores one disturbed block, an even count takes the mean
+// of the middle two, the quartiles bound the middle half, and a block
+// whose base served nothing counts for nothing.
+func TestABBABlocks(t *testing.T) {
+	t.Parallel()
+	// block is base, mode, mode, base: throughputs in the order measured,
+	// with the proxy's CPU per 10k requests as cpus (nil: none measured).
+	block := func(rps [4]float64, cpus ...float64) abbaBlock {
+		var b abbaBlock
+		b.base[0].RPS, b.mode[0].RPS, b.mode[1].RPS, b.base[1].RPS = rps[0], rps[1], rps[2], rps[3]
+		if len(cpus) == 4 {
+			b.base[0].CPUPer10k, b.mode[0].CPUPer10k, b.mode[1].CPUPer10k, b.base[1].CPUPer10k = cpus[0], cpus[1], cpus[2], cpus[3]
+		}
+		return b
+	}
+	// drifting is a block whose machine slows by step every cell, of a
+	// mode that truly serves ratio of base's throughput.
+	drifting := func(base, ratio, step float64) abbaBlock {
+		return block([4]float64{base, (base - step) * ratio, (base - 2*step) * ratio, base - 3*step})
+	}
+	for _, tc := range []struct {
+		name   string
+		blocks []abbaBlock
+		want   blockSummary
+	}{
+		{
+			// The first pair alone would say 0.97*0.9/1 = 0.873.
+			name:   "a linear drift cancels",
+			blocks: []abbaBlock{drifting(10000, 0.97, 1000)},
+			want:   blockSummary{Ratio: 0.97, Q1: 0.97, Q3: 0.97, Blocks: 1},
+		},
+		{
+			name: "one disturbed block of three",
+			blocks: []abbaBlock{
+				block([4]float64{1000, 960, 960, 1000}),
+				block([4]float64{1000, 500, 500, 1000}),
+				block([4]float64{1000, 980, 980, 1000}),
+			},
+			want: blockSummary{Ratio: 0.96, Q1: 0.73, Q3: 0.97, Blocks: 3},
+		},
+		{
+			name: "an even count: the mean of the middle two, and the CPU ratio",
+			blocks: []abbaBlock{
+				block([4]float64{1000, 950, 950, 1000}, 1, 1.1, 1.1, 1),
+				block([4]float64{1000, 990, 990, 1000}, 1, 1.0, 1.0, 1),
+				block([4]float64{1000, 970, 970, 1000}, 1, 1.02, 1.02, 1),
+				block([4]float64{1000, 1010, 1010, 1000}, 1, 0.98, 0.98, 1),
+			},
+			want: blockSummary{Ratio: 0.98, Q1: 0.965, Q3: 0.995, CPURatio: 1.01, Blocks: 4},
+		},
+		{
+			name: "a base that served nothing",
+			blocks: []abbaBlock{
+				block([4]float64{0, 900, 900, 0}),
+				block([4]float64{1000, 900, 900, 1000}),
+			},
+			want: blockSummary{Ratio: 0.9, Q1: 0.9, Q3: 0.9, Blocks: 1},
+		},
+		{name: "no blocks", want: blockSummary{}},
+	} {
+		got := summarizeBlocks(tc.blocks)
+		near := func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+		if got.Blocks != tc.want.Blocks || !near(got.Ratio, tc.want.Ratio) || !near(got.Q1, tc.want.Q1) ||
+			!near(got.Q3, tc.want.Q3) || !near(got.CPURatio, tc.want.CPURatio) {
+			t.Errorf("%s: summarizeBlocks = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
