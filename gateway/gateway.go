@@ -28,9 +28,16 @@ import (
 
 // Defaults for Options.
 const (
-	// DefaultShutdownGrace fits inside Kubernetes' default 30 s termination
-	// grace period, leaving time to close what is left.
-	DefaultShutdownGrace = 25 * time.Second
+	// DefaultShutdownDelay is how long the gateway command keeps serving
+	// after SIGTERM while it reports unready: long enough for the
+	// EndpointSlice, kube-proxy and the ingress controller to stop sending it
+	// new requests, which would otherwise meet a closed port (502s in a
+	// rollout, measured on a real node by test/cluster).
+	DefaultShutdownDelay = 5 * time.Second
+	// DefaultShutdownGrace, after DefaultShutdownDelay, fits inside
+	// Kubernetes' default 30 s termination grace period, leaving time to
+	// close what is left.
+	DefaultShutdownGrace = 20 * time.Second
 	// DefaultMaxBodyBytes bounds the request bodies the gateway reads to
 	// apply its access rules and scope policy; JSON-RPC requests are far
 	// smaller.
@@ -58,8 +65,11 @@ type Options struct {
 	// Now is the clock of token verification and metadata caching; nil
 	// uses time.Now.
 	Now func() time.Time
-	// ShutdownGrace is how long Run lets in-flight requests finish after
-	// its context is cancelled before it closes the connections left.
+	// ShutdownDelay is how long Run goes on serving, unready, after its
+	// context is cancelled and before it stops listening; zero stops at once.
+	ShutdownDelay time.Duration
+	// ShutdownGrace is how long Run lets in-flight requests finish once it
+	// stops listening, before it closes the connections left.
 	ShutdownGrace time.Duration
 	// MaxBodyBytes is the largest request body accepted (413 beyond).
 	MaxBodyBytes int64

@@ -27,7 +27,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 // Serve serves traffic and health on the given listeners until ctx is
-// cancelled. It then reports unready, stops accepting connections, lets
+// cancelled. It then reports unready, serves on for ShutdownDelay so that
+// load balancers stop sending it requests, stops accepting connections, lets
 // requests in flight finish for up to ShutdownGrace, and closes whatever is
 // still open (long SSE streams), which cancels their upstream requests.
 // It returns nil after such a shutdown, or the error of a failed listener.
@@ -49,6 +50,14 @@ func (g *Gateway) Serve(ctx context.Context, traffic, health net.Listener) error
 	case failed = <-errc:
 	}
 	stopWarm()
+	g.draining.Store(true)
+	if failed == nil && g.opts.ShutdownDelay > 0 {
+		g.log.Info("Unready; serving until the delay is over", "delay", g.opts.ShutdownDelay.String())
+		select {
+		case <-time.After(g.opts.ShutdownDelay):
+		case failed = <-errc:
+		}
+	}
 	g.drain(trafficSrv)
 	// The records of the last requests, before the process exits.
 	if !g.audit.flush(auditFlushTimeout) {

@@ -338,3 +338,47 @@ func TestAccessLog(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownDelay: for ShutdownDelay after its context ends, the gateway
+// reports unready but still serves new requests, and only then stops
+// listening.
+func TestShutdownDelay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withOptions(func(o *gateway.Options) { o.ShutdownDelay = 2 * time.Second }))
+	traffic, health, cancel, done := serveEnv(t, e)
+	waitFor(t, "readiness", 5*time.Second, func() bool {
+		resp, err := http.Get(health + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	cancel()
+	waitFor(t, "readiness to turn off", time.Second, func() bool {
+		resp, err := http.Get(health + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	req := authorized(t, e, http.MethodPost, "", toolCall("search"))
+	req.URL.Host = strings.TrimPrefix(traffic, "http://")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a new request while unready, within the delay: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a new request while unready, within the delay: status %d, want 200", resp.StatusCode)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the delay")
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 type gatewayFlags struct {
 	config                string
+	shutdownDelay         time.Duration
 	shutdownGrace         time.Duration
 	logLevel              slog.Level
 	maxBodyBytes          int64
@@ -63,7 +64,9 @@ func parseGatewayFlags(args []string, stderr io.Writer) (gatewayFlags, error) {
 	fs := flag.NewFlagSet("mcpgate gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "Path of the gateway configuration (JSON, apiVersion "+config.APIVersion+"). Required.")
-	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", gateway.DefaultShutdownGrace, "How long in-flight requests may finish after SIGTERM before open streams are closed.")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", gateway.DefaultShutdownDelay,
+		"How long to go on serving after SIGTERM, reporting unready, so that Services and ingress controllers stop sending new requests before the port closes. 0: none.")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", gateway.DefaultShutdownGrace, "How long in-flight requests may finish after the port closes before open streams are closed.")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "Log level: debug, info, warn or error.")
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", gateway.DefaultMaxBodyBytes, "Largest request body accepted; larger ones get 413.")
 	fs.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", gateway.DefaultResponseHeaderTimeout,
@@ -80,6 +83,8 @@ func parseGatewayFlags(args []string, stderr io.Writer) (gatewayFlags, error) {
 		return f, errors.New("--config is required")
 	case f.shutdownGrace <= 0:
 		return f, errors.New("--shutdown-grace must be positive")
+	case f.shutdownDelay < 0:
+		return f, errors.New("--shutdown-delay must not be negative")
 	case f.maxBodyBytes <= 0:
 		return f, errors.New("--max-body-bytes must be positive")
 	case f.responseHeaderTimeout <= 0:
@@ -107,6 +112,7 @@ func runGateway(args []string, stderr io.Writer) int {
 	}
 	g, err := gateway.New(cfg, gateway.Options{
 		Logger:                log,
+		ShutdownDelay:         f.shutdownDelay,
 		ShutdownGrace:         f.shutdownGrace,
 		MaxBodyBytes:          f.maxBodyBytes,
 		ResponseHeaderTimeout: f.responseHeaderTimeout,

@@ -42,6 +42,7 @@ func TestRunGatewayRefuses(t *testing.T) {
 		"resolve without port": {args: []string{"gateway", "--config", unsupported, "--resolve", "upstream:80=127.0.0.1"}, wantCode: 2, wantStderr: `"127.0.0.1" in`},
 		"bad log level":        {args: []string{"gateway", "--config", unsupported, "--log-level", "loud"}, wantCode: 2, wantStderr: "log-level"},
 		"zero body limit":      {args: []string{"gateway", "--config", unsupported, "--max-body-bytes", "0"}, wantCode: 2, wantStderr: "--max-body-bytes must be positive"},
+		"negative delay":       {args: []string{"gateway", "--config", unsupported, "--shutdown-delay", "-1s"}, wantCode: 2, wantStderr: "--shutdown-delay must not be negative"},
 		"missing file":         {args: []string{"gateway", "--config", filepath.Join(dir, "nope.json")}, wantCode: 1, wantStderr: "read config"},
 		"unsupported version":  {args: []string{"gateway", "--config", unsupported}, wantCode: 1, wantStderr: `unsupported gateway config "gateway.mcpgate.dev/v9"`},
 	}
@@ -65,7 +66,7 @@ func TestParseGatewayFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.shutdownGrace != 25*time.Second || f.maxBodyBytes != 1<<20 || f.responseHeaderTimeout != 30*time.Second || len(f.resolve) != 0 || f.logLevel.String() != "INFO" {
+	if f.shutdownDelay != 5*time.Second || f.shutdownGrace != 20*time.Second || f.maxBodyBytes != 1<<20 || f.responseHeaderTimeout != 30*time.Second || len(f.resolve) != 0 || f.logLevel.String() != "INFO" {
 		t.Errorf("defaults: %+v", f)
 	}
 	f, err = parseGatewayFlags([]string{"--config=c.json", "--shutdown-grace=3s", "--log-level=debug", "--max-body-bytes=2048",

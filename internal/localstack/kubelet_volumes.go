@@ -38,7 +38,9 @@ func (k *kubelet) preparePod(ctx context.Context, d *appsv1.Deployment, c corev1
 			p.refreshed = append(p.refreshed, m)
 		}
 	}
-	args := localArgs(c.Args, mounts)
+	// The local forwarder moves to a new process at once, so there are no
+	// load balancers to wait for when one stops: no shutdown delay.
+	args := append(localArgs(c.Args, mounts), "--shutdown-delay=0s")
 	cfgPath, ok := flagValue(args, "config")
 	if !ok {
 		return nil, nil, config.Config{}, fmt.Errorf("container %s has no --config argument", c.Name)
