@@ -272,19 +272,10 @@ func checkPublicEndpoint(ctx context.Context, t *testing.T, client *http.Client,
 			as.Issuer, as.TokenEndpoint, as.RegistrationPoint, nodeClerk.FrontendAPIURL())
 	}
 
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL,
-		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s without a token: %v", mcpURL, err)
-	}
-	_ = resp.Body.Close()
-	challenge := resp.Header.Get("WWW-Authenticate")
-	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(challenge, "Bearer ") ||
+	status, challenge := postWithoutToken(ctx, t, client, mcpURL)
+	if status != http.StatusUnauthorized || !strings.HasPrefix(challenge, "Bearer ") ||
 		!strings.Contains(challenge, `resource_metadata="`+origin+"/.well-known/oauth-protected-resource"+path+`"`) {
-		t.Errorf("POST %s without a token: status %d, WWW-Authenticate %q; want 401 with the resource metadata URL", mcpURL, resp.StatusCode, challenge)
+		t.Errorf("POST %s without a token: status %d, WWW-Authenticate %q; want 401 with the resource metadata URL", mcpURL, status, challenge)
 	}
 }
 
