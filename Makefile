@@ -122,6 +122,20 @@ otlp-receiver: ## Build the OTLP trace receiver (hack/tools/otlpreceiver: the Op
 bench: envtest ## Measure the gateway (vs direct and a bare proxy), 1000 SSE streams and the operator at 1000 McpServers; writes bench/results.{md,json} (BENCHFLAGS for options, -h lists them).
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) run ./hack/bench -out bench $(BENCHFLAGS)
 
+##@ Cluster (a real node; needs root)
+
+.PHONY: test-cluster
+test-cluster: helm ## Run test/cluster on a single-node cluster from hack/cluster (built and cached on first use), then tear it down; MCPGATE_SKIP_CLUSTER=1 skips outside CI.
+	hack/cluster/test.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the single-node cluster and leave it running; prints the KUBECONFIG and what to run next.
+	hack/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and remove everything it made (processes, mounts, namespaces, interfaces, rules).
+	hack/cluster/down.sh
+
 ##@ Build
 
 .PHONY: build

@@ -310,5 +310,6 @@ log "cluster up in ${STATE_DIR}"
 cat <<EOT
 export KUBECONFIG=${KUBECONFIG_ADMIN}
 # then: ${KUBECTL} get nodes,pods -A
-# stop: hack/cluster/down.sh
+# images from this checkout: hack/cluster/images.sh mcpgate TAG  (mcpgate.local/{mcpgate,sample-mcp-server}:TAG)
+# the tests against it: see docs/cluster.md; stop: make cluster-down
 EOT

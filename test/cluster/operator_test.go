@@ -143,6 +143,11 @@ func TestOperatorInstall(t *testing.T) {
 		t.Fatalf("lease %s/%s: holder %q, want the operator pod %s", ns, leaseName, holder, pod.Name)
 	}
 
+	brokers, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=broker"})
+	if err != nil || len(brokers.Items) != 1 || brokers.Items[0].Status.ReadyReplicas == 0 {
+		t.Errorf("the Clerk key broker in %s: %v, %d Deployments, want one with Ready replicas", ns, err, len(brokers.Items))
+	}
+
 	// The test runs on the node, so it reaches the pod's address directly.
 	port := metricsPort(pod)
 	resp, err := http.Get(fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, port))
