@@ -123,7 +123,7 @@ func TestGatewayBinary(t *testing.T) {
 	}
 
 	t.Run("serves, then drains on SIGTERM", func(t *testing.T) {
-		cmd := exec.Command(bin, "gateway", "--config", cfgFile, "--shutdown-grace", "5s")
+		cmd := exec.Command(bin, "gateway", "--config", cfgFile, "--shutdown-delay", "1s", "--shutdown-grace", "5s")
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -207,7 +207,7 @@ func TestGatewayBinary(t *testing.T) {
 			t.Fatalf("no exit within 15s of SIGTERM\n%s", output())
 		}
 		logsNow := output()
-		for _, want := range []string{`"msg":"Draining"`, `"msg":"Stopped mcpgate gateway"`, `"msg":"Served request"`} {
+		for _, want := range []string{`"msg":"Unready; serving until the delay is over"`, `"msg":"Draining"`, `"msg":"Stopped mcpgate gateway"`, `"msg":"Served request"`} {
 			if !strings.Contains(logsNow, want) {
 				t.Errorf("logs lack %s\n%s", want, logsNow)
 			}

@@ -537,7 +537,8 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, conf
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		return nil, err
 	}
-	args := []string{"gateway", "--config", cfgFile}
+	// Nothing balances load across a bench gateway, so it stops at once.
+	args := []string{"gateway", "--config", cfgFile, "--shutdown-delay=0s"}
 	if b.opts.profile {
 		args = append(args, "--cpu-profile", filepath.Join(b.opts.logDir, "gateway-"+name+".pprof"))
 	}
