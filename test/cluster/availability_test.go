@@ -183,8 +183,8 @@ func TestGatewayReadiness(t *testing.T) {
 	// The pod runs, its readiness probe fails while Clerk is out.
 	var pod corev1.Pod
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods := gatewayPods(ctx, t, ns, name)
-		if len(pods) == 0 || !allContainersStarted(&pods[0]) {
+		pods, err := listGatewayPods(ctx, ns, name)
+		if err != nil || len(pods) == 0 || !allContainersStarted(&pods[0]) {
 			return false, nil
 		}
 		pod = pods[0]

@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -197,11 +198,26 @@ func gatewayDeployment(ctx context.Context, t *testing.T, ns, name string) *apps
 // gatewayPods are the running, undeleted pods of the McpServer's gateway.
 func gatewayPods(ctx context.Context, t *testing.T, ns, name string) []corev1.Pod {
 	t.Helper()
-	d := gatewayDeployment(ctx, t, ns, name)
-	sel := metav1.FormatLabelSelector(d.Spec.Selector)
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	pods, err := listGatewayPods(ctx, ns, name)
 	if err != nil {
-		t.Fatalf("list gateway pods: %v", err)
+		t.Fatalf("the gateway pods of %s/%s: %v", ns, name, err)
+	}
+	return pods
+}
+
+// listGatewayPods lists the running, undeleted pods of the McpServer's
+// gateway; none while the operator has not made its Deployment yet.
+func listGatewayPods(ctx context.Context, ns, name string) ([]corev1.Pod, error) {
+	d, err := kube.AppsV1().Deployments(ns).Get(ctx, name+"-gateway", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
+	if err != nil {
+		return nil, err
 	}
 	var out []corev1.Pod
 	for _, p := range pods.Items {
@@ -209,7 +225,7 @@ func gatewayPods(ctx context.Context, t *testing.T, ns, name string) []corev1.Po
 			out = append(out, p)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // checkGatewayPods: the gateway runs from the image under test, as the
