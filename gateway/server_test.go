@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -133,14 +134,7 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	traffic, health, cancel, done := serveEnv(t, e)
-	waitFor(t, "readiness", 5*time.Second, func() bool {
-		resp, err := http.Get(health + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReadyz(t, health, http.StatusOK)
 
 	req := authorized(t, e, http.MethodPost, "mode=slow&delay=700ms", toolCall("search"))
 	req.URL.Host = strings.TrimPrefix(traffic, "http://")
@@ -346,23 +340,9 @@ func TestShutdownDelay(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withOptions(func(o *gateway.Options) { o.ShutdownDelay = 2 * time.Second }))
 	traffic, health, cancel, done := serveEnv(t, e)
-	waitFor(t, "readiness", 5*time.Second, func() bool {
-		resp, err := http.Get(health + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReadyz(t, health, http.StatusOK)
 	cancel()
-	waitFor(t, "readiness to turn off", time.Second, func() bool {
-		resp, err := http.Get(health + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
+	waitReadyz(t, health, http.StatusServiceUnavailable)
 	req := authorized(t, e, http.MethodPost, "", toolCall("search"))
 	req.URL.Host = strings.TrimPrefix(traffic, "http://")
 	resp, err := http.DefaultClient.Do(req)
@@ -381,4 +361,17 @@ func TestShutdownDelay(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after the delay")
 	}
+}
+
+// waitReadyz waits until the health server's /readyz answers status.
+func waitReadyz(t *testing.T, health string, status int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("/readyz to answer %d", status), 5*time.Second, func() bool {
+		resp, err := http.Get(health + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == status
+	})
 }

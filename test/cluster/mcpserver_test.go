@@ -153,7 +153,7 @@ func waitMcpServerReady(ctx context.Context, t *testing.T, ns, name string) stri
 	var row map[string]string
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		out := kubectl(ctx, t, "", "get", "mcps", "-n", ns)
-		r, ok := tableRow(out, name)
+		r, ok := testenv.TableRow(out, name)
 		row = r
 		return ok && r["READY"] == "True" && r["URL"] != "", nil
 	})
@@ -162,27 +162,6 @@ func waitMcpServerReady(ctx context.Context, t *testing.T, ns, name string) stri
 			kubectl(ctx, t, "", "get", "mcps", name, "-n", ns, "-o", "jsonpath={.status.conditions}"))
 	}
 	return row["URL"]
-}
-
-// tableRow is the row of the named object in kubectl get's table output.
-func tableRow(out, name string) (map[string]string, bool) {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 2 {
-		return nil, false
-	}
-	header := strings.Fields(lines[0])
-	for _, line := range lines[1:] {
-		cells := strings.Fields(line)
-		if len(cells) != len(header) || cells[0] != name {
-			continue
-		}
-		row := make(map[string]string, len(cells))
-		for i, h := range header {
-			row[h] = cells[i]
-		}
-		return row, true
-	}
-	return nil, false
 }
 
 // gatewayDeployment is the Deployment the operator made for the McpServer.

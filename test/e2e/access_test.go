@@ -17,6 +17,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/localstack"
 	"github.com/mcpgate/mcpgate/internal/mcpclient"
 	"github.com/mcpgate/mcpgate/internal/sampleserver"
+	"github.com/mcpgate/mcpgate/internal/testenv"
 	"github.com/mcpgate/mcpgate/test/e2e/tsclient"
 )
 
@@ -51,7 +52,7 @@ func TestAccessRules(t *testing.T) {
 
 	if out := kubectl(t, ctx, stack, "get", "mcps", "-n", stack.Namespace()); !strings.Contains(out, "ACCESS") {
 		t.Errorf("kubectl get mcps has no ACCESS column:\n%s", out)
-	} else if row, ok := tableRow(out, accessServer); !ok || row["ACCESS"] != "Restricted" {
+	} else if row, ok := testenv.TableRow(out, accessServer); !ok || row["ACCESS"] != "Restricted" {
 		t.Errorf("kubectl get mcps: %s row %v, want ACCESS Restricted", accessServer, row)
 	}
 

@@ -381,7 +381,7 @@ func (r *demoRun) checkKubectlViews() {
 	kubectl(t, r.ctx, r.stack, "wait", "-n", r.ns, "--for=condition=Ready", "--timeout=60s", "mcpservers/"+e2eServer)
 	out := kubectl(t, r.ctx, r.stack, "get", "mcps", "-n", r.ns)
 	for _, name := range []string{e2eServer, "github-tools"} {
-		row, ok := tableRow(out, name)
+		row, ok := testenv.TableRow(out, name)
 		want := fmt.Sprintf("http://%s-gateway.%s.svc/mcp", name, r.ns)
 		if !ok || row["URL"] != want || row["READY"] != "True" {
 			t.Errorf("kubectl get mcps row of %s = %v, want URL %s and READY True; output:\n%s", name, row, want, out)

@@ -145,30 +145,6 @@ type resourceMetadata struct {
 	ResourceName         string   `json:"resource_name"`
 }
 
-// tableRow finds the row of name in kubectl's table output and returns its
-// cells by column header.
-func tableRow(out, name string) (map[string]string, bool) {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 2 {
-		return nil, false
-	}
-	header := strings.Fields(lines[0])
-	for _, line := range lines[1:] {
-		cells := strings.Fields(line)
-		if len(cells) != len(header) {
-			continue
-		}
-		row := make(map[string]string, len(cells))
-		for i, h := range header {
-			row[h] = cells[i]
-		}
-		if row["NAME"] == name {
-			return row, true
-		}
-	}
-	return nil, false
-}
-
 // sampleMcpServer is the manifest of an McpServer in the stack's namespace
 // in front of the sample server, on the stack's Clerk emulator.
 // extraUpstream is YAML added to spec.upstream, extraSpec YAML added to its
