@@ -17,7 +17,6 @@ import (
 
 	mcpv1 "github.com/mcpgate/mcpgate/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/gateway/config"
-	"github.com/mcpgate/mcpgate/internal/testenv"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/internal/tracing/tracingtest"
 )
@@ -167,19 +166,7 @@ func TestMcpServerReconciler_tracing(t *testing.T) {
 // real OTLP receiver: named for the kind, a root, with the object.
 func TestTraceReconciler(t *testing.T) {
 	t.Parallel()
-	root, err := testenv.ModuleRoot("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := tracingtest.Binary(root)
-	if err != nil {
-		t.Fatalf("otlp receiver: %v", err)
-	}
-	recv, err := tracingtest.Start(bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(recv.Stop)
+	recv := tracingtest.StartT(t)
 	tp, err := tracing.New(tracing.Config{Endpoint: recv.Endpoint, SamplingRatio: 1, ServiceName: "mcpgate-manager"})
 	if err != nil {
 		t.Fatal(err)

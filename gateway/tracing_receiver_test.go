@@ -267,15 +267,7 @@ var validTraceparent = regexp.MustCompile(`^00-(?:[0-9a-f]{32})-(?:[0-9a-f]{16})
 // stops it when the test ends.
 func startReceiver(t *testing.T) *tracingtest.Receiver {
 	t.Helper()
-	bin, err := tracingtest.Binary("..")
-	if err != nil {
-		t.Fatalf("otlp receiver: %v", err)
-	}
-	recv, err := tracingtest.Start(bin, t.TempDir(), "x-api-key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(recv.Stop)
+	recv := tracingtest.StartT(t, "x-api-key")
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return

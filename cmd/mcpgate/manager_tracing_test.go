@@ -67,15 +67,7 @@ func TestManagerClerkClientTraced(t *testing.T) {
 	if managerClerkClient(nil) != nil {
 		t.Fatal("a client without tracing")
 	}
-	bin, err := tracingtest.Binary("../..")
-	if err != nil {
-		t.Fatalf("otlp receiver: %v", err)
-	}
-	recv, err := tracingtest.Start(bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(recv.Stop)
+	recv := tracingtest.StartT(t)
 	tp, err := tracing.New(tracing.Config{Endpoint: recv.Endpoint, SamplingRatio: 1, ServiceName: "mcpgate-manager"})
 	if err != nil {
 		t.Fatal(err)

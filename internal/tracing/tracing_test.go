@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/mcpgate/mcpgate/internal/testenv"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/internal/tracing/tracingtest"
 )
@@ -27,7 +26,7 @@ import (
 // the collector decodes.
 func TestExportToReceiver(t *testing.T) {
 	t.Parallel()
-	recv := startReceiver(t, "x-api-key", "authorization")
+	recv := tracingtest.StartT(t, "x-api-key", "authorization")
 	headers := t.TempDir()
 	if err := os.WriteFile(filepath.Join(headers, "X-Api-Key"), []byte("k-123\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -156,22 +155,4 @@ func TestReadHeaders(t *testing.T) {
 	if _, err := tracing.ReadHeaders(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing directory: %v", err)
 	}
-}
-
-func startReceiver(t *testing.T, headers ...string) *tracingtest.Receiver {
-	t.Helper()
-	root, err := testenv.ModuleRoot("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := tracingtest.Binary(root)
-	if err != nil {
-		t.Fatalf("otlp receiver: %v", err)
-	}
-	recv, err := tracingtest.Start(bin, t.TempDir(), headers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(recv.Stop)
-	return recv
 }

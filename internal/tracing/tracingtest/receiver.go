@@ -14,7 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testenv"
 )
 
 // Receiver is a running otlp-receiver.
@@ -222,4 +225,25 @@ func (t otlpTraces) flatten() []Span {
 		}
 	}
 	return spans
+}
+
+// StartT builds the receiver on first use, starts it for the test in a
+// temporary directory, recording the request headers named in headers, and
+// stops it when the test ends.
+func StartT(t testing.TB, headers ...string) *Receiver {
+	t.Helper()
+	root, err := testenv.ModuleRoot("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := Binary(root)
+	if err != nil {
+		t.Fatalf("otlp receiver: %v", err)
+	}
+	recv, err := Start(bin, t.TempDir(), headers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(recv.Stop)
+	return recv
 }
