@@ -215,13 +215,9 @@ func (s *scaleRun) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{RepoRoot: root, Progress: func(l string) { s.logf("%s", l) }})
+	bins, assets, err := localstack.Prepare(ctx, localstack.Options{RepoRoot: root, Progress: func(l string) { s.logf("%s", l) }})
 	if err != nil {
-		return fmt.Errorf("find envtest binaries: %w", err)
-	}
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{RepoRoot: root})
-	if err != nil {
-		return fmt.Errorf("build mcpgate: %w", err)
+		return err
 	}
 
 	t0 := time.Now()

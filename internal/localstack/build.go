@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/mcpgate/mcpgate/internal/testenv"
 )
@@ -59,4 +60,19 @@ func (b Binaries) missing(o Options) bool {
 	return b.Mcpgate == "" ||
 		(o.Clerk.Mode == Subprocess && b.ClerkEmulator == "") ||
 		(o.Sample.Mode == Subprocess && b.SampleServer == "")
+}
+
+// Prepare builds mcpgate and finds (or builds) the envtest binaries: what
+// a test or benchmark does once before it starts stacks, so that a cold
+// cache is filled once. It uses opts.RepoRoot, CacheDir and Progress.
+func Prepare(ctx context.Context, opts Options) (Binaries, string, error) {
+	assets, err := EnvtestAssets(ctx, opts)
+	if err != nil {
+		return Binaries{}, "", fmt.Errorf("find envtest binaries: %w", err)
+	}
+	bins, err := Build(ctx, BuildOptions{RepoRoot: opts.RepoRoot, CacheDir: opts.CacheDir})
+	if err != nil {
+		return Binaries{}, "", fmt.Errorf("build mcpgate: %w", err)
+	}
+	return bins, assets, nil
 }

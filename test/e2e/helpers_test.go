@@ -182,13 +182,9 @@ func applyManifest(t *testing.T, ctx context.Context, stack *localstack.Stack, m
 // parallel, so that a cold cache is filled once.
 func stackParts(t *testing.T, ctx context.Context) (localstack.Binaries, string) {
 	t.Helper()
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
+	bins, assets, err := localstack.Prepare(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
 	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
-	if err != nil {
-		t.Fatalf("envtest assets: %v", err)
+		t.Fatal(err)
 	}
 	return bins, assets
 }

@@ -369,13 +369,9 @@ func stackParts(t *testing.T) (localstack.Binaries, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
 	defer cancel()
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
+	bins, assets, err := localstack.Prepare(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
 	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	assets, err := localstack.EnvtestAssets(ctx, localstack.Options{Progress: func(msg string) { t.Log(msg) }})
-	if err != nil {
-		t.Fatalf("envtest assets: %v", err)
+		t.Fatal(err)
 	}
 	return bins, assets
 }
