@@ -182,28 +182,34 @@ func metaHasTraceparent(body []byte) bool {
 	if !json.Valid(body) {
 		return false
 	}
-	fields, ok := objectFields(trimSpace(body))
+	meta, ok := memberPath(trimSpace(body), "params", "_meta")
 	if !ok {
-		return false
-	}
-	params, n := onlyMember(fields, "params")
-	if n != 1 {
-		return false
-	}
-	pf, ok := objectFields(params)
-	if !ok {
-		return false
-	}
-	meta, n := onlyMember(pf, "_meta")
-	if n != 1 {
 		return false
 	}
 	mf, ok := objectFields(meta)
 	if !ok {
 		return false
 	}
-	_, n = onlyMember(mf, "traceparent")
+	_, n := onlyMember(mf, "traceparent")
 	return n > 0
+}
+
+// memberPath follows keys from the JSON object obj, one member per step,
+// and returns the last member's value; false unless every step is an
+// object holding exactly one member of that key.
+func memberPath(obj []byte, keys ...string) ([]byte, bool) {
+	for _, key := range keys {
+		fields, ok := objectFields(obj)
+		if !ok {
+			return nil, false
+		}
+		v, n := onlyMember(fields, key)
+		if n != 1 {
+			return nil, false
+		}
+		obj = v
+	}
+	return obj, true
 }
 
 // onlyMember returns the value of the member named key (matched in any
