@@ -89,9 +89,9 @@ func serveListener(srv *http.Server, ln net.Listener, name string) error {
 	return nil
 }
 
-// drain shuts the traffic server down within the grace period.
+// drain shuts the traffic server down within the grace period; Serve has
+// already made the gateway unready.
 func (g *Gateway) drain(srv *http.Server) {
-	g.draining.Store(true)
 	g.log.Info("Draining", "grace", g.opts.ShutdownGrace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.ShutdownGrace)
 	defer cancel()
