@@ -11,10 +11,12 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -150,8 +152,10 @@ type Gateway struct {
 	// names (see verifyToken).
 	verifier *clerk.Verifier
 
-	upstream  *url.URL
-	publicURL *url.URL // nil: the public URL is derived from each request
+	upstream *url.URL
+	// dialUpstream opens the proxy's connections to the upstream.
+	dialUpstream func(ctx context.Context, network, addr string) (net.Conn, error)
+	publicURL    *url.URL // nil: the public URL is derived from each request
 	// scopes are what every token needs; scopesSupported adds the tool
 	// scopes, for the metadata; toolScopes is the step-up policy.
 	scopes          []string
@@ -182,8 +186,8 @@ type Gateway struct {
 	traffic    http.Handler
 	health     http.Handler
 
-	// ready latches once the verifier has fetched the signing keys;
-	// draining is set when Run starts shutting down.
+	// ready latches once the verifier has fetched the signing keys and
+	// the upstream has accepted a connection; draining is set when Run starts shutting down.
 	ready    atomic.Bool
 	draining atomic.Bool
 }
@@ -307,6 +311,7 @@ func New(cfg config.Config, opts Options) (*Gateway, error) {
 	if opts.AuditOutput != nil && !cfg.Audit.Disabled {
 		g.audit = newAuditLog(opts.AuditOutput, opts.AuditBuffer, g.metrics.auditDropped)
 	}
+	g.dialUpstream = g.upstreamDialer()
 	g.mcp = g.mcpPipeline(g.newProxy())
 	g.traffic = g.withRequestInfo(g.annotateRequest(g.timeRequests(http.HandlerFunc(g.route))))
 	g.health = g.newHealthHandler()

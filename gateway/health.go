@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -21,10 +23,13 @@ func (g *Gateway) newHealthHandler() http.Handler {
 }
 
 // serveReadyz reports ready once the token verifier holds Clerk's signing
-// keys, so a new replica gets traffic only when it can verify JWTs without
-// first waiting on Clerk, and unready while draining, so it stops getting
-// traffic. Once in, the keys stay cached; Clerk going down later does not
-// make a replica unready, since all of them would go together. An upstream
+// keys and the upstream has accepted a connection, so a new replica gets
+// traffic only when it can verify JWTs without first waiting on Clerk and
+// can reach what it proxies to: a NetworkPolicy enforcer admits a new pod's
+// address a moment after the pod starts, and until then the upstream refuses
+// it. It is unready while draining, so it stops getting traffic. Once in,
+// it stays in; Clerk or the upstream going down later does not make a
+// replica unready, since all of them would go together. An upstream
 // credential file is checked on every probe: while one is missing or empty
 // the replica could only answer 503, so it is unready.
 func (g *Gateway) serveReadyz(w http.ResponseWriter, r *http.Request) {
@@ -46,11 +51,12 @@ func (g *Gateway) serveReadyz(w http.ResponseWriter, r *http.Request) {
 // probeTimeout bounds one readiness check.
 const probeTimeout = 5 * time.Second
 
-// probeReady reports nil once the verifier holds Clerk's signing keys. Until
-// then the verifier fetches them through the same collapsed, rate-limited
-// path real tokens use (and with the keys they will use), so probing often
-// costs Clerk nothing and concurrent probes share one fetch; a failed fetch
-// comes back as unavailability.
+// probeReady reports nil once the verifier holds Clerk's signing keys and
+// the upstream has accepted a connection. Until then the verifier fetches
+// the keys through the same collapsed, rate-limited path real tokens use
+// (and with the keys they will use), so probing often costs Clerk nothing
+// and concurrent probes share one fetch; a failed fetch comes back as
+// unavailability.
 func (g *Gateway) probeReady(ctx context.Context) error {
 	if g.ready.Load() {
 		return nil
@@ -60,8 +66,23 @@ func (g *Gateway) probeReady(ctx context.Context) error {
 	if err := g.verifier.Ready(ctx); err != nil {
 		return err
 	}
+	if err := g.reachUpstream(ctx); err != nil {
+		g.log.LogAttrs(ctx, slog.LevelWarn, "Not ready: could not connect to the upstream",
+			slog.String("upstream", g.upstreamAddr()), slog.String("error", err.Error()))
+		return err
+	}
 	if !g.ready.Swap(true) {
-		g.log.Info("Fetched Clerk's signing keys: ready")
+		g.log.Info("Fetched Clerk's signing keys and reached the upstream: ready")
 	}
 	return nil
+}
+
+// reachUpstream opens a connection to the upstream as the proxy would, and
+// closes it.
+func (g *Gateway) reachUpstream(ctx context.Context) error {
+	conn, err := g.dialUpstream(ctx, "tcp", g.upstreamAddr())
+	if err != nil {
+		return fmt.Errorf("the upstream %s: %w", g.upstreamAddr(), err)
+	}
+	return conn.Close()
 }

@@ -167,17 +167,7 @@ func isTimeout(err error) bool {
 // asked for and could buffer streams.
 func (g *Gateway) upstreamTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	dialer := &net.Dialer{Timeout: g.opts.DialTimeout, KeepAlive: 30 * time.Second}
-	t.DialContext = dialer.DialContext
-	if len(g.opts.Resolve) > 0 {
-		resolve := maps.Clone(g.opts.Resolve)
-		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if to, ok := resolve[addr]; ok {
-				addr = to
-			}
-			return dialer.DialContext(ctx, network, addr)
-		}
-	}
+	t.DialContext = g.dialUpstream
 	t.Proxy = nil
 	t.ResponseHeaderTimeout = g.opts.ResponseHeaderTimeout
 	t.TLSHandshakeTimeout = 5 * time.Second
@@ -189,6 +179,37 @@ func (g *Gateway) upstreamTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 256
 	t.DisableCompression = true
 	return t
+}
+
+// upstreamDialer connects to the upstream, or to the address Options.Resolve
+// names for it, within the dial timeout. The proxy and the readiness check
+// share it (Gateway.dialUpstream), so a replica is Ready only once the
+// proxy could connect.
+func (g *Gateway) upstreamDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dialer := &net.Dialer{Timeout: g.opts.DialTimeout, KeepAlive: 30 * time.Second}
+	if len(g.opts.Resolve) == 0 {
+		return dialer.DialContext
+	}
+	resolve := maps.Clone(g.opts.Resolve)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if to, ok := resolve[addr]; ok {
+			addr = to
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+}
+
+// upstreamAddr is the upstream's host:port, the port from its scheme when
+// the URL names none.
+func (g *Gateway) upstreamAddr() string {
+	port := g.upstream.Port()
+	if port == "" {
+		port = "80"
+		if g.upstream.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(g.upstream.Hostname(), port)
 }
 
 // timedTransport observes how long the upstream takes to send response

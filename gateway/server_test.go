@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/gateway"
+	"github.com/mcpgate/mcpgate/gateway/config"
 )
 
 // TestSecretKeyRotation rewrites the key file as the kubelet does when the
@@ -296,6 +297,47 @@ func TestHealth(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// TestReadinessWaitsForTheUpstream: a new replica is not Ready until the
+// upstream accepts a connection (on a node, the NetworkPolicy enforcer
+// admits a new pod's address only a moment after it starts), dialled as the
+// proxy dials it; once Ready, the upstream going away does not undo it.
+func TestReadinessWaitsForTheUpstream(t *testing.T) {
+	t.Parallel()
+	// A free port nothing listens on yet.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	const upstreamHost = "upstream.team-a.svc:8080"
+	e := newEnv(t,
+		withConfig(func(c *config.Config) { c.Upstream.URL = "http://" + upstreamHost + "/mcp" }),
+		withOptions(func(o *gateway.Options) { o.Resolve = map[string]string{upstreamHost: addr} }))
+	readyz := func() (int, string) {
+		resp, body := do(t, newRequest(t, http.MethodGet, e.health.URL+"/readyz", ""))
+		return resp.StatusCode, body
+	}
+
+	if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, upstreamHost) {
+		t.Errorf("/readyz with the upstream refusing connections = %d %q, want 503 naming %s", code, body, upstreamHost)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "could not connect to the upstream") {
+		t.Errorf("no log line says why the replica is not ready:\n%s", logs)
+	}
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	if code, body := readyz(); code != http.StatusOK {
+		t.Errorf("/readyz once the upstream listens = %d %q, want 200", code, body)
+	}
+	l.Close()
+	if code, body := readyz(); code != http.StatusOK {
+		t.Errorf("/readyz after the upstream went away = %d %q, want 200: readiness latches", code, body)
 	}
 }
 
