@@ -37,20 +37,6 @@ func twoReplicaServer(ctx context.Context, t *testing.T, prefix string) (ns, nam
 	return ns, name, url
 }
 
-// waitRouted waits until the ingress controller routes url to the gateway,
-// which answers 401: an Ingress's status can come before its route.
-func waitRouted(ctx context.Context, t *testing.T, url string) {
-	t.Helper()
-	client, _ := clusterHTTPClient(ctx, t)
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		status, _ := postWithoutToken(ctx, t, client, url)
-		return status == http.StatusUnauthorized, nil
-	})
-	if err != nil {
-		t.Fatalf("the ingress controller never routed %s to its gateway", url)
-	}
-}
-
 // changeAndRollOut applies a change to the McpServer that changes its
 // gateway Deployment, and waits until the operator has updated the
 // Deployment and it has rolled out.
@@ -94,14 +80,15 @@ func TestGatewayRolloutUnderLoad(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	ns, name, url := twoReplicaServer(ctx, t, "roll")
 	before := podNames(gatewayPods(ctx, t, ns, name))
-	client, _ := clusterHTTPClient(ctx, t)
 
-	l := startLoad(ctx, t, client, url)
+	l := startLoad(ctx, t, url)
 	time.Sleep(steadyLoad)
+	l.phase("change the gateway resources")
 	// New resources change the pod template. (A configuration change, such
 	// as allowedOrigins, reaches the running pods without a rollout.)
 	changeAndRollOut(ctx, t, ns, name,
 		`{"spec":{"gateway":{"resources":{"requests":{"cpu":"60m","memory":"48Mi"},"limits":{"memory":"200Mi"}}}}}`)
+	l.phase("the gateways rolled out")
 	after := podNames(gatewayPods(ctx, t, ns, name))
 	for n := range after {
 		if before[n] {
@@ -111,10 +98,12 @@ func TestGatewayRolloutUnderLoad(t *testing.T) {
 	time.Sleep(steadyLoad)
 
 	// The operator restarts (a new pod annotation); its gateways go on.
+	l.phase("helm upgrade")
 	if _, err := helmRun(ctx, operatorHelmArgs(t, imageTag(t),
 		fmt.Sprintf("podAnnotations.restartedAt=t%d", time.Now().Unix()))...); err != nil {
 		t.Fatalf("helm upgrade: %v", err)
 	}
+	l.phase("helm upgrade done")
 	time.Sleep(steadyLoad)
 	checkLoad(t, "rollout and operator upgrade", l.finish())
 }
@@ -126,14 +115,14 @@ func TestGatewayRolloutUnderLoad(t *testing.T) {
 func TestGatewayPodLoss(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	ns, name, url := twoReplicaServer(ctx, t, "loss")
-	client, _ := clusterHTTPClient(ctx, t)
 
-	l := startLoad(ctx, t, client, url)
+	l := startLoad(ctx, t, url)
 	time.Sleep(steadyLoad)
 	pods := gatewayPods(ctx, t, ns, name)
 	if len(pods) != 2 {
 		t.Fatalf("gateway pods: %d, want 2", len(pods))
 	}
+	l.phase("evict " + pods[0].Name)
 	if err := evict(ctx, ns, pods[0].Name); err != nil {
 		t.Fatalf("evict %s with both replicas Ready: %v", pods[0].Name, err)
 	}
@@ -141,13 +130,16 @@ func TestGatewayPodLoss(t *testing.T) {
 		t.Errorf("evict %s right after %s: %v, want 429 Too Many Requests from the PodDisruptionBudget", pods[1].Name, pods[0].Name, err)
 	}
 	waitRolledOut(ctx, t, ns, name)
+	l.phase("replaced")
 	time.Sleep(steadyLoad)
 
 	victim := gatewayPods(ctx, t, ns, name)[0].Name
+	l.phase("delete " + victim)
 	if err := kube.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete gateway pod %s: %v", victim, err)
 	}
 	waitRolledOut(ctx, t, ns, name)
+	l.phase("replaced")
 	time.Sleep(steadyLoad)
 	checkLoad(t, "eviction and pod deletion", l.finish())
 }

@@ -3,14 +3,17 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,12 +121,18 @@ func clusterHTTPClient(ctx context.Context, t *testing.T) (*http.Client, *tokenL
 
 // tokenLog is an http.RoundTripper that notes the kind of bearer token each
 // request carried (never the token), so a test sees which format the client
-// was issued.
+// was issued, and keeps the first few 5xx answers with the start of their
+// bodies, which tell the gateway's own refusals from the ingress
+// controller's.
 type tokenLog struct {
-	base  http.RoundTripper
-	mu    sync.Mutex
-	kinds map[string]int
+	base         http.RoundTripper
+	mu           sync.Mutex
+	kinds        map[string]int
+	serverErrors []string
 }
+
+// serverErrorsKept bounds the 5xx answers a tokenLog keeps.
+const serverErrorsKept = 5
 
 func (l *tokenLog) RoundTrip(req *http.Request) (*http.Response, error) {
 	if kind := testenv.TokenKind(req.Header.Get("Authorization")); kind != testenv.TokenNone {
@@ -134,7 +143,30 @@ func (l *tokenLog) RoundTrip(req *http.Request) (*http.Response, error) {
 		l.kinds[kind]++
 		l.mu.Unlock()
 	}
-	return l.base.RoundTrip(req)
+	resp, err := l.base.RoundTrip(req)
+	if err != nil || resp.StatusCode < http.StatusInternalServerError {
+		return resp, err
+	}
+	head := make([]byte, 120)
+	n, _ := io.ReadFull(resp.Body, head)
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head[:n]), resp.Body), resp.Body}
+	l.mu.Lock()
+	if len(l.serverErrors) < serverErrorsKept {
+		l.serverErrors = append(l.serverErrors, fmt.Sprintf("%s %s %s at %s: %q",
+			req.Method, req.URL.Host, resp.Status, time.Now().Format("15:04:05.000"), head[:n]))
+	}
+	l.mu.Unlock()
+	return resp, nil
+}
+
+// answered5xx is the first few 5xx answers the client got.
+func (l *tokenLog) answered5xx() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.serverErrors)
 }
 
 // sent reports how many requests carried a token of the kind.

@@ -32,6 +32,7 @@ func TestUpstreamIsolation(t *testing.T) {
 	host := "iso-" + strings.TrimPrefix(ns, "iso-") + "." + ingressDomain
 	kubectl(ctx, t, mcpServerManifest(ns, name, "", ingressPublish(host)), "apply", "-f", "-")
 	url := waitMcpServerReady(ctx, t, ns, name)
+	waitRouted(ctx, t, url)
 	kubectl(ctx, t, "", "wait", "mcpserver/"+name, "-n", ns, "--for=condition=UpstreamIsolated", "--timeout=60s")
 
 	client, _ := clusterHTTPClient(ctx, t)

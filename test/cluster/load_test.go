@@ -5,7 +5,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +32,8 @@ type load struct {
 	ctx    context.Context
 	wg     sync.WaitGroup
 
+	answers *tokenLog
+
 	mu     sync.Mutex
 	report loadReport
 }
@@ -44,6 +46,10 @@ type loadReport struct {
 	// successful calls.
 	LongestPause time.Duration
 	Errors       []string
+	// Answered5xx are the first 5xx answers, with who sent them.
+	Answered5xx []string
+	// Phases are what the test changed meanwhile, and when.
+	Phases []string
 }
 
 func (r loadReport) String() string {
@@ -53,11 +59,12 @@ func (r loadReport) String() string {
 
 // startLoad connects two sessions to url (one for the callers, one for the
 // streamers, each through the full OAuth flow) and starts the load.
-func startLoad(ctx context.Context, t *testing.T, client *http.Client, url string) *load {
+func startLoad(ctx context.Context, t *testing.T, url string) *load {
 	t.Helper()
+	client, answers := clusterHTTPClient(ctx, t)
 	calls, streams := connect(ctx, t, client, url), connect(ctx, t, client, url)
 	lctx, cancel := context.WithCancel(ctx)
-	l := &load{ctx: lctx, cancel: cancel}
+	l := &load{ctx: lctx, cancel: cancel, answers: answers}
 	t.Cleanup(cancel)
 	for i := range loadCallers {
 		l.wg.Add(1)
@@ -87,7 +94,7 @@ func (l *load) caller(cs *mcp.ClientSession, id int) {
 		l.report.Calls++
 		if err != nil {
 			l.report.FailedCalls++
-			l.noteError(fmt.Sprintf("tools/call at %s: %v", now.Format(time.TimeOnly), err))
+			l.noteError(fmt.Sprintf("tools/call at %s: %v", now.Format("15:04:05.000"), err))
 		} else {
 			l.report.LongestPause = max(l.report.LongestPause, now.Sub(lastOK))
 			lastOK = now
@@ -117,7 +124,7 @@ func (l *load) streamer(cs *mcp.ClientSession, id int) {
 		l.report.Streams++
 		if err != nil {
 			l.report.FailedStreams++
-			l.noteError(fmt.Sprintf("progress stream at %s: %v", time.Now().Format(time.TimeOnly), err))
+			l.noteError(fmt.Sprintf("progress stream at %s: %v", time.Now().Format("15:04:05.000"), err))
 		}
 		l.mu.Unlock()
 		if err != nil {
@@ -127,6 +134,14 @@ func (l *load) streamer(cs *mcp.ClientSession, id int) {
 			}
 		}
 	}
+}
+
+// phase notes, with the time, a change the test made under the load, so
+// failures can be placed against it.
+func (l *load) phase(what string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.report.Phases = append(l.report.Phases, time.Now().Format("15:04:05.000")+" "+what)
 }
 
 // noteError keeps the first few failures; l.mu is held.
@@ -142,6 +157,7 @@ func (l *load) finish() loadReport {
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.report.Answered5xx = l.answers.answered5xx()
 	return l.report
 }
 
@@ -154,6 +170,7 @@ func checkLoad(t *testing.T, what string, r loadReport) {
 		t.Errorf("%s: the load made %d calls and %d streams; it never ran", what, r.Calls, r.Streams)
 	}
 	if r.FailedCalls > 0 || r.FailedStreams > 0 {
-		t.Errorf("%s: %d calls and %d streams failed; first failures:\n%v", what, r.FailedCalls, r.FailedStreams, r.Errors)
+		t.Errorf("%s: %d calls and %d streams failed; first failures:\n%v\nfirst 5xx answers:\n%s\nphases:\n%s", what,
+			r.FailedCalls, r.FailedStreams, r.Errors, strings.Join(r.Answered5xx, "\n"), strings.Join(r.Phases, "\n"))
 	}
 }

@@ -164,6 +164,20 @@ func waitMcpServerReady(ctx context.Context, t *testing.T, ns, name string) stri
 	return row["URL"]
 }
 
+// waitRouted waits until the ingress controller routes url to the gateway,
+// which answers 401: an Ingress's status can come before its route.
+func waitRouted(ctx context.Context, t *testing.T, url string) {
+	t.Helper()
+	client, _ := clusterHTTPClient(ctx, t)
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		status, _ := postWithoutToken(ctx, t, client, url)
+		return status == http.StatusUnauthorized, nil
+	})
+	if err != nil {
+		t.Fatalf("the ingress controller never routed %s to its gateway", url)
+	}
+}
+
 // gatewayDeployment is the Deployment the operator made for the McpServer.
 func gatewayDeployment(ctx context.Context, t *testing.T, ns, name string) *appsv1.Deployment {
 	t.Helper()
@@ -362,6 +376,7 @@ func TestMcpServerThroughIngress(t *testing.T) {
 	urls := map[string]string{}
 	for _, s := range servers {
 		urls[s.name] = waitMcpServerReady(ctx, t, ns, s.name)
+		waitRouted(ctx, t, urls[s.name])
 		if want := "https://" + s.host + "/mcp"; urls[s.name] != want {
 			t.Errorf("%s: URL %q, want %q", s.name, urls[s.name], want)
 		}
