@@ -84,8 +84,8 @@ func TestGatewayRolloutUnderLoad(t *testing.T) {
 	l := startLoad(ctx, t, url)
 	time.Sleep(steadyLoad)
 	l.phase("change the gateway resources")
-	// New resources change the pod template. (A configuration change, such
-	// as allowedOrigins, reaches the running pods without a rollout.)
+	// New resources change the pod template, as a change to the gateway's
+	// configuration would (through the config hash annotation).
 	changeAndRollOut(ctx, t, ns, name,
 		`{"spec":{"gateway":{"resources":{"requests":{"cpu":"60m","memory":"48Mi"},"limits":{"memory":"200Mi"}}}}}`)
 	l.phase("the gateways rolled out")
