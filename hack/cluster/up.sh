@@ -50,6 +50,11 @@ wait_for() {
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.5
   done
+  # A tainted node (disk or memory pressure) is the usual reason pods never
+  # start: say so rather than leave it to the logs.
+  local taints
+  taints="$(kubectl get nodes --request-timeout=5s -o jsonpath='{range .items[*].spec.taints[*]}{.key} {end}' 2>/dev/null)"
+  [ -z "${taints}" ] || what="${what} (the node has the taints ${taints% })"
   die "timed out after ${secs}s waiting for ${what}; logs are in ${LOG_DIR}"
 }
 
