@@ -186,8 +186,9 @@ type Gateway struct {
 	traffic    http.Handler
 	health     http.Handler
 
-	// ready latches once the verifier has fetched the signing keys and
-	// the upstream has accepted a connection; draining is set when Run starts shutting down.
+	// ready latches once the verifier has fetched the signing keys and the
+	// upstream has accepted a connection; draining is set when Run starts
+	// shutting down.
 	ready    atomic.Bool
 	draining atomic.Bool
 }

@@ -67,8 +67,7 @@ func (g *Gateway) probeReady(ctx context.Context) error {
 		return err
 	}
 	if err := g.reachUpstream(ctx); err != nil {
-		g.log.LogAttrs(ctx, slog.LevelWarn, "Not ready: could not connect to the upstream",
-			slog.String("upstream", g.upstreamAddr()), slog.String("error", err.Error()))
+		g.log.LogAttrs(ctx, slog.LevelWarn, "Not ready: could not connect to the upstream", slog.String("error", err.Error()))
 		return err
 	}
 	if !g.ready.Swap(true) {
@@ -80,9 +79,10 @@ func (g *Gateway) probeReady(ctx context.Context) error {
 // reachUpstream opens a connection to the upstream as the proxy would, and
 // closes it.
 func (g *Gateway) reachUpstream(ctx context.Context) error {
-	conn, err := g.dialUpstream(ctx, "tcp", g.upstreamAddr())
+	addr := g.upstreamAddr()
+	conn, err := g.dialUpstream(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("the upstream %s: %w", g.upstreamAddr(), err)
+		return fmt.Errorf("the upstream %s: %w", addr, err)
 	}
 	return conn.Close()
 }

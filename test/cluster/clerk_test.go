@@ -90,7 +90,7 @@ func startNodeClerk() (*clerktest.Server, error) {
 // Service (kube-proxy routes the ClusterIP on the node), the emulator's name
 // at the bridge address, as the cluster DNS resolves it, everything else as
 // it is; the cluster CA is trusted. It records the kind of every token sent.
-func clusterHTTPClient(ctx context.Context, t *testing.T) (*http.Client, *tokenLog) {
+func clusterHTTPClient(ctx context.Context, t *testing.T) (*http.Client, *exchangeLog) {
 	t.Helper()
 	svc, err := kube.CoreV1().Services("traefik").Get(ctx, "traefik", metav1.GetOptions{})
 	if err != nil {
@@ -115,26 +115,26 @@ func clusterHTTPClient(ctx context.Context, t *testing.T) (*http.Client, *tokenL
 		MaxIdleConnsPerHost: 16,
 	}
 	t.Cleanup(transport.CloseIdleConnections)
-	tokens := &tokenLog{base: transport}
+	tokens := &exchangeLog{base: transport}
 	return &http.Client{Transport: tokens}, tokens
 }
 
-// tokenLog is an http.RoundTripper that notes the kind of bearer token each
+// exchangeLog is an http.RoundTripper that notes the kind of bearer token each
 // request carried (never the token), so a test sees which format the client
 // was issued, and keeps the first few 5xx answers with the start of their
 // bodies, which tell the gateway's own refusals from the ingress
 // controller's.
-type tokenLog struct {
+type exchangeLog struct {
 	base         http.RoundTripper
 	mu           sync.Mutex
 	kinds        map[string]int
 	serverErrors []string
 }
 
-// serverErrorsKept bounds the 5xx answers a tokenLog keeps.
+// serverErrorsKept bounds the 5xx answers an exchangeLog keeps.
 const serverErrorsKept = 5
 
-func (l *tokenLog) RoundTrip(req *http.Request) (*http.Response, error) {
+func (l *exchangeLog) RoundTrip(req *http.Request) (*http.Response, error) {
 	if kind := testenv.TokenKind(req.Header.Get("Authorization")); kind != testenv.TokenNone {
 		l.mu.Lock()
 		if l.kinds == nil {
@@ -156,21 +156,21 @@ func (l *tokenLog) RoundTrip(req *http.Request) (*http.Response, error) {
 	l.mu.Lock()
 	if len(l.serverErrors) < serverErrorsKept {
 		l.serverErrors = append(l.serverErrors, fmt.Sprintf("%s %s %s at %s: %q",
-			req.Method, req.URL.Host, resp.Status, time.Now().Format("15:04:05.000"), head[:n]))
+			req.Method, req.URL.Host, resp.Status, time.Now().Format(clockMillis), head[:n]))
 	}
 	l.mu.Unlock()
 	return resp, nil
 }
 
 // answered5xx is the first few 5xx answers the client got.
-func (l *tokenLog) answered5xx() []string {
+func (l *exchangeLog) answered5xx() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.serverErrors)
 }
 
 // sent reports how many requests carried a token of the kind.
-func (l *tokenLog) sent(kind string) int {
+func (l *exchangeLog) sent(kind string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.kinds[kind]

@@ -24,6 +24,9 @@ const (
 	streamStepDelay = 200 * time.Millisecond
 	// loadErrorsKept bounds the failures a report quotes.
 	loadErrorsKept = 5
+	// clockMillis is how reports write a time: to the millisecond, so
+	// failures can be set against the test's changes.
+	clockMillis = "15:04:05.000"
 )
 
 // load runs the callers and streamers until finish.
@@ -32,7 +35,7 @@ type load struct {
 	ctx    context.Context
 	wg     sync.WaitGroup
 
-	answers *tokenLog
+	answers *exchangeLog
 
 	mu     sync.Mutex
 	report loadReport
@@ -94,7 +97,7 @@ func (l *load) caller(cs *mcp.ClientSession, id int) {
 		l.report.Calls++
 		if err != nil {
 			l.report.FailedCalls++
-			l.noteError(fmt.Sprintf("tools/call at %s: %v", now.Format("15:04:05.000"), err))
+			l.noteError(fmt.Sprintf("tools/call at %s: %v", now.Format(clockMillis), err))
 		} else {
 			l.report.LongestPause = max(l.report.LongestPause, now.Sub(lastOK))
 			lastOK = now
@@ -124,7 +127,7 @@ func (l *load) streamer(cs *mcp.ClientSession, id int) {
 		l.report.Streams++
 		if err != nil {
 			l.report.FailedStreams++
-			l.noteError(fmt.Sprintf("progress stream at %s: %v", time.Now().Format("15:04:05.000"), err))
+			l.noteError(fmt.Sprintf("progress stream at %s: %v", time.Now().Format(clockMillis), err))
 		}
 		l.mu.Unlock()
 		if err != nil {
@@ -141,7 +144,7 @@ func (l *load) streamer(cs *mcp.ClientSession, id int) {
 func (l *load) phase(what string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.report.Phases = append(l.report.Phases, time.Now().Format("15:04:05.000")+" "+what)
+	l.report.Phases = append(l.report.Phases, time.Now().Format(clockMillis)+" "+what)
 }
 
 // noteError keeps the first few failures; l.mu is held.
