@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/broker/brokertest"
@@ -124,6 +126,9 @@ type bench struct {
 	broker   *brokertest.Broker
 	brokerTB *driverTB
 	logs     []*os.File // closed by close, after the processes writing them
+	// findAddrs finds free addresses for a gateway; freeAddrs unless a
+	// test needs a port taken.
+	findAddrs func(n int) ([]string, error)
 }
 
 // close closes the emulator and the process logs.
@@ -487,23 +492,43 @@ func (b *bench) tokensFor(mode string, concurrency int) (tokens tokenSource, new
 	return func(worker int) (string, bool) { return perWorker[worker], true }, 0, nil
 }
 
+// gatewayStartAttempts bounds how often startGateway picks new ports for a
+// gateway that could not listen on the ones it was given.
+const gatewayStartAttempts = 3
+
 // startGateway runs `mcpgate gateway` for the upstream URL, as the operator
 // would run it in a pod: its own process, a config file, the secret key in a
 // file; configure, when not nil, adds to the configuration (access rules,
 // credentials). It returns once /readyz says the gateway can verify tokens.
+//
+// The gateway's ports are found free, not reserved: until it binds them,
+// another process on the machine (a parallel test's outgoing connection)
+// may take one. The gateway then exits saying so, and starts again on new
+// ports.
 func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, configure func(dir string, c *config.Config) error) (*process, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := b.startGatewayOnce(ctx, name, upstreamURL, configure)
+		if !errors.Is(err, errPortTaken) || attempt == gatewayStartAttempts {
+			return p, err
+		}
+		fmt.Fprintf(b.opts.log, "  gateway %s: %v; starting it again on other ports\n", name, err)
+	}
+}
+
+func (b *bench) startGatewayOnce(ctx context.Context, name, upstreamURL string, configure func(dir string, c *config.Config) error) (*process, error) {
 	dir, err := os.MkdirTemp(b.opts.logDir, "gateway-"+name+"-")
 	if err != nil {
 		return nil, err
 	}
-	traffic, err := freeAddr()
+	findAddrs := b.findAddrs
+	if findAddrs == nil {
+		findAddrs = freeAddrs
+	}
+	addrs, err := findAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	health, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	traffic, health := addrs[0], addrs[1]
 	keyFile := filepath.Join(dir, "secret-key")
 	if err := os.WriteFile(keyFile, []byte(b.clerk.SecretKey()), 0o600); err != nil {
 		return nil, err
@@ -544,14 +569,15 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, conf
 	}
 	cmd := exec.Command(b.opts.mcpgate, args...)
 	cmd.Env = append(os.Environ(), b.opts.gatewayEnv...)
-	cmd.Stderr = b.logFile("gateway-" + name)
+	logFile := b.logFile("gateway-" + name)
+	cmd.Stderr = logFile
 	if !gwConfig.Audit.Disabled {
 		cmd.Stdout = b.logFile("audit-" + name) // a file, as a node's container runtime writes it
 	}
 	if err := startPinned(cmd, b.opts.proxyCPUs); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	p := &process{name: "gateway " + name, cmd: cmd, addr: traffic, done: make(chan struct{})}
+	p := &process{name: "gateway " + name, cmd: cmd, addr: traffic, done: make(chan struct{}), logPath: logPath(logFile)}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	if err := waitReady(ctx, p, "http://"+health+"/readyz"); err != nil {
 		p.stop()
@@ -560,13 +586,18 @@ func (b *bench) startGateway(ctx context.Context, name, upstreamURL string, conf
 	return p, nil
 }
 
-// waitReady polls a readiness URL until it answers 200.
+// errPortTaken marks a process that exited because one of its ports was
+// taken before it could listen.
+var errPortTaken = errors.New("a port was taken before it could listen")
+
+// waitReady polls a readiness URL until it answers 200. A process that
+// exits first is reported with the end of its log.
 func waitReady(ctx context.Context, p *process, url string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited during startup", p.name)
+			return p.exitError()
 		default:
 		}
 		if resp, err := http.Get(url); err == nil {
@@ -586,6 +617,31 @@ func idleRSS(pid int) (int64, error) {
 	time.Sleep(time.Second)
 	s, err := readProc(pid)
 	return s.RSS, err
+}
+
+// exitError says that p exited during startup, with the end of its log;
+// it wraps errPortTaken when the log says a port was in use.
+func (p *process) exitError() error {
+	if p.logPath == "" {
+		return fmt.Errorf("%s exited during startup", p.name)
+	}
+	log, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return fmt.Errorf("%s exited during startup (its log: %v)", p.name, err)
+	}
+	tail := testenv.LastLines(string(log), 10)
+	if strings.Contains(tail, "address already in use") {
+		return fmt.Errorf("%s exited during startup: %w; its log ends:\n%s", p.name, errPortTaken, tail)
+	}
+	return fmt.Errorf("%s exited during startup; its log ends:\n%s", p.name, tail)
+}
+
+// logPath is the file a logFile writer writes, or "" when it writes none.
+func logPath(w io.Writer) string {
+	if f, ok := w.(*os.File); ok {
+		return f.Name()
+	}
+	return ""
 }
 
 // logFile opens the log of one process in the log directory.

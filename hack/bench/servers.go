@@ -215,6 +215,8 @@ type process struct {
 	cmd  *exec.Cmd
 	addr string
 	done chan struct{}
+	// logPath is the file its stderr goes to, if it is a file.
+	logPath string
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
@@ -268,13 +270,20 @@ func (p *process) stop() {
 	}
 }
 
-// freeAddr reserves a loopback port for a server that takes its address in
-// a configuration file.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs finds n distinct free loopback addresses for a server that
+// takes its addresses in a configuration file. They are free when
+// returned, not reserved.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	// All listeners stay open until every address is known, so that the n
+	// addresses differ.
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs, nil
 }
