@@ -627,7 +627,7 @@ func (p *process) exitError() error {
 	}
 	log, err := os.ReadFile(p.logPath)
 	if err != nil {
-		return fmt.Errorf("%s exited during startup (its log: %v)", p.name, err)
+		return fmt.Errorf("%s exited during startup; its log: %w", p.name, err)
 	}
 	tail := testenv.LastLines(string(log), 10)
 	if strings.Contains(tail, "address already in use") {
