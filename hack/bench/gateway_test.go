@@ -19,15 +19,6 @@ import (
 // might take it between freeAddrs and the gateway's bind: the real gateway
 // exits saying so, and startGateway starts it again on new ports.
 func TestGatewayStartsAgainWhenItsPortIsTaken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds mcpgate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,22 +26,15 @@ func TestGatewayStartsAgainWhenItsPortIsTaken(t *testing.T) {
 	defer taken.Close()
 	upstream := httptest.NewServer(http.NotFoundHandler())
 	defer upstream.Close()
-
-	var progress bytes.Buffer
 	calls := 0
-	b := &bench{
-		opts:  gatewayOptions{mcpgate: bins.Mcpgate, logDir: t.TempDir(), log: &progress},
-		clerk: clerktest.NewServer(),
-		findAddrs: func(n int) ([]string, error) {
-			calls++
-			addrs, err := freeAddrs(n)
-			if err == nil && calls == 1 {
-				addrs[0] = taken.Addr().String()
-			}
-			return addrs, err
-		},
-	}
-	defer b.close()
+	ctx, b, progress := gatewayBench(t, func(n int) ([]string, error) {
+		calls++
+		addrs, err := freeAddrs(n)
+		if err == nil && calls == 1 {
+			addrs[0] = taken.Addr().String()
+		}
+		return addrs, err
+	})
 
 	p, err := b.startGateway(ctx, "port-taken", upstream.URL, nil)
 	if err != nil {
@@ -71,32 +55,18 @@ func TestGatewayStartsAgainWhenItsPortIsTaken(t *testing.T) {
 // TestGatewayExitReportsItsLog: a gateway that exits for any other reason
 // is not started again, and the error carries the end of its log.
 func TestGatewayExitReportsItsLog(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds mcpgate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	calls := 0
-	b := &bench{
-		opts:  gatewayOptions{mcpgate: bins.Mcpgate, logDir: t.TempDir(), log: &bytes.Buffer{}},
-		clerk: clerktest.NewServer(),
-		// An address of no interface here (TEST-NET-1): the bind fails.
-		findAddrs: func(n int) ([]string, error) {
-			calls++
-			addrs, err := freeAddrs(n)
-			if err == nil {
-				addrs[0] = "192.0.2.1:8080"
-			}
-			return addrs, err
-		},
-	}
-	defer b.close()
+	// An address of no interface here (TEST-NET-1): the bind fails.
+	ctx, b, _ := gatewayBench(t, func(n int) ([]string, error) {
+		calls++
+		addrs, err := freeAddrs(n)
+		if err == nil {
+			addrs[0] = "192.0.2.1:8080"
+		}
+		return addrs, err
+	})
 
-	_, err = b.startGateway(ctx, "no-such-address", "http://127.0.0.1:1/", nil)
+	_, err := b.startGateway(ctx, "no-such-address", "http://127.0.0.1:1/", nil)
 	if err == nil {
 		t.Fatal("startGateway succeeded listening on 192.0.2.1")
 	}
@@ -106,4 +76,27 @@ func TestGatewayExitReportsItsLog(t *testing.T) {
 	if !strings.Contains(err.Error(), "exited during startup; its log ends:") || !strings.Contains(err.Error(), "cannot assign requested address") {
 		t.Errorf("error does not carry the gateway's log: %v", err)
 	}
+}
+
+// gatewayBench is a bench that starts real gateways, built from this
+// checkout, on the addresses findAddrs gives; progress is its output.
+func gatewayBench(t *testing.T, findAddrs func(n int) ([]string, error)) (context.Context, *bench, *bytes.Buffer) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds mcpgate")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	bins, err := localstack.Build(ctx, localstack.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress := &bytes.Buffer{}
+	b := &bench{
+		opts:      gatewayOptions{mcpgate: bins.Mcpgate, logDir: t.TempDir(), log: progress},
+		clerk:     clerktest.NewServer(),
+		findAddrs: findAddrs,
+	}
+	t.Cleanup(b.close)
+	return ctx, b, progress
 }
