@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -306,13 +307,15 @@ func TestHealth(t *testing.T) {
 // proxy dials it; once Ready, the upstream going away does not undo it.
 func TestReadinessWaitsForTheUpstream(t *testing.T) {
 	t.Parallel()
-	// A free port nothing listens on yet.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// The upstream is 127.0.0.2:P, which refuses connections until the
+	// test listens there. Holding 127.0.0.1:P keeps port P from being
+	// given to another socket meanwhile.
+	hold, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
+	defer hold.Close()
+	addr := net.JoinHostPort("127.0.0.2", strconv.Itoa(hold.Addr().(*net.TCPAddr).Port))
 	const upstreamHost = "upstream.team-a.svc:8080"
 	e := newEnv(t,
 		withConfig(func(c *config.Config) { c.Upstream.URL = "http://" + upstreamHost + "/mcp" }),
@@ -328,7 +331,7 @@ func TestReadinessWaitsForTheUpstream(t *testing.T) {
 	if logs := e.logs.String(); !strings.Contains(logs, "could not connect to the upstream") {
 		t.Errorf("no log line says why the replica is not ready:\n%s", logs)
 	}
-	l, err = net.Listen("tcp", addr)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}

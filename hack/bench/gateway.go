@@ -126,9 +126,14 @@ type bench struct {
 	broker   *brokertest.Broker
 	brokerTB *driverTB
 	logs     []*os.File // closed by close, after the processes writing them
-	// findAddrs finds free addresses for a gateway; freeAddrs unless a
-	// test needs a port taken.
+	// findAddrs finds free addresses for a gateway: freeAddrs, or what a
+	// test gives.
 	findAddrs func(n int) ([]string, error)
+}
+
+// newBench starts the Clerk emulator for the gateways of one suite.
+func newBench(opts gatewayOptions) *bench {
+	return &bench{opts: opts, clerk: clerktest.NewServer(), findAddrs: freeAddrs}
 }
 
 // close closes the emulator and the process logs.
@@ -146,7 +151,7 @@ func (b *bench) close() {
 // types at each concurrency level. Within one level the modes run back to
 // back, so that each ratio compares figures taken moments apart.
 func runGatewaySuite(ctx context.Context, opts gatewayOptions) (gatewaySuite, error) {
-	b := &bench{opts: opts, clerk: clerktest.NewServer()}
+	b := newBench(opts)
 	defer b.close()
 	if err := b.createOrganization(); err != nil {
 		return gatewaySuite{}, err
@@ -520,11 +525,7 @@ func (b *bench) startGatewayOnce(ctx context.Context, name, upstreamURL string, 
 	if err != nil {
 		return nil, err
 	}
-	findAddrs := b.findAddrs
-	if findAddrs == nil {
-		findAddrs = freeAddrs
-	}
-	addrs, err := findAddrs(2)
+	addrs, err := b.findAddrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -569,15 +570,14 @@ func (b *bench) startGatewayOnce(ctx context.Context, name, upstreamURL string, 
 	}
 	cmd := exec.Command(b.opts.mcpgate, args...)
 	cmd.Env = append(os.Environ(), b.opts.gatewayEnv...)
-	logFile := b.logFile("gateway-" + name)
-	cmd.Stderr = logFile
+	cmd.Stderr = b.logFile("gateway-" + name)
 	if !gwConfig.Audit.Disabled {
 		cmd.Stdout = b.logFile("audit-" + name) // a file, as a node's container runtime writes it
 	}
 	if err := startPinned(cmd, b.opts.proxyCPUs); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	p := &process{name: "gateway " + name, cmd: cmd, addr: traffic, done: make(chan struct{}), logPath: logPath(logFile)}
+	p := &process{name: "gateway " + name, cmd: cmd, addr: traffic, done: make(chan struct{}), logPath: b.logPath("gateway-" + name)}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	if err := waitReady(ctx, p, "http://"+health+"/readyz"); err != nil {
 		p.stop()
@@ -622,9 +622,6 @@ func idleRSS(pid int) (int64, error) {
 // exitError says that p exited during startup, with the end of its log;
 // it wraps errPortTaken when the log says a port was in use.
 func (p *process) exitError() error {
-	if p.logPath == "" {
-		return fmt.Errorf("%s exited during startup", p.name)
-	}
 	log, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return fmt.Errorf("%s exited during startup; its log: %w", p.name, err)
@@ -636,17 +633,14 @@ func (p *process) exitError() error {
 	return fmt.Errorf("%s exited during startup; its log ends:\n%s", p.name, tail)
 }
 
-// logPath is the file a logFile writer writes, or "" when it writes none.
-func logPath(w io.Writer) string {
-	if f, ok := w.(*os.File); ok {
-		return f.Name()
-	}
-	return ""
+// logPath is where logFile writes the log of the process called name.
+func (b *bench) logPath(name string) string {
+	return filepath.Join(b.opts.logDir, name+".log")
 }
 
 // logFile opens the log of one process in the log directory.
 func (b *bench) logFile(name string) io.Writer {
-	f, err := os.Create(filepath.Join(b.opts.logDir, name+".log"))
+	f, err := os.Create(b.logPath(name))
 	if err != nil {
 		return io.Discard
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/clerk/clerktest"
 	"github.com/mcpgate/mcpgate/internal/localstack"
 )
 
@@ -92,11 +91,8 @@ func gatewayBench(t *testing.T, findAddrs func(n int) ([]string, error)) (contex
 		t.Fatal(err)
 	}
 	progress := &bytes.Buffer{}
-	b := &bench{
-		opts:      gatewayOptions{mcpgate: bins.Mcpgate, logDir: t.TempDir(), log: progress},
-		clerk:     clerktest.NewServer(),
-		findAddrs: findAddrs,
-	}
+	b := newBench(gatewayOptions{mcpgate: bins.Mcpgate, logDir: t.TempDir(), log: progress})
+	b.findAddrs = findAddrs
 	t.Cleanup(b.close)
 	return ctx, b, progress
 }

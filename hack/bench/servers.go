@@ -215,7 +215,8 @@ type process struct {
 	cmd  *exec.Cmd
 	addr string
 	done chan struct{}
-	// logPath is the file its stderr goes to, if it is a file.
+	// logPath is the file its stderr goes to; set for gateways, whose
+	// exit during startup is reported with its end.
 	logPath string
 }
 

@@ -39,7 +39,7 @@ type streamsOptions struct {
 // and counts the events that arrive against those the upstream wrote.
 func runStreams(ctx context.Context, gopts gatewayOptions, sopts streamsOptions) (streamsResult, error) {
 	res := streamsResult{Streams: sopts.streams, EventsPerStream: sopts.events}
-	b := &bench{opts: gopts, clerk: clerktest.NewServer()}
+	b := newBench(gopts)
 	defer b.close()
 	up, err := startProcess(ctx, "stream upstream", nil, b.logFile("stream-upstream"), gopts.self, "serve", "upstream",
 		"--stream-events", fmt.Sprint(sopts.events), "--stream-interval", sopts.interval.String())
